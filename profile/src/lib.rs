@@ -1,0 +1,1 @@
+//! otpilot profile engine.
