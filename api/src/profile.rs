@@ -1,10 +1,400 @@
-//! The declarative MFA profile format (spec of `ClusterMfaProfile`).
-// Placeholder: owned by the profile-engine work, which replaces this file.
+//! The declarative MFA profile format: the spec of `ClusterMfaProfile`, and
+//! the format of the built-in profiles shipped as YAML.
+//!
+//! A profile lists, for each flow (`enroll`, `login`, `refresh`,
+//! `recoveryLogin`, `disable`), the HTTP steps that run it. Every string in a
+//! step is a template (Jinja syntax, rendered by minijinja) over named values.
+
+// Implementation notes (not user documentation, hence `//`):
+// - The schema must stay a Kubernetes *structural* schema: no untagged enums,
+//   no `oneOf` of differently typed variants. Alternatives are plain structs
+//   with optional fields that the engine validates at load time; free-form
+//   JSON bodies use `crate::schema::any_json`.
+// - `deny_unknown_fields` turns typos in hand-written YAML into load errors;
+//   the API server prunes unknown fields of custom resources anyway.
+// - No I/O and no validation here: the engine (`otpilot-profile`) validates.
+
+use std::collections::BTreeMap;
 
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
-/// A vendor's MFA flows as declarative HTTP steps.
+/// A vendor's multi-factor authentication flows, each a list of HTTP steps.
+///
+/// Templates may use these values: `username`, `password`, `api_key`,
+/// `totp_secret`, `totp` (the current one-time code, computed when a step
+/// uses it), `recovery_code` (recoveryLogin only), `access_token` and
+/// `refresh_token` (refresh only), the profile's `variables`, and every value
+/// extracted by an earlier step of the same flow.
 #[derive(Serialize, Deserialize, JsonSchema, Clone, Debug, PartialEq, Default)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct ProfileSpec {
+    /// Human-readable vendor name, used in messages.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub display_name: Option<String>,
+
+    /// TOTP parameters of the vendor, used unless the enrollment response
+    /// carries an otpauth URI that says otherwise.
+    #[serde(default)]
+    pub totp: TotpDefaults,
+
+    /// Named constants available to every template (for example an
+    /// organisation id or a client id). Values given by an ApiCredential
+    /// override these defaults.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub variables: BTreeMap<String, String>,
+
+    /// Headers sent with every request of every flow (templates). A step's
+    /// own headers override these.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub headers: BTreeMap<String, String>,
+
+    /// Lifetime of an access token in seconds, used only when a flow
+    /// extracts no `expires_at` and the token is not a JWT with an `exp`
+    /// claim.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub token_lifetime_seconds: Option<u64>,
+
+    /// Turns on MFA for the account: obtains a TOTP secret (extract
+    /// `totp_secret`), proves it with a code, and collects recovery codes
+    /// (extract `recovery_codes`).
+    pub enroll: Flow,
+
+    /// Logs in with the TOTP code; must extract `access_token`, and may
+    /// extract `refresh_token`, `expires_at`, `refresh_expires_at`.
+    pub login: Flow,
+
+    /// Exchanges the refresh token for new tokens. Omit when the vendor has
+    /// no refresh: the session is then renewed by logging in again.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub refresh: Option<Flow>,
+
+    /// Logs in with a recovery code (`recovery_code`) instead of a TOTP code.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub recovery_login: Option<Flow>,
+
+    /// Turns MFA off for the account (used when an ApiCredential with
+    /// `deletionPolicy: Disable` is deleted).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub disable: Option<Flow>,
+}
+
+/// TOTP parameters (RFC 6238).
+#[derive(Serialize, Deserialize, JsonSchema, Clone, Debug, PartialEq, Eq)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct TotpDefaults {
+    /// HMAC algorithm: `SHA1` (default), `SHA256` or `SHA512`.
+    #[serde(default)]
+    pub algorithm: TotpAlgorithm,
+    /// Number of digits of a code, 6 to 8. Default 6.
+    #[serde(default = "default_digits")]
+    #[schemars(range(min = 6, max = 8))]
+    pub digits: u8,
+    /// Length of a time step in seconds. Default 30.
+    #[serde(default = "default_period")]
+    #[schemars(range(min = 1))]
+    pub period: u64,
+}
+
+impl Default for TotpDefaults {
+    fn default() -> Self {
+        Self {
+            algorithm: TotpAlgorithm::default(),
+            digits: default_digits(),
+            period: default_period(),
+        }
+    }
+}
+
+fn default_digits() -> u8 {
+    6
+}
+
+fn default_period() -> u64 {
+    30
+}
+
+/// HMAC algorithm of a TOTP code.
+#[derive(Serialize, Deserialize, JsonSchema, Clone, Copy, Debug, PartialEq, Eq, Default)]
+pub enum TotpAlgorithm {
+    // HMAC-SHA1, what nearly every vendor uses.
+    #[default]
+    #[serde(rename = "SHA1")]
+    Sha1,
+    // HMAC-SHA256.
+    #[serde(rename = "SHA256")]
+    Sha256,
+    // HMAC-SHA512.
+    #[serde(rename = "SHA512")]
+    Sha512,
+}
+
+/// One flow: HTTP steps run in order. Values extracted by a step are
+/// available to the steps after it.
+#[derive(Serialize, Deserialize, JsonSchema, Clone, Debug, PartialEq, Default)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct Flow {
+    /// The steps, in order.
+    pub steps: Vec<Step>,
+}
+
+/// One HTTP request and what to make of its response.
+#[derive(Serialize, Deserialize, JsonSchema, Clone, Debug, PartialEq, Default)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct Step {
+    /// Short name used in logs and error messages. Defaults to the step's
+    /// position.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub name: Option<String>,
+
+    /// HTTP method: `GET`, `POST`, `PUT`, `PATCH` or `DELETE`.
+    pub method: HttpMethod,
+
+    /// Path appended to the credential's base URL (template), for example
+    /// `/v2/users/{{ username | urlencode }}/otp`.
+    pub path: String,
+
+    /// Query parameters (templates).
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub query: BTreeMap<String, String>,
+
+    /// Request headers (templates), for example
+    /// `Authorization: "Bearer {{ access_token }}"`.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub headers: BTreeMap<String, String>,
+
+    /// JSON request body. Every string in it is a template; numbers,
+    /// booleans and nulls are sent as written. Mutually exclusive with `form`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(schema_with = "crate::schema::any_json")]
+    pub body: Option<serde_json::Value>,
+
+    /// Form request body (`application/x-www-form-urlencoded`), field to
+    /// template. Mutually exclusive with `body`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub form: Option<BTreeMap<String, String>>,
+
+    /// How to read the response status, checked in order; the first rule
+    /// that matches decides. When none matches: 2xx is success, 429 and 503
+    /// are retried after `Retry-After`, 423 is a lock-out, 502 and 504 are
+    /// retried with backoff, anything else fails the step.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub responses: Vec<ResponseRule>,
+
+    /// Values to take from a successful response, by name. Well-known
+    /// names: `totp_secret` (with `as: base32Secret` or `as: otpauthUri`),
+    /// `recovery_codes` (with `as: recoveryCodes`), `access_token`,
+    /// `refresh_token`, `expires_at`, `refresh_expires_at`,
+    /// `reenroll_required`. Any other name becomes a value for later steps.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub extract: BTreeMap<String, Extraction>,
+}
+
+/// HTTP method of a step.
+#[derive(Serialize, Deserialize, JsonSchema, Clone, Copy, Debug, PartialEq, Eq, Default)]
+#[serde(rename_all = "UPPERCASE")]
+pub enum HttpMethod {
+    // GET
+    #[default]
+    Get,
+    // POST
+    Post,
+    // PUT
+    Put,
+    // PATCH
+    Patch,
+    // DELETE
+    Delete,
+}
+
+/// A rule that classifies a response.
+#[derive(Serialize, Deserialize, JsonSchema, Clone, Debug, PartialEq, Default)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct ResponseRule {
+    /// HTTP statuses this rule matches. Empty matches every status.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub status: Vec<u16>,
+
+    /// Further condition on the JSON response body.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub when: Option<BodyMatch>,
+
+    /// What the response means: `success` (extract and go on),
+    /// `retryWithTotpHeader` (send the request again with the current TOTP
+    /// code in `header`, as Acreto's 424 asks), `codeAlreadyUsed` (wait for
+    /// the next time step and send a fresh code), `codeRejected` (the code
+    /// was wrong: the stored secret may not be the enrolled one, or the clock
+    /// is off), `lockedOut` (wait for `Retry-After`), `fail` (explained by
+    /// `message`).
+    pub outcome: Outcome,
+
+    /// For `retryWithTotpHeader`: the header that carries the code
+    /// (default `X-OTP`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub header: Option<String>,
+
+    /// For `fail`: an explanation shown to the user.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub message: Option<String>,
+}
+
+/// A condition on the JSON response body.
+#[derive(Serialize, Deserialize, JsonSchema, Clone, Debug, PartialEq, Default)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct BodyMatch {
+    /// JSON pointer (RFC 6901) into the response body, e.g. `/code`.
+    pub pointer: String,
+    /// The JSON value expected there, e.g. `16432` or `false`.
+    #[schemars(schema_with = "crate::schema::any_json")]
+    pub equals: serde_json::Value,
+}
+
+/// What a response means.
+#[derive(Serialize, Deserialize, JsonSchema, Clone, Copy, Debug, PartialEq, Eq, Default)]
 #[serde(rename_all = "camelCase")]
-pub struct ProfileSpec {}
+pub enum Outcome {
+    // The step succeeded; extraction runs.
+    #[default]
+    Success,
+    // Send the same request again with the current TOTP code in `header`
+    // (Acreto answers 424 this way).
+    RetryWithTotpHeader,
+    // The code was already used in this time step: wait for the next step
+    // and send a fresh code.
+    CodeAlreadyUsed,
+    // The code was wrong: the stored TOTP secret may not be the one the
+    // vendor knows, or the clock is off.
+    CodeRejected,
+    // Too many attempts: wait for `Retry-After` before trying again.
+    LockedOut,
+    // Any other failure, explained by `message`.
+    Fail,
+}
+
+/// Where a value comes from in a response, and how to read it. Exactly one
+/// of `pointer`, `header` and `value` is set.
+#[derive(Serialize, Deserialize, JsonSchema, Clone, Debug, PartialEq, Default)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct Extraction {
+    /// JSON pointer (RFC 6901) into the response body, e.g.
+    /// `/secret/otpauth_url`; the empty string is the whole body.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub pointer: Option<String>,
+
+    /// Response header to read.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub header: Option<String>,
+
+    /// A template to render instead of reading the response, e.g. a fixed
+    /// lifetime `"600"` with `as: expiresIn`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub value: Option<String>,
+
+    /// How to interpret the value: `string` (default; numbers and booleans
+    /// become text), `base32Secret` (a TOTP secret; case and spaces are
+    /// forgiven), `otpauthUri` (an `otpauth://totp/...` URI, or a QR-chart
+    /// link whose `chl` parameter holds one; sets secret and TOTP
+    /// parameters), `recoveryCodes` (a JSON array of strings or one string
+    /// with a code per line), and expiries: `expiresIn` (seconds from now),
+    /// `epochSeconds`, `epochMillis`, `rfc3339`, `jwtExp` (the `exp` claim
+    /// of a JWT).
+    #[serde(default, rename = "as")]
+    pub kind: ValueKind,
+
+    /// For `recoveryCodes`: remove whitespace inside each code (a vendor
+    /// that shows `"3892 3664"` but accepts `38923664`).
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub strip_spaces: bool,
+
+    /// When true, a missing value is not an error.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub optional: bool,
+}
+
+/// How to interpret an extracted value.
+#[derive(Serialize, Deserialize, JsonSchema, Clone, Copy, Debug, PartialEq, Eq, Default)]
+#[serde(rename_all = "camelCase")]
+pub enum ValueKind {
+    // A string (numbers and booleans are converted to text).
+    #[default]
+    String,
+    // A base32 TOTP secret (case and spaces are forgiven); only for
+    // `totp_secret`.
+    Base32Secret,
+    // An `otpauth://totp/...` URI, or a QR-chart link whose `chl`
+    // parameter holds one; sets the secret and TOTP parameters. Only for
+    // `totp_secret`.
+    OtpauthUri,
+    // Recovery codes: a JSON array of strings, or one string with a code
+    // per line. Only for `recovery_codes`.
+    RecoveryCodes,
+    // An expiry given as seconds from now.
+    ExpiresIn,
+    // An expiry given as a Unix time in seconds.
+    EpochSeconds,
+    // An expiry given as a Unix time in milliseconds.
+    EpochMillis,
+    // An expiry given as an RFC 3339 timestamp.
+    Rfc3339,
+    // A JWT whose `exp` claim is the expiry.
+    JwtExp,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn minimal_profile_gets_rfc_default_totp_parameters() {
+        let spec: ProfileSpec =
+            serde_yaml::from_str("enroll: {steps: []}\nlogin: {steps: []}\n").expect("parses");
+        assert_eq!(spec.totp, TotpDefaults::default());
+        assert_eq!(spec.totp.digits, 6);
+        assert_eq!(spec.totp.period, 30);
+        assert!(spec.refresh.is_none());
+    }
+
+    #[test]
+    fn unknown_field_is_rejected() {
+        let err = serde_yaml::from_str::<ProfileSpec>(
+            "enroll: {steps: []}\nlogin: {steps: [{method: GET, path: /, bdy: {}}]}\n",
+        )
+        .expect_err("typo must fail");
+        assert!(err.to_string().contains("bdy"), "{err}");
+    }
+
+    #[test]
+    fn step_round_trips_in_camel_case() {
+        let yaml = r#"
+method: POST
+path: /login
+body: {code: "{{ totp }}", n: 1}
+responses:
+  - status: [424]
+    outcome: retryWithTotpHeader
+    header: X-OTP
+extract:
+  expires_at: {pointer: /expiry, as: expiresIn}
+  recovery_codes: {pointer: /codes, as: recoveryCodes, stripSpaces: true}
+"#;
+        let step: Step = serde_yaml::from_str(yaml).expect("parses");
+        assert_eq!(step.method, HttpMethod::Post);
+        assert_eq!(step.responses[0].outcome, Outcome::RetryWithTotpHeader);
+        assert!(step.extract["recovery_codes"].strip_spaces);
+        let json = serde_json::to_value(&step).expect("serializes");
+        assert_eq!(json["extract"]["expires_at"]["as"], "expiresIn");
+        assert_eq!(json["extract"]["recovery_codes"]["stripSpaces"], true);
+    }
+
+    // A structural schema has a `type` on every node except where
+    // `x-kubernetes-preserve-unknown-fields` says anything goes, and no
+    // `oneOf`/`anyOf` with differing types.
+    #[test]
+    fn schema_is_structural() {
+        let schema = schemars::schema_for!(ProfileSpec);
+        let value = serde_json::to_value(&schema).expect("schema serializes");
+        let text = value.to_string();
+        assert!(!text.contains("\"oneOf\""), "no oneOf: {text}");
+        assert!(text.contains("x-kubernetes-preserve-unknown-fields"));
+    }
+}
