@@ -1,0 +1,220 @@
+//! Signed JWTs (HS256, a key per simulator instance): access, refresh and
+//! the intermediate "password ok, code still needed" tokens. Expiry is
+//! checked against the simulator's clock, not the system's, so tests can
+//! move time.
+
+use std::time::Duration;
+
+use jsonwebtoken::{Algorithm, DecodingKey, EncodingKey, Header, Validation};
+use rand::RngCore;
+use serde::{Deserialize, Serialize};
+
+const ISSUER: &str = "otpilot-sim";
+
+/// What a token may be used for.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum TokenKind {
+    /// Bearer for the vendor's API.
+    Access,
+    /// Exchanged (once) for a new access + refresh pair.
+    Refresh,
+    /// Password checked, second factor still owed (goaxr CHALLENGE,
+    /// Conduit's unauthorized token).
+    Challenge,
+}
+
+/// The claims of every token the simulator signs.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
+pub struct Claims {
+    /// Account id.
+    pub sub: String,
+    /// Conduit names the user id claim `id`; kept equal to `sub`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub id: Option<String>,
+    /// Issued at (Unix s).
+    pub iat: u64,
+    /// Expires at (Unix s).
+    pub exp: u64,
+    /// Unique token id (refresh rotation is tracked by it).
+    pub jti: String,
+    /// Issuer.
+    pub iss: String,
+    /// What the token is for.
+    pub typ: TokenKind,
+    /// Conduit: the full login passed the second factor.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub authorized: Option<bool>,
+    /// Conduit: fresh full login, allowed to change 2FA settings.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub sudo: Option<bool>,
+}
+
+/// Extra claims some vendors carry.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct Extra {
+    /// Conduit `authorized`.
+    pub authorized: Option<bool>,
+    /// Conduit `sudo`.
+    pub sudo: Option<bool>,
+    /// Emit Conduit's `id` claim.
+    pub id_claim: bool,
+}
+
+/// Why a token was refused.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+pub enum TokenError {
+    /// Not a token we signed.
+    #[error("token is invalid")]
+    Invalid,
+    /// Past its `exp`.
+    #[error("token has expired")]
+    Expired,
+    /// A token of another kind (e.g. a refresh token used as bearer).
+    #[error("token is not valid for this call")]
+    WrongKind,
+}
+
+/// Signs and checks tokens.
+pub struct TokenIssuer {
+    encoding: EncodingKey,
+    decoding: DecodingKey,
+}
+
+impl std::fmt::Debug for TokenIssuer {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("TokenIssuer { key: <redacted> }")
+    }
+}
+
+impl Default for TokenIssuer {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl TokenIssuer {
+    /// An issuer with a fresh random key.
+    pub fn new() -> Self {
+        let mut key = [0_u8; 32];
+        rand::rng().fill_bytes(&mut key);
+        Self {
+            encoding: EncodingKey::from_secret(&key),
+            decoding: DecodingKey::from_secret(&key),
+        }
+    }
+
+    /// Signs a token for account `sub`.
+    pub fn issue(
+        &self,
+        sub: &str,
+        kind: TokenKind,
+        lifetime: Duration,
+        now_secs: u64,
+        extra: Extra,
+    ) -> Result<(String, Claims), TokenError> {
+        let mut jti = [0_u8; 16];
+        rand::rng().fill_bytes(&mut jti);
+        let claims = Claims {
+            sub: sub.to_owned(),
+            id: extra.id_claim.then(|| sub.to_owned()),
+            iat: now_secs,
+            exp: now_secs.saturating_add(lifetime.as_secs().max(1)),
+            jti: jti.iter().map(|b| format!("{b:02x}")).collect(),
+            iss: ISSUER.to_owned(),
+            typ: kind,
+            authorized: extra.authorized,
+            sudo: extra.sudo,
+        };
+        let token = jsonwebtoken::encode(&Header::new(Algorithm::HS256), &claims, &self.encoding)
+            .map_err(|_| TokenError::Invalid)?;
+        Ok((token, claims))
+    }
+
+    /// Checks signature, issuer, kind and expiry at `now_secs`.
+    pub fn verify(
+        &self,
+        token: &str,
+        kind: TokenKind,
+        now_secs: u64,
+    ) -> Result<Claims, TokenError> {
+        let mut validation = Validation::new(Algorithm::HS256);
+        // Expiry is ours to check, against the injectable clock.
+        validation.validate_exp = false;
+        validation.set_issuer(&[ISSUER]);
+        let data = jsonwebtoken::decode::<Claims>(token.trim(), &self.decoding, &validation)
+            .map_err(|_| TokenError::Invalid)?;
+        let claims = data.claims;
+        if claims.typ != kind {
+            return Err(TokenError::WrongKind);
+        }
+        if claims.exp <= now_secs {
+            return Err(TokenError::Expired);
+        }
+        Ok(claims)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn access_token_expires_at_its_lifetime() {
+        let issuer = TokenIssuer::new();
+        let (token, claims) = issuer
+            .issue(
+                "u1",
+                TokenKind::Access,
+                Duration::from_secs(5),
+                1000,
+                Extra::default(),
+            )
+            .expect("issue");
+        assert_eq!(claims.exp, 1005);
+        assert!(issuer.verify(&token, TokenKind::Access, 1004).is_ok());
+        assert_eq!(
+            issuer.verify(&token, TokenKind::Access, 1005),
+            Err(TokenError::Expired)
+        );
+    }
+
+    #[test]
+    fn refresh_token_is_not_a_bearer_token() {
+        let issuer = TokenIssuer::new();
+        let (token, _) = issuer
+            .issue(
+                "u1",
+                TokenKind::Refresh,
+                Duration::from_secs(5),
+                1000,
+                Extra::default(),
+            )
+            .expect("issue");
+        assert_eq!(
+            issuer.verify(&token, TokenKind::Access, 1001),
+            Err(TokenError::WrongKind)
+        );
+    }
+
+    #[test]
+    fn token_from_another_instance_is_invalid() {
+        let (token, _) = TokenIssuer::new()
+            .issue(
+                "u1",
+                TokenKind::Access,
+                Duration::from_secs(5),
+                1000,
+                Extra::default(),
+            )
+            .expect("issue");
+        assert_eq!(
+            TokenIssuer::new().verify(&token, TokenKind::Access, 1001),
+            Err(TokenError::Invalid)
+        );
+        assert_eq!(
+            TokenIssuer::new().verify("garbage", TokenKind::Access, 1001),
+            Err(TokenError::Invalid)
+        );
+    }
+}
