@@ -4,5 +4,19 @@
 //! fields become the CRD descriptions users read with `kubectl explain`;
 //! implementation notes are `//` comments.
 
+pub mod api_credential;
+pub mod client_ca;
+pub mod cluster_mfa_profile;
+pub mod common;
+pub mod conditions;
+pub mod crds;
+pub mod duration;
 pub mod profile;
 pub mod schema;
+
+pub use api_credential::{ApiCredential, ApiCredentialSpec, ApiCredentialStatus};
+pub use client_ca::{ClientCA, ClientCASpec, ClientCAStatus};
+pub use cluster_mfa_profile::{ClusterMfaProfile, ClusterMfaProfileSpec, ClusterMfaProfileStatus};
+
+/// The API group of every otpilot resource.
+pub const GROUP: &str = "otpilot.dev";

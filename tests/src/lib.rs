@@ -1,1 +1,12 @@
+//! Test support for otpilot's cross-crate and control-plane tests.
+//!
+//! The control plane (etcd + kube-apiserver + kube-controller-manager on
+//! loopback) is started once per test run by `scripts/test.sh` (or by hand
+//! with `scripts/control-plane.sh up`), which exports
+//! `OTPILOT_TEST_KUBECONFIG`. Each test gets a fresh namespace. The variable
+//! is deliberately not `KUBECONFIG`: tests must never reach a real cluster by
+//! accident.
 
+pub mod cluster;
+
+pub use cluster::{TestCluster, TestNamespace};

@@ -1,0 +1,230 @@
+//! `ApiCredential`: one machine identity at one vendor.
+
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::{Condition, Time};
+use kube::{CustomResource, KubeSchema};
+use schemars::JsonSchema;
+use serde::{Deserialize, Serialize};
+
+use crate::common::{CertificateSubject, ConfigMapKeyRef, KeyAlgorithm, SecretKeyRef};
+use crate::duration::Duration;
+
+/// A machine identity at a third-party API that demands MFA. The operator
+/// issues its client certificate, enrolls TOTP at the vendor and keeps the
+/// seed and recovery codes in Secrets; a sidecar in each workload pod logs in
+/// and serves a fresh bearer token on localhost.
+#[derive(CustomResource, KubeSchema, Serialize, Deserialize, Clone, Debug, PartialEq)]
+#[kube(
+    group = "otpilot.dev",
+    version = "v1alpha1",
+    kind = "ApiCredential",
+    plural = "apicredentials",
+    shortname = "apicred",
+    category = "otpilot",
+    namespaced,
+    status = "ApiCredentialStatus",
+    derive = "PartialEq",
+    doc = "A machine identity at a third-party API that demands MFA.",
+    printcolumn(
+        name = "Ready",
+        type_ = "string",
+        json_path = ".status.conditions[?(@.type==\"Ready\")].status"
+    ),
+    printcolumn(name = "Profile", type_ = "string", json_path = ".spec.profile"),
+    printcolumn(
+        name = "Enrolled",
+        type_ = "string",
+        json_path = ".status.conditions[?(@.type==\"Enrolled\")].status"
+    ),
+    printcolumn(
+        name = "Cert-Expires",
+        type_ = "date",
+        json_path = ".status.certificateNotAfter"
+    ),
+    printcolumn(
+        name = "Age",
+        type_ = "date",
+        json_path = ".metadata.creationTimestamp"
+    )
+)]
+#[serde(rename_all = "camelCase")]
+pub struct ApiCredentialSpec {
+    /// The vendor profile: a built-in name (audd, goaxr, conduit, acreto,
+    /// cryptr) or the name of a ClusterMfaProfile.
+    #[x_kube(validation = Rule::new("self.matches('^[a-z0-9]([-a-z0-9]*[a-z0-9])?$')").message("profile must be a built-in profile name or a ClusterMfaProfile name (lowercase letters, digits and '-')"))]
+    #[schemars(length(min = 1, max = 253))]
+    pub profile: String,
+
+    /// The vendor's API base URL, e.g. https://api.vendor.example/v1.
+    #[x_kube(validation = Rule::new("isURL(self) && url(self).getScheme() == 'https'").message("baseUrl must be an https:// URL"))]
+    pub base_url: String,
+
+    /// CA certificate that signs the vendor's server certificate, when it is
+    /// not publicly trusted.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub server_ca: Option<ConfigMapKeyRef>,
+
+    /// The account's username (or user id) at the vendor.
+    #[schemars(length(min = 1, max = 512))]
+    pub username: String,
+
+    /// Secret key holding the account's password (first factor).
+    pub password_secret_ref: SecretKeyRef,
+
+    /// Secret key holding the vendor API key, for vendors that require one.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub api_key_secret_ref: Option<SecretKeyRef>,
+
+    /// The client certificate for mutual TLS, issued by a ClientCA. Omit for
+    /// vendors that do not use mTLS.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub client_certificate: Option<ClientCertificateSpec>,
+
+    /// Overrides of the TOTP parameters the vendor profile or enrollment gives.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub totp: Option<TotpOverrides>,
+
+    /// When to refresh the bearer token.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub token: Option<TokenSpec>,
+
+    /// What happens at the vendor when this resource is deleted: Retain
+    /// leaves MFA enrolled (the seed and recovery codes stay in their
+    /// Secrets); Disable turns MFA off at the vendor first.
+    #[serde(default)]
+    pub deletion_policy: DeletionPolicy,
+}
+
+/// The client certificate to issue.
+#[derive(KubeSchema, Serialize, Deserialize, Clone, Debug, PartialEq)]
+#[x_kube(validation = Rule::new("duration(self.renewBefore) < duration(self.duration)").message("renewBefore must be shorter than duration"))]
+#[serde(rename_all = "camelCase")]
+pub struct ClientCertificateSpec {
+    /// Name of the ClientCA that issues the certificate.
+    #[schemars(length(min = 1, max = 253))]
+    pub ca_ref: String,
+    /// Subject of the client certificate.
+    pub subject: CertificateSubject,
+    /// Key algorithm of the client key.
+    #[serde(default)]
+    pub key_algorithm: KeyAlgorithm,
+    /// Validity of each issued certificate.
+    #[serde(default = "default_certificate_duration")]
+    pub duration: Duration,
+    /// How long before expiry a new certificate is issued.
+    #[serde(default = "default_certificate_renew_before")]
+    pub renew_before: Duration,
+}
+
+fn default_certificate_duration() -> Duration {
+    Duration::new("2160h")
+}
+
+fn default_certificate_renew_before() -> Duration {
+    Duration::new("720h")
+}
+
+/// TOTP parameters. Each field, when set, wins over what the vendor
+/// advertised at enrollment.
+#[derive(KubeSchema, Serialize, Deserialize, Clone, Debug, PartialEq, Default)]
+#[serde(rename_all = "camelCase")]
+pub struct TotpOverrides {
+    /// HMAC algorithm.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub algorithm: Option<TotpAlgorithm>,
+    /// Number of digits in a code.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(range(min = 6, max = 8))]
+    pub digits: Option<u8>,
+    /// Length of a time step, in seconds.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(range(min = 1, max = 300))]
+    pub period: Option<u32>,
+}
+
+/// A TOTP HMAC algorithm (RFC 6238).
+#[derive(JsonSchema, Serialize, Deserialize, Clone, Copy, Debug, PartialEq, Eq, Default)]
+#[serde(rename_all = "UPPERCASE")]
+pub enum TotpAlgorithm {
+    /// HMAC-SHA1 (what almost every vendor uses).
+    #[default]
+    Sha1,
+    /// HMAC-SHA256.
+    Sha256,
+    /// HMAC-SHA512.
+    Sha512,
+}
+
+/// Bearer-token handling.
+#[derive(KubeSchema, Serialize, Deserialize, Clone, Debug, PartialEq)]
+#[serde(rename_all = "camelCase")]
+pub struct TokenSpec {
+    /// Refresh the access token this long before it expires.
+    #[serde(default = "default_refresh_before")]
+    pub refresh_before: Duration,
+}
+
+fn default_refresh_before() -> Duration {
+    Duration::new("60s")
+}
+
+/// What happens at the vendor when an ApiCredential is deleted.
+#[derive(JsonSchema, Serialize, Deserialize, Clone, Copy, Debug, PartialEq, Eq, Default)]
+pub enum DeletionPolicy {
+    /// Leave MFA enrolled at the vendor; keep the seed and recovery codes.
+    #[default]
+    Retain,
+    /// Turn MFA off at the vendor before the resource goes away.
+    Disable,
+}
+
+/// Observed state of an ApiCredential. Never holds secret material.
+#[derive(KubeSchema, Serialize, Deserialize, Clone, Debug, PartialEq, Default)]
+#[serde(rename_all = "camelCase")]
+pub struct ApiCredentialStatus {
+    /// Current state, as conditions keyed by type (CertificateReady,
+    /// Enrolled, Ready), each with a reason and a message saying what to do.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    #[schemars(extend("x-kubernetes-list-type" = "map", "x-kubernetes-list-map-keys" = ["type"]))]
+    pub conditions: Vec<Condition>,
+    /// When the current client certificate expires.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub certificate_not_after: Option<Time>,
+    /// Where TOTP enrollment stands.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub enrollment: Option<EnrollmentState>,
+    /// How many unused recovery codes the operator holds.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub recovery_codes_remaining: Option<u32>,
+    /// Names of the Secrets this credential owns (never their contents).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub secrets: Option<OwnedSecrets>,
+    /// The generation of the spec this status describes.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub observed_generation: Option<i64>,
+}
+
+/// A step of the enrollment state machine. Each is persisted before the
+/// vendor call that depends on it, so enrollment resumes after a crash.
+#[derive(JsonSchema, Serialize, Deserialize, Clone, Copy, Debug, PartialEq, Eq)]
+pub enum EnrollmentState {
+    /// Nothing has been sent to the vendor yet.
+    NotStarted,
+    /// A TOTP secret is stored and the vendor has been (or is being) asked to enable it.
+    Pending,
+    /// The vendor confirmed the TOTP secret; recovery codes are stored.
+    Enrolled,
+    /// MFA was turned off at the vendor (deletionPolicy Disable).
+    Disabled,
+}
+
+/// Names of the Secrets an ApiCredential owns.
+#[derive(KubeSchema, Serialize, Deserialize, Clone, Debug, PartialEq, Default)]
+#[serde(rename_all = "camelCase")]
+pub struct OwnedSecrets {
+    /// Mounted into workloads: base URL, profile, TOTP seed, client certificate.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub runtime: Option<String>,
+    /// Never mounted: the recovery codes, read only by the operator.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub recovery: Option<String>,
+}

@@ -1,0 +1,58 @@
+//! The CRD YAML in `crds/` and the chart's copy are generated from the types.
+//! This test rewrites them and fails when they were stale, so a type change
+//! without regenerating cannot land (rust-analyzer's `ensure_file_contents`).
+
+use std::path::{Path, PathBuf};
+
+fn repo_root() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .parent()
+        .expect("api/ has a parent")
+        .to_path_buf()
+}
+
+/// Writes `contents` to `path` when it differs; returns whether it was stale.
+fn ensure_file_contents(path: &Path, contents: &str) -> bool {
+    if std::fs::read_to_string(path).ok().as_deref() == Some(contents) {
+        return false;
+    }
+    std::fs::create_dir_all(path.parent().expect("file has a parent dir")).expect("create dir");
+    std::fs::write(path, contents).expect("write generated CRD");
+    true
+}
+
+#[test]
+fn generated_crd_yaml_is_up_to_date() {
+    let root = repo_root();
+    let mut stale = Vec::new();
+    for dir in [root.join("crds"), root.join("charts/otpilot/crds")] {
+        let expected: Vec<String> = otpilot_api::crds::all()
+            .iter()
+            .map(otpilot_api::crds::file_name)
+            .collect();
+        for crd in otpilot_api::crds::all() {
+            let path = dir.join(otpilot_api::crds::file_name(&crd));
+            let yaml = otpilot_api::crds::to_yaml(&crd).expect("CRD serializes");
+            if ensure_file_contents(&path, &yaml) {
+                stale.push(path.display().to_string());
+            }
+        }
+        // A CRD file for a type that no longer exists is stale too.
+        for entry in std::fs::read_dir(&dir).expect("read crds dir") {
+            let name = entry
+                .expect("dir entry")
+                .file_name()
+                .to_string_lossy()
+                .into_owned();
+            if name.ends_with(".yaml") && !expected.contains(&name) {
+                std::fs::remove_file(dir.join(&name)).expect("remove stale CRD");
+                stale.push(dir.join(name).display().to_string());
+            }
+        }
+    }
+    assert!(
+        stale.is_empty(),
+        "generated CRDs were stale and have been rewritten; review and commit:\n  {}",
+        stale.join("\n  ")
+    );
+}
