@@ -102,13 +102,37 @@ pub fn check_code(
                     left: account.recovery_codes.len(),
                 });
             }
-            account.failures += 1;
-            if config.lockout_threshold > 0 && account.failures >= config.lockout_threshold {
-                let window = u64::try_from(config.lockout_window.as_millis()).unwrap_or(u64::MAX);
-                account.locked_until_ms = Some(state.now_ms().saturating_add(window));
-            }
+            record_failure(state, account);
             Err(Refused::Invalid)
         }
+    }
+}
+
+/// Checks a recovery code alone (Conduit's `/twoFa/recover`), with the
+/// same lock-out accounting as TOTP codes.
+pub fn check_recovery(
+    state: &AppState,
+    account: &mut Account,
+    code: &str,
+) -> Result<usize, Refused> {
+    check_lock(state, account)?;
+    if !account.is_enrolled() {
+        return Err(Refused::NotEnrolled);
+    }
+    if account.take_recovery_code(code) {
+        account.failures = 0;
+        return Ok(account.recovery_codes.len());
+    }
+    record_failure(state, account);
+    Err(Refused::Invalid)
+}
+
+fn record_failure(state: &AppState, account: &mut Account) {
+    let config = &state.config;
+    account.failures += 1;
+    if config.lockout_threshold > 0 && account.failures >= config.lockout_threshold {
+        let window = u64::try_from(config.lockout_window.as_millis()).unwrap_or(u64::MAX);
+        account.locked_until_ms = Some(state.now_ms().saturating_add(window));
     }
 }
 

@@ -1,7 +1,253 @@
-//! stub
+//! goaxr cloud (vendor doc 001; AcceleratXR underneath). The document shows
+//! only secret creation and enrollment; the two-step login (password →
+//! CHALLENGE token → TOTP) follows the vendor's public behaviour, and its
+//! paths are ours (see the README).
+
+use axum::extract::{Path, State};
+use axum::http::{HeaderMap, StatusCode};
+use axum::routing::{get, post, put};
+use axum::{Json, Router};
+use serde::Deserialize;
+use serde_json::{Value, json};
+
+use crate::accounts::{RecoveryFormat, new_id, recovery_codes};
+use crate::error::{ApiError, ApiJson};
+use crate::mfa::{Against, Refused, check_code};
 use crate::state::SharedState;
-use axum::Router;
-/// Routes.
+use crate::tokens::{Claims, Extra, TokenError, TokenKind};
+use crate::totp::{new_secret, otpauth_uri, to_base32};
+use crate::vendors::{bearer_claims, issue_tokens};
+
+// The document's example secret is 24 characters: 15 bytes of base32.
+const SECRET_BYTES: usize = 15;
+const BACKUP_CODES: usize = 10;
+const SCHEME: &str = "jwt";
+
+/// The goaxr routes.
 pub fn routes(state: SharedState) -> Router {
-    Router::new().with_state(state)
+    Router::new()
+        .route("/auth/password", post(password_login))
+        .route("/auth/totp", post(totp_login))
+        .route("/users/{user_id}", get(user))
+        .route("/users/{user_id}/secrets", post(create_secret))
+        .route("/users/{user_id}/secrets/{secret_id}/enroll", put(enroll))
+        .with_state(state)
+}
+
+fn refused(refused: Refused) -> ApiError {
+    match refused {
+        Refused::Locked { retry_after_secs } => ApiError::new(
+            StatusCode::TOO_MANY_REQUESTS,
+            "locked",
+            "too many invalid codes; try again later",
+        )
+        .retry_after(retry_after_secs),
+        Refused::Invalid => ApiError::new(
+            StatusCode::UNAUTHORIZED,
+            "invalid_code",
+            "the MFA token is not valid",
+        ),
+        Refused::Reused => ApiError::new(
+            StatusCode::UNAUTHORIZED,
+            "code_already_used",
+            "the MFA token was already used; wait for the next time step",
+        ),
+        Refused::NotEnrolled => ApiError::new(
+            StatusCode::BAD_REQUEST,
+            "mfa_not_enabled",
+            "MFA is not enabled",
+        ),
+    }
+}
+
+fn token_error(error: TokenError) -> ApiError {
+    match error {
+        TokenError::Expired => ApiError::new(
+            StatusCode::UNAUTHORIZED,
+            "token_expired",
+            "the token has expired",
+        ),
+        TokenError::WrongKind => ApiError::unauthorized("this token cannot be used here"),
+        TokenError::Invalid => ApiError::unauthorized("Authorization: jwt <token> is required"),
+    }
+}
+
+// The caller's full token, for its own user only.
+fn owner(state: &SharedState, headers: &HeaderMap, user_id: &str) -> Result<Claims, ApiError> {
+    let claims = bearer_claims(state, headers, SCHEME, TokenKind::Access).map_err(token_error)?;
+    if claims.sub != user_id {
+        return Err(ApiError::forbidden(
+            "the token does not belong to this user",
+        ));
+    }
+    Ok(claims)
+}
+
+// The document's example sends the code as a bare number; accept both,
+// restoring leading zeros.
+fn code_text(value: &Value, digits: u8) -> Result<String, ApiError> {
+    match value {
+        Value::String(s) => Ok(s.clone()),
+        Value::Number(n) => Ok(format!("{:0width$}", n, width = usize::from(digits))),
+        _ => Err(ApiError::bad_request("token must be a string of digits")),
+    }
+}
+
+#[derive(Debug, Deserialize)]
+struct PasswordBody {
+    username: String,
+    password: String,
+}
+
+/// `POST /auth/password`: the full token, or a CHALLENGE token when MFA is on.
+async fn password_login(
+    State(state): State<SharedState>,
+    ApiJson(body): ApiJson<PasswordBody>,
+) -> Result<Json<Value>, ApiError> {
+    let invalid = || {
+        ApiError::new(
+            StatusCode::UNAUTHORIZED,
+            "invalid_credentials",
+            "username or password is incorrect",
+        )
+    };
+    state
+        .accounts
+        .with_username(&body.username, |account| {
+            if !account.password_matches(&body.password) {
+                return Err(invalid());
+            }
+            if account.is_enrolled() {
+                let (token, _) = state
+                    .tokens
+                    .issue(
+                        &account.id,
+                        TokenKind::Challenge,
+                        state.config.challenge_token_lifetime,
+                        state.now_secs(),
+                        Extra::default(),
+                    )
+                    .map_err(|_| ApiError::internal("failed to sign a token"))?;
+                return Ok(Json(
+                    json!({ "token": token, "type": "CHALLENGE", "uid": account.id }),
+                ));
+            }
+            let tokens = issue_tokens(&state, account, Extra::default(), false)?;
+            Ok(Json(
+                json!({ "token": tokens.access, "type": "FULL", "uid": account.id }),
+            ))
+        })
+        .unwrap_or_else(|| Err(invalid()))
+}
+
+#[derive(Debug, Deserialize)]
+struct TotpBody {
+    token: Value,
+}
+
+/// `POST /auth/totp` with `Authorization: jwt <CHALLENGE>`: the full token.
+/// A backup code works in place of the TOTP code.
+async fn totp_login(
+    State(state): State<SharedState>,
+    headers: HeaderMap,
+    ApiJson(body): ApiJson<TotpBody>,
+) -> Result<Json<Value>, ApiError> {
+    let claims =
+        bearer_claims(&state, &headers, SCHEME, TokenKind::Challenge).map_err(token_error)?;
+    let code = code_text(&body.token, state.config.totp.digits)?;
+    state
+        .accounts
+        .with_id(&claims.sub, |account| {
+            check_code(&state, account, Against::Enrolled, &code, true).map_err(refused)?;
+            let tokens = issue_tokens(&state, account, Extra::default(), false)?;
+            Ok(Json(
+                json!({ "token": tokens.access, "type": "FULL", "uid": account.id }),
+            ))
+        })
+        .unwrap_or_else(|| Err(ApiError::unauthorized("the user no longer exists")))
+}
+
+/// `GET /users/:id`: the caller's profile (ours: a protected endpoint).
+async fn user(
+    State(state): State<SharedState>,
+    headers: HeaderMap,
+    Path(user_id): Path<String>,
+) -> Result<Json<Value>, ApiError> {
+    owner(&state, &headers, &user_id)?;
+    state
+        .accounts
+        .with_id(&user_id, |a| {
+            Json(json!({ "uid": a.id, "name": a.username, "mfa": a.is_enrolled() }))
+        })
+        .ok_or_else(|| ApiError::not_found("no such user"))
+}
+
+#[derive(Debug, Deserialize)]
+struct SecretBody {
+    #[serde(rename = "type")]
+    kind: String,
+}
+
+/// `POST /users/:id/secrets {type: mfa}`: a new, not yet active, secret.
+async fn create_secret(
+    State(state): State<SharedState>,
+    headers: HeaderMap,
+    Path(user_id): Path<String>,
+    ApiJson(body): ApiJson<SecretBody>,
+) -> Result<Json<Value>, ApiError> {
+    owner(&state, &headers, &user_id)?;
+    if body.kind != "mfa" {
+        return Err(ApiError::bad_request(
+            "only secrets of type \"mfa\" are supported",
+        ));
+    }
+    state
+        .accounts
+        .with_id(&user_id, |account| {
+            if account.is_enrolled() {
+                return Err(ApiError::conflict("MFA is already activated for this user"));
+            }
+            let secret = new_secret(SECRET_BYTES);
+            let b32 = to_base32(&secret);
+            let secret_id = new_id();
+            account.set_pending(secret_id.clone(), secret);
+            Ok(Json(json!({
+                "uid": secret_id,
+                "type": "mfa",
+                "secret": {
+                    "otpauth_url": otpauth_uri("goaxr", &account.username, &b32, &state.config.totp, false),
+                    "secret": b32.to_lowercase(),
+                },
+            })))
+        })
+        .unwrap_or_else(|| Err(ApiError::not_found("no such user")))
+}
+
+/// `PUT /users/:id/secrets/:sid/enroll {token}`: activates MFA, answers
+/// the backup codes.
+async fn enroll(
+    State(state): State<SharedState>,
+    headers: HeaderMap,
+    Path((user_id, secret_id)): Path<(String, String)>,
+    ApiJson(body): ApiJson<TotpBody>,
+) -> Result<Json<Value>, ApiError> {
+    owner(&state, &headers, &user_id)?;
+    let code = code_text(&body.token, state.config.totp.digits)?;
+    state
+        .accounts
+        .with_id(&user_id, |account| {
+            if account.pending.as_ref().map(|p| p.id.as_str()) != Some(secret_id.as_str()) {
+                return Err(ApiError::not_found("no such pending secret"));
+            }
+            check_code(&state, account, Against::Pending, &code, false).map_err(refused)?;
+            account.activate_pending();
+            account.recovery_codes = recovery_codes(RecoveryFormat::Groups, BACKUP_CODES);
+            Ok(Json(json!({
+                "uid": secret_id,
+                "type": "mfa",
+                "enrolled": true,
+                "codes": account.recovery_codes,
+            })))
+        })
+        .unwrap_or_else(|| Err(ApiError::not_found("no such user")))
 }
