@@ -1,1 +1,252 @@
-//! otpilot profile engine.
+//! otpilot profile engine: runs a vendor's MFA flows (enroll, login,
+//! refresh, recovery login, disable) from a declarative profile.
+//!
+//! ```no_run
+//! # async fn demo() -> Result<(), Box<dyn std::error::Error>> {
+//! use otpilot_profile::{builtin, Engine, HttpSettings, Inputs};
+//! let profile = builtin::get("acreto").expect("built in");
+//! let engine = Engine::new(profile, "https://api.example", HttpSettings::default())?;
+//! let inputs = Inputs { username: Some("svc@example.com".into()), ..Inputs::default() };
+//! let enrollment = engine.enroll(&inputs).await?;
+//! let session = engine.login(&inputs.with_totp(enrollment.totp.clone())).await?;
+//! # let _ = session; Ok(()) }
+//! ```
+
+pub mod builtin;
+pub mod classify;
+pub mod error;
+pub mod executor;
+pub mod extract;
+pub mod http;
+pub mod load;
+pub mod otpauth;
+pub mod secret;
+pub mod template;
+pub mod timing;
+pub mod totp;
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+use std::time::SystemTime;
+
+use secrecy::SecretString;
+
+pub use classify::RetryPolicy;
+pub use error::{ClientError, FlowError, FlowErrorKind, FlowKind, LoadError, Problem, StepRef};
+pub use executor::{Checkpoint, FlowRun, StepReport};
+pub use http::{ClientIdentity, HttpSettings};
+pub use load::Profile;
+pub use timing::{Clock, CodeTimer, ManualClock, SystemClock};
+pub use totp::{TotpError, TotpKey, TotpParams};
+
+/// What a flow is run with. `Debug` shows no secret.
+#[derive(Debug, Clone, Default)]
+pub struct Inputs {
+    /// The account's user name.
+    pub username: Option<String>,
+    /// The account's password.
+    pub password: Option<SecretString>,
+    /// The account's API key.
+    pub api_key: Option<SecretString>,
+    /// The enrolled TOTP secret (login, refresh, recovery login, disable).
+    pub totp: Option<TotpKey>,
+    /// TOTP parameters overriding the profile's defaults for a secret the
+    /// vendor hands out without parameters.
+    pub totp_params: Option<TotpParams>,
+    /// Values for the profile's variables, overriding its defaults.
+    pub variables: BTreeMap<String, String>,
+}
+
+impl Inputs {
+    /// The same inputs with a TOTP secret.
+    pub fn with_totp(&self, key: TotpKey) -> Self {
+        Self {
+            totp: Some(key),
+            ..self.clone()
+        }
+    }
+}
+
+/// The result of enrolling: the secret the vendor now knows, and the
+/// recovery codes. `Debug` shows no secret.
+#[derive(Debug, Clone)]
+pub struct Enrollment {
+    /// The TOTP secret and its parameters.
+    pub totp: TotpKey,
+    /// Recovery codes, normalised to the form the vendor accepts.
+    pub recovery_codes: Vec<SecretString>,
+    /// The time step of the last code sent (never to be reused).
+    pub last_code_step: Option<u64>,
+    /// Other values the flow extracted (e.g. a vendor's token id).
+    pub values: BTreeMap<String, SecretString>,
+}
+
+/// A logged-in session. `Debug` shows no token.
+#[derive(Debug, Clone)]
+pub struct Session {
+    /// The bearer token.
+    pub access_token: SecretString,
+    /// The refresh token, if the vendor has one.
+    pub refresh_token: Option<SecretString>,
+    /// When the access token expires.
+    pub expires_at: SystemTime,
+    /// When the refresh token expires, if known.
+    pub refresh_expires_at: Option<SystemTime>,
+    /// The vendor says the account must be enrolled again (Cryptr, after a
+    /// recovery code was used).
+    pub reenroll_required: bool,
+    /// The time step of the last code sent.
+    pub last_code_step: Option<u64>,
+}
+
+/// Runs a profile's flows against one vendor base URL.
+pub struct Engine {
+    profile: Arc<Profile>,
+    base_url: String,
+    client: reqwest::Client,
+    settings: HttpSettings,
+    timer: Arc<CodeTimer>,
+    env: minijinja::Environment<'static>,
+}
+
+impl std::fmt::Debug for Engine {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Engine")
+            .field("profile", &self.profile.origin())
+            .field("base_url", &self.base_url)
+            .finish_non_exhaustive()
+    }
+}
+
+impl Engine {
+    /// An engine for a vendor at `base_url` (paths of steps are appended
+    /// to it), with its own code timer on the system clock.
+    pub fn new(
+        profile: Arc<Profile>,
+        base_url: &str,
+        settings: HttpSettings,
+    ) -> Result<Self, ClientError> {
+        let parsed = url::Url::parse(base_url).map_err(|e| ClientError::BaseUrl(e.to_string()))?;
+        if !matches!(parsed.scheme(), "https" | "http") {
+            return Err(ClientError::BaseUrl(format!(
+                "scheme {} is not http(s)",
+                parsed.scheme()
+            )));
+        }
+        let client = http::build_client(&settings)?;
+        Ok(Self {
+            profile,
+            base_url: base_url.trim_end_matches('/').to_owned(),
+            client,
+            settings,
+            timer: Arc::new(CodeTimer::new(Arc::new(SystemClock))),
+            env: template::environment(),
+        })
+    }
+
+    /// Uses a shared code timer (one per process, so that no two flows on
+    /// the same secret send codes from the same time step).
+    pub fn with_timer(mut self, timer: Arc<CodeTimer>) -> Self {
+        self.timer = timer;
+        self
+    }
+
+    /// The code timer.
+    pub fn timer(&self) -> &Arc<CodeTimer> {
+        &self.timer
+    }
+
+    /// The profile.
+    pub fn profile(&self) -> &Profile {
+        &self.profile
+    }
+
+    /// Starts a flow, to drive step by step.
+    pub fn start(&self, flow: FlowKind, inputs: &Inputs) -> Result<FlowRun<'_>, FlowError> {
+        self.start_with(flow, inputs, BTreeMap::new(), BTreeMap::new())
+    }
+
+    fn start_with(
+        &self,
+        flow: FlowKind,
+        inputs: &Inputs,
+        values: BTreeMap<String, SecretString>,
+        times: BTreeMap<String, SystemTime>,
+    ) -> Result<FlowRun<'_>, FlowError> {
+        if !self.profile.has_flow(flow) {
+            return Err(FlowError {
+                flow,
+                step: None,
+                kind: FlowErrorKind::NotDefined,
+            });
+        }
+        Ok(self.resume(
+            Checkpoint {
+                flow,
+                next_step: 0,
+                values,
+                totp: None,
+                recovery_codes: None,
+                times,
+                last_code_step: None,
+            },
+            inputs,
+        ))
+    }
+
+    /// Resumes a flow from a checkpoint persisted earlier.
+    pub fn resume(&self, checkpoint: Checkpoint, inputs: &Inputs) -> FlowRun<'_> {
+        FlowRun::new(self, inputs, checkpoint)
+    }
+
+    /// Enrolls the account in TOTP MFA.
+    pub async fn enroll(&self, inputs: &Inputs) -> Result<Enrollment, FlowError> {
+        let mut run = self.start(FlowKind::Enroll, inputs)?;
+        run.run_to_end().await?;
+        run.into_enrollment()
+    }
+
+    /// Logs in with username, password, API key and a TOTP code.
+    pub async fn login(&self, inputs: &Inputs) -> Result<Session, FlowError> {
+        let mut run = self.start(FlowKind::Login, inputs)?;
+        run.run_to_end().await?;
+        run.into_session()
+    }
+
+    /// Exchanges the session's refresh token for new tokens.
+    pub async fn refresh(&self, inputs: &Inputs, session: &Session) -> Result<Session, FlowError> {
+        let mut values = BTreeMap::new();
+        values.insert("access_token".to_owned(), session.access_token.clone());
+        if let Some(r) = &session.refresh_token {
+            values.insert("refresh_token".to_owned(), r.clone());
+        }
+        let mut times = BTreeMap::new();
+        if let Some(t) = session.refresh_expires_at {
+            times.insert("refresh_expires_at".to_owned(), t);
+        }
+        let mut run = self.start_with(FlowKind::Refresh, inputs, values, times)?;
+        // The old access token's expiry must not survive a refresh that
+        // does not extract one.
+        run.run_to_end().await?;
+        run.into_session()
+    }
+
+    /// Logs in with a recovery code instead of a TOTP code.
+    pub async fn recovery_login(
+        &self,
+        inputs: &Inputs,
+        recovery_code: &SecretString,
+    ) -> Result<Session, FlowError> {
+        let mut values = BTreeMap::new();
+        values.insert("recovery_code".to_owned(), recovery_code.clone());
+        let mut run = self.start_with(FlowKind::RecoveryLogin, inputs, values, BTreeMap::new())?;
+        run.run_to_end().await?;
+        run.into_session()
+    }
+
+    /// Turns MFA off at the vendor.
+    pub async fn disable(&self, inputs: &Inputs) -> Result<(), FlowError> {
+        let mut run = self.start(FlowKind::Disable, inputs)?;
+        run.run_to_end().await
+    }
+}

@@ -1,0 +1,169 @@
+//! The HTTPS client: rustls with the ring provider, an optional client
+//! certificate (mTLS) and an optional private server CA, timeouts on every
+//! call.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use rustls::ClientConfig;
+use rustls_pki_types::pem::PemObject;
+use rustls_pki_types::{CertificateDer, PrivateKeyDer};
+use secrecy::{ExposeSecret, SecretString};
+
+use crate::classify::RetryPolicy;
+use crate::error::ClientError;
+
+/// A client certificate chain and its private key, PEM.
+#[derive(Clone)]
+pub struct ClientIdentity {
+    /// Certificate chain, leaf first.
+    pub cert_chain_pem: String,
+    /// Private key (PKCS#8, PKCS#1 or SEC1).
+    pub key_pem: SecretString,
+}
+
+impl std::fmt::Debug for ClientIdentity {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ClientIdentity")
+            .field("key_pem", &"[REDACTED]")
+            .finish_non_exhaustive()
+    }
+}
+
+/// How to talk to a vendor.
+#[derive(Debug, Clone)]
+pub struct HttpSettings {
+    /// Client certificate for mTLS.
+    pub client_identity: Option<ClientIdentity>,
+    /// A private CA (PEM) that signs the vendor's server certificate; when
+    /// set it is the only trust anchor. Otherwise the platform's roots.
+    pub server_ca_pem: Option<String>,
+    /// Timeout of one whole request.
+    pub request_timeout: Duration,
+    /// Timeout of connecting (TCP + TLS).
+    pub connect_timeout: Duration,
+    /// Retry bounds.
+    pub retry: RetryPolicy,
+    /// `User-Agent`.
+    pub user_agent: String,
+}
+
+impl Default for HttpSettings {
+    fn default() -> Self {
+        Self {
+            client_identity: None,
+            server_ca_pem: None,
+            request_timeout: Duration::from_secs(15),
+            connect_timeout: Duration::from_secs(5),
+            retry: RetryPolicy::default(),
+            user_agent: concat!("otpilot/", env!("CARGO_PKG_VERSION")).to_owned(),
+        }
+    }
+}
+
+/// The rustls configuration for these settings, on the ring provider.
+pub fn tls_config(settings: &HttpSettings) -> Result<ClientConfig, ClientError> {
+    let provider = Arc::new(rustls::crypto::ring::default_provider());
+    let builder = ClientConfig::builder_with_provider(provider.clone())
+        .with_safe_default_protocol_versions()
+        .map_err(|e| ClientError::Build(e.to_string()))?;
+    let builder = match &settings.server_ca_pem {
+        Some(pem) => {
+            let mut roots = rustls::RootCertStore::empty();
+            let certs = parse_certs(pem, "server CA")?;
+            for cert in certs {
+                roots.add(cert).map_err(|e| ClientError::Pem {
+                    what: "server CA",
+                    reason: e.to_string(),
+                })?;
+            }
+            builder.with_root_certificates(roots)
+        }
+        None => {
+            let verifier = rustls_platform_verifier::Verifier::new(provider.clone())
+                .map_err(|e| ClientError::Build(e.to_string()))?;
+            builder
+                .dangerous()
+                .with_custom_certificate_verifier(Arc::new(verifier))
+        }
+    };
+    match &settings.client_identity {
+        Some(id) => {
+            let chain = parse_certs(&id.cert_chain_pem, "client certificate")?;
+            let key = PrivateKeyDer::from_pem_slice(id.key_pem.expose_secret().as_bytes())
+                .map_err(|_| ClientError::Pem {
+                    what: "client private key",
+                    reason: "no PEM private key found (PKCS#8, PKCS#1 or SEC1)".to_owned(),
+                })?;
+            builder
+                .with_client_auth_cert(chain, key)
+                .map_err(|e| ClientError::Pem {
+                    what: "client certificate",
+                    reason: e.to_string(),
+                })
+        }
+        None => Ok(builder.with_no_client_auth()),
+    }
+}
+
+fn parse_certs(pem: &str, what: &'static str) -> Result<Vec<CertificateDer<'static>>, ClientError> {
+    let certs = CertificateDer::pem_slice_iter(pem.as_bytes())
+        .collect::<Result<Vec<_>, _>>()
+        .map_err(|e| ClientError::Pem {
+            what,
+            reason: e.to_string(),
+        })?;
+    if certs.is_empty() {
+        return Err(ClientError::Pem {
+            what,
+            reason: "no PEM certificate found".to_owned(),
+        });
+    }
+    Ok(certs)
+}
+
+/// A reqwest client for these settings. Redirects are not followed (a
+/// login answered with a redirect is a profile problem, and following one
+/// could send credentials elsewhere); no proxy from the environment.
+pub fn build_client(settings: &HttpSettings) -> Result<reqwest::Client, ClientError> {
+    let tls = tls_config(settings)?;
+    reqwest::Client::builder()
+        .use_preconfigured_tls(tls)
+        .timeout(settings.request_timeout)
+        .connect_timeout(settings.connect_timeout)
+        .redirect(reqwest::redirect::Policy::none())
+        .user_agent(settings.user_agent.clone())
+        .no_proxy()
+        .build()
+        .map_err(|e| ClientError::Build(e.without_url().to_string()))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn garbage_pem_is_a_clear_error() {
+        let settings = HttpSettings {
+            server_ca_pem: Some("not a pem".into()),
+            ..HttpSettings::default()
+        };
+        let err = tls_config(&settings).expect_err("garbage");
+        assert_eq!(
+            err,
+            ClientError::Pem {
+                what: "server CA",
+                reason: "no PEM certificate found".into()
+            }
+        );
+    }
+
+    #[test]
+    fn client_identity_debug_hides_the_key() {
+        let id = ClientIdentity {
+            cert_chain_pem: "cert".into(),
+            key_pem: SecretString::from("-----BEGIN PRIVATE KEY-----secret".to_owned()),
+        };
+        assert!(!format!("{id:?}").contains("secret"));
+    }
+}

@@ -1,0 +1,539 @@
+//! Loading a profile: YAML to [`ProfileSpec`] with file/line and field path
+//! on error, then validation of every template reference and rule.
+
+use std::collections::{BTreeMap, BTreeSet};
+
+use otpilot_api::profile::{Flow, HttpMethod, Outcome, ProfileSpec, Step, ValueKind};
+
+use crate::error::{FlowKind, LoadError, Problem};
+use crate::template;
+
+/// Values the caller provides to every flow (besides profile variables).
+pub const COMMON_INPUTS: &[&str] = &["username", "password", "api_key"];
+
+/// Extraction names with a meaning to the engine.
+pub const WELL_KNOWN: &[&str] = &[
+    "totp_secret",
+    "recovery_codes",
+    "access_token",
+    "refresh_token",
+    "expires_at",
+    "refresh_expires_at",
+    "reenroll_required",
+];
+
+/// Values a flow starts with, besides the common inputs and variables.
+pub fn flow_inputs(flow: FlowKind) -> &'static [&'static str] {
+    match flow {
+        FlowKind::Enroll => &[],
+        FlowKind::Login | FlowKind::Disable => &["totp_secret", "totp"],
+        FlowKind::RecoveryLogin => &["recovery_code", "totp_secret", "totp"],
+        FlowKind::Refresh => &["access_token", "refresh_token", "totp_secret", "totp"],
+    }
+}
+
+/// What the engine knows about a step after validation.
+#[derive(Debug, Clone, Default)]
+pub struct StepInfo {
+    /// Every value the step's templates (and the profile's headers) use.
+    pub refs: BTreeSet<String>,
+}
+
+impl StepInfo {
+    /// Whether the step sends the current TOTP code.
+    pub fn uses_totp(&self) -> bool {
+        self.refs.contains("totp")
+    }
+}
+
+/// A validated profile.
+#[derive(Debug, Clone)]
+pub struct Profile {
+    origin: String,
+    spec: ProfileSpec,
+    steps: BTreeMap<FlowKind, Vec<StepInfo>>,
+}
+
+impl Profile {
+    /// Parses and validates a profile from YAML. `origin` names it in
+    /// errors (a file name).
+    pub fn from_yaml(origin: &str, yaml: &str) -> Result<Self, LoadError> {
+        let de = serde_yaml::Deserializer::from_str(yaml);
+        let spec: ProfileSpec = serde_path_to_error::deserialize(de).map_err(|e| {
+            let path = match e.path().to_string() {
+                p if p == "." => String::new(),
+                p => p,
+            };
+            let inner = e.into_inner();
+            let message = strip_location(&inner.to_string());
+            // serde_yaml prefixes the path itself; it is reported apart.
+            let message = message
+                .strip_prefix(&format!("{path}: "))
+                .map(str::to_owned)
+                .unwrap_or(message);
+            let (line, column) = inner
+                .location()
+                .map(|l| (l.line(), l.column()))
+                .unwrap_or((0, 0));
+            LoadError::Parse {
+                origin: origin.to_owned(),
+                line,
+                column,
+                path,
+                message,
+            }
+        })?;
+        Self::from_spec(origin, spec)
+    }
+
+    /// Validates a profile already deserialised (a `ClusterMfaProfile`).
+    pub fn from_spec(origin: &str, spec: ProfileSpec) -> Result<Self, LoadError> {
+        let mut problems = Vec::new();
+        let steps = validate(&spec, &mut problems);
+        if problems.is_empty() {
+            Ok(Self {
+                origin: origin.to_owned(),
+                spec,
+                steps,
+            })
+        } else {
+            Err(LoadError::Invalid {
+                origin: origin.to_owned(),
+                problems,
+            })
+        }
+    }
+
+    /// Where the profile came from.
+    pub fn origin(&self) -> &str {
+        &self.origin
+    }
+
+    /// The profile as written.
+    pub fn spec(&self) -> &ProfileSpec {
+        &self.spec
+    }
+
+    /// A flow, if the profile has it.
+    pub fn flow(&self, kind: FlowKind) -> Option<&Flow> {
+        flow_of(&self.spec, kind)
+    }
+
+    /// Whether the profile has a flow.
+    pub fn has_flow(&self, kind: FlowKind) -> bool {
+        self.flow(kind).is_some()
+    }
+
+    /// What validation learnt about a flow's steps.
+    pub fn step_info(&self, kind: FlowKind) -> &[StepInfo] {
+        self.steps.get(&kind).map(Vec::as_slice).unwrap_or(&[])
+    }
+}
+
+/// serde_yaml appends " at line X column Y" to messages; the location is
+/// reported separately.
+fn strip_location(message: &str) -> String {
+    match message.rfind(" at line ") {
+        Some(i) => message[..i].to_owned(),
+        None => message.to_owned(),
+    }
+}
+
+fn flow_of(spec: &ProfileSpec, kind: FlowKind) -> Option<&Flow> {
+    match kind {
+        FlowKind::Enroll => Some(&spec.enroll),
+        FlowKind::Login => Some(&spec.login),
+        FlowKind::Refresh => spec.refresh.as_ref(),
+        FlowKind::RecoveryLogin => spec.recovery_login.as_ref(),
+        FlowKind::Disable => spec.disable.as_ref(),
+    }
+}
+
+fn is_identifier(name: &str) -> bool {
+    let mut chars = name.chars();
+    matches!(chars.next(), Some(c) if c.is_ascii_alphabetic() || c == '_')
+        && chars.all(|c| c.is_ascii_alphanumeric() || c == '_')
+}
+
+fn is_header_name(name: &str) -> bool {
+    !name.is_empty()
+        && name
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b"!#$%&'*+-.^_`|~".contains(&b))
+}
+
+fn is_pointer(p: &str) -> bool {
+    p.is_empty() || p.starts_with('/')
+}
+
+struct Checker<'a> {
+    env: minijinja::Environment<'static>,
+    problems: &'a mut Vec<Problem>,
+}
+
+impl Checker<'_> {
+    fn problem(&mut self, path: impl Into<String>, message: impl Into<String>) {
+        self.problems.push(Problem {
+            path: path.into(),
+            message: message.into(),
+        });
+    }
+
+    /// Checks one template against the values available; returns its refs.
+    fn template(
+        &mut self,
+        path: &str,
+        source: &str,
+        available: &BTreeSet<String>,
+    ) -> BTreeSet<String> {
+        match template::referenced_values(&self.env, source) {
+            Ok(refs) => {
+                for name in &refs {
+                    if !available.contains(name) {
+                        self.problem(path, undefined_message(name, available));
+                    }
+                }
+                refs
+            }
+            Err(e) => {
+                self.problem(path, format!("template does not compile: {}", e.0));
+                BTreeSet::new()
+            }
+        }
+    }
+
+    fn json(
+        &mut self,
+        path: &str,
+        value: &serde_json::Value,
+        available: &BTreeSet<String>,
+        refs: &mut BTreeSet<String>,
+    ) {
+        match value {
+            serde_json::Value::String(s) => refs.extend(self.template(path, s, available)),
+            serde_json::Value::Array(items) => {
+                for (i, item) in items.iter().enumerate() {
+                    self.json(&format!("{path}[{i}]"), item, available, refs);
+                }
+            }
+            serde_json::Value::Object(map) => {
+                for (k, v) in map {
+                    self.json(&format!("{path}.{k}"), v, available, refs);
+                }
+            }
+            _ => {}
+        }
+    }
+}
+
+fn undefined_message(name: &str, available: &BTreeSet<String>) -> String {
+    let known: Vec<&str> = available.iter().map(String::as_str).collect();
+    format!(
+        "undefined value '{name}' (values defined here: {})",
+        known.join(", ")
+    )
+}
+
+fn validate(spec: &ProfileSpec, problems: &mut Vec<Problem>) -> BTreeMap<FlowKind, Vec<StepInfo>> {
+    let mut c = Checker {
+        env: template::environment(),
+        problems,
+    };
+    if !(6..=8).contains(&spec.totp.digits) {
+        c.problem("totp.digits", format!("must be 6 to 8, not {}", spec.totp.digits));
+    }
+    if spec.totp.period == 0 {
+        c.problem("totp.period", "must be at least 1 second");
+    }
+    let reserved: BTreeSet<&str> = COMMON_INPUTS
+        .iter()
+        .chain(WELL_KNOWN)
+        .chain(["totp", "recovery_code"].iter())
+        .copied()
+        .collect();
+    for name in spec.variables.keys() {
+        if !is_identifier(name) {
+            c.problem(format!("variables.{name}"), "a variable name must be a letter or _ followed by letters, digits or _");
+        } else if reserved.contains(name.as_str()) {
+            c.problem(format!("variables.{name}"), format!("'{name}' is a built-in value and cannot be a variable"));
+        }
+    }
+    for name in spec.headers.keys() {
+        if !is_header_name(name) {
+            c.problem(format!("headers.{name}"), "not a valid HTTP header name");
+        }
+    }
+
+    let mut out = BTreeMap::new();
+    for kind in FlowKind::ALL {
+        let Some(flow) = flow_of(spec, kind) else {
+            continue;
+        };
+        let mut available: BTreeSet<String> = COMMON_INPUTS
+            .iter()
+            .chain(flow_inputs(kind))
+            .map(|s| s.to_string())
+            .chain(spec.variables.keys().cloned())
+            .collect();
+        if flow.steps.is_empty() {
+            c.problem(format!("{kind}.steps"), "a flow needs at least one step");
+        }
+        let mut infos = Vec::new();
+        let mut extracted_all = BTreeSet::new();
+        for (i, step) in flow.steps.iter().enumerate() {
+            let at = format!("{kind}.steps[{i}]");
+            let info = validate_step(&mut c, spec, step, &at, &available);
+            for name in step.extract.keys() {
+                available.insert(name.clone());
+                extracted_all.insert(name.clone());
+                if name == "totp_secret" {
+                    available.insert("totp".into());
+                }
+            }
+            infos.push(info);
+        }
+        let required: &[&str] = match kind {
+            FlowKind::Enroll => &["totp_secret"],
+            FlowKind::Login | FlowKind::Refresh | FlowKind::RecoveryLogin => &["access_token"],
+            FlowKind::Disable => &[],
+        };
+        for name in required {
+            if !extracted_all.contains(*name) && !flow.steps.is_empty() {
+                c.problem(
+                    format!("{kind}.steps"),
+                    format!("no step extracts '{name}', which this flow must produce"),
+                );
+            }
+        }
+        out.insert(kind, infos);
+    }
+    out
+}
+
+fn validate_step(
+    c: &mut Checker<'_>,
+    spec: &ProfileSpec,
+    step: &Step,
+    at: &str,
+    available: &BTreeSet<String>,
+) -> StepInfo {
+    let mut refs = BTreeSet::new();
+    if !(step.path.starts_with('/') || step.path.starts_with("{{")) {
+        c.problem(format!("{at}.path"), "must start with '/' (it is appended to the base URL)");
+    }
+    refs.extend(c.template(&format!("{at}.path"), &step.path, available));
+    for (k, v) in &step.query {
+        refs.extend(c.template(&format!("{at}.query.{k}"), v, available));
+    }
+    for (k, v) in &spec.headers {
+        // Profile-wide headers are checked in every step that sends them.
+        let overridden = step.headers.keys().any(|h| h.eq_ignore_ascii_case(k));
+        if !overridden {
+            refs.extend(c.template(&format!("headers.{k} (sent by {at})"), v, available));
+        }
+    }
+    for (k, v) in &step.headers {
+        if !is_header_name(k) {
+            c.problem(format!("{at}.headers.{k}"), "not a valid HTTP header name");
+        }
+        refs.extend(c.template(&format!("{at}.headers.{k}"), v, available));
+    }
+    if step.body.is_some() && step.form.is_some() {
+        c.problem(at, "has both body and form; a request has one body");
+    }
+    if step.method == HttpMethod::Get && (step.body.is_some() || step.form.is_some()) {
+        c.problem(at, "a GET request cannot have a body");
+    }
+    if let Some(body) = &step.body {
+        c.json(&format!("{at}.body"), body, available, &mut refs);
+    }
+    if let Some(form) = &step.form {
+        for (k, v) in form {
+            refs.extend(c.template(&format!("{at}.form.{k}"), v, available));
+        }
+    }
+    for (i, rule) in step.responses.iter().enumerate() {
+        let rp = format!("{at}.responses[{i}]");
+        for s in &rule.status {
+            if !(100..=599).contains(s) {
+                c.problem(format!("{rp}.status"), format!("{s} is not an HTTP status"));
+            }
+        }
+        if let Some(when) = &rule.when
+            && !is_pointer(&when.pointer)
+        {
+            c.problem(format!("{rp}.when.pointer"), "a JSON pointer is empty or starts with '/'");
+        }
+        if rule.outcome == Outcome::RetryWithTotpHeader {
+            if !available.contains("totp") {
+                c.problem(
+                    format!("{rp}.outcome"),
+                    "retryWithTotpHeader needs a TOTP secret, which is not known yet at this step",
+                );
+            }
+            if let Some(h) = &rule.header
+                && !is_header_name(h)
+            {
+                c.problem(format!("{rp}.header"), "not a valid HTTP header name");
+            }
+        } else if rule.header.is_some() {
+            c.problem(format!("{rp}.header"), "only used with outcome retryWithTotpHeader");
+        }
+    }
+    for (name, ex) in &step.extract {
+        let ep = format!("{at}.extract.{name}");
+        if !is_identifier(name) {
+            c.problem(&ep, "a value name must be a letter or _ followed by letters, digits or _");
+        }
+        if COMMON_INPUTS.contains(&name.as_str()) || name == "totp" || name == "recovery_code" {
+            c.problem(&ep, format!("'{name}' is an input and cannot be extracted"));
+        }
+        let sources = [ex.pointer.is_some(), ex.header.is_some(), ex.value.is_some()]
+            .iter()
+            .filter(|b| **b)
+            .count();
+        if sources != 1 {
+            c.problem(&ep, "set exactly one of pointer, header and value");
+        }
+        if let Some(p) = &ex.pointer
+            && !is_pointer(p)
+        {
+            c.problem(format!("{ep}.pointer"), "a JSON pointer is empty or starts with '/'");
+        }
+        if let Some(v) = &ex.value {
+            refs.extend(c.template(&format!("{ep}.value"), v, available));
+        }
+        match ex.kind {
+            ValueKind::Base32Secret | ValueKind::OtpauthUri if name != "totp_secret" => {
+                c.problem(format!("{ep}.as"), "a TOTP secret must be extracted as 'totp_secret'")
+            }
+            ValueKind::RecoveryCodes if name != "recovery_codes" => {
+                c.problem(format!("{ep}.as"), "recovery codes must be extracted as 'recovery_codes'")
+            }
+            ValueKind::String if name == "totp_secret" => c.problem(
+                format!("{ep}.as"),
+                "'totp_secret' must be read as base32Secret or otpauthUri",
+            ),
+            ValueKind::String if name == "recovery_codes" => {
+                c.problem(format!("{ep}.as"), "'recovery_codes' must be read as recoveryCodes")
+            }
+            ValueKind::String | ValueKind::Base32Secret | ValueKind::OtpauthUri | ValueKind::RecoveryCodes
+                if name == "expires_at" || name == "refresh_expires_at" =>
+            {
+                c.problem(
+                    format!("{ep}.as"),
+                    "an expiry must be read as expiresIn, epochSeconds, epochMillis, rfc3339 or jwtExp",
+                )
+            }
+            _ => {}
+        }
+        if ex.strip_spaces && ex.kind != ValueKind::RecoveryCodes {
+            c.problem(format!("{ep}.stripSpaces"), "only used with as: recoveryCodes");
+        }
+    }
+    StepInfo { refs }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const MINIMAL: &str = r#"
+enroll:
+  steps:
+    - method: GET
+      path: /secret
+      extract:
+        totp_secret: {pointer: /secret, as: base32Secret}
+    - method: POST
+      path: /enable
+      body: {code: "{{ totp }}"}
+login:
+  steps:
+    - method: POST
+      path: /login
+      body: {user: "{{ username }}", code: "{{ totp }}"}
+      extract:
+        access_token: {pointer: /token}
+"#;
+
+    fn problems(yaml: &str) -> Vec<String> {
+        match Profile::from_yaml("test.yaml", yaml) {
+            Ok(_) => vec![],
+            Err(LoadError::Invalid { problems, .. }) => {
+                problems.iter().map(ToString::to_string).collect()
+            }
+            Err(e) => vec![e.to_string()],
+        }
+    }
+
+    #[test]
+    fn minimal_profile_loads_and_knows_which_steps_send_a_code() {
+        let p = Profile::from_yaml("test.yaml", MINIMAL).expect("valid");
+        let enroll = p.step_info(FlowKind::Enroll);
+        assert!(!enroll[0].uses_totp());
+        assert!(enroll[1].uses_totp());
+        assert!(p.step_info(FlowKind::Login)[0].uses_totp());
+        assert!(!p.has_flow(FlowKind::Refresh));
+    }
+
+    #[test]
+    fn undefined_value_is_reported_with_its_field_path() {
+        let yaml = MINIMAL.replace(r#"code: "{{ totp }}"}
+      extract"#, r#"code: "{{ otp }}"}
+      extract"#);
+        let got = problems(&yaml);
+        assert_eq!(got.len(), 1, "{got:?}");
+        assert!(
+            got[0].starts_with("login.steps[0].body.code: undefined value 'otp'"),
+            "{got:?}"
+        );
+    }
+
+    #[test]
+    fn inconsistent_profiles_are_rejected_with_the_field_path() {
+        let cases: &[(&str, &str, &str)] = &[
+            ("totp before the secret is extracted",
+             "    - method: GET\n      path: /secret\n",
+             "    - method: GET\n      path: /secret\n      headers: {X-OTP: \"{{ totp }}\"}\n"),
+            ("value from a later step", "path: /enable", "path: /enable/{{ later }}"),
+            ("syntax error", "path: /login", "path: /login/{{ username "),
+            ("path without slash", "path: /login", "path: login"),
+            ("status out of range", "body: {code: \"{{ totp }}\"}\nlogin", "body: {code: \"{{ totp }}\"}\n      responses: [{status: [42], outcome: fail}]\nlogin"),
+            ("secret extracted as a string", "{pointer: /secret, as: base32Secret}", "{pointer: /secret}"),
+            ("two sources", "access_token: {pointer: /token}", "access_token: {pointer: /token, header: X-Token}"),
+            ("login without token", "access_token: {pointer: /token}", "other: {pointer: /token}"),
+            ("recovery code outside recoveryLogin", "user: \"{{ username }}\"", "user: \"{{ recovery_code }}\""),
+        ];
+        let want_paths = [
+            "enroll.steps[0].headers.X-OTP",
+            "enroll.steps[1].path",
+            "login.steps[0].path",
+            "login.steps[0].path",
+            "enroll.steps[1].responses[0].status",
+            "enroll.steps[0].extract.totp_secret.as",
+            "login.steps[0].extract.access_token",
+            "login.steps",
+            "login.steps[0].body.user",
+        ];
+        for ((what, from, to), want) in cases.iter().zip(want_paths) {
+            assert!(MINIMAL.contains(from), "{what}: fixture lacks {from:?}");
+            let got = problems(&MINIMAL.replacen(from, to, 1));
+            assert!(
+                got.iter().any(|p| p.starts_with(want)),
+                "{what}: want a problem at {want}, got {got:?}"
+            );
+        }
+    }
+
+    #[test]
+    fn malformed_yaml_is_reported_with_line_and_path() {
+        let yaml = MINIMAL.replace("method: POST\n      path: /login", "method: FETCH\n      path: /login");
+        let err = Profile::from_yaml("acme.yaml", &yaml).expect_err("bad method");
+        let text = err.to_string();
+        assert!(text.starts_with("acme.yaml:13:15: login.steps[0].method: unknown variant `FETCH`"), "{text}");
+
+        let err = Profile::from_yaml("acme.yaml", "enroll: [").expect_err("bad yaml");
+        assert!(matches!(err, LoadError::Parse { line: 1, .. }), "{err}");
+    }
+}
