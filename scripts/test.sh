@@ -31,6 +31,16 @@ cargo nextest --version
 section "format"
 cargo fmt --all -- --check
 
+section "dependency policy"
+# One TLS stack for the whole workspace: rustls with the ring provider.
+banned=$(cargo tree --workspace --locked --prefix none -e normal,build,dev --format '{p}' \
+  | awk '{print $1}' | sort -u | grep -xE 'aws-lc-rs|aws-lc-sys|openssl|openssl-sys|native-tls' || true)
+if [ -n "$banned" ]; then
+  echo "error: banned TLS crates in the dependency graph: $banned (use rustls with ring)" >&2
+  exit 1
+fi
+echo "rustls + ring only"
+
 section "clippy"
 cargo clippy --workspace --all-targets --locked -- -D warnings
 

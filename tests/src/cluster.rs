@@ -16,7 +16,7 @@ pub const KUBECONFIG_ENV: &str = "OTPILOT_TEST_KUBECONFIG";
 const FIELD_MANAGER: &str = "otpilot-tests";
 
 /// Why the test control plane could not be reached.
-#[derive(Debug, thiserror::Error)]
+#[derive(thiserror::Error)]
 pub enum ClusterError {
     #[error(
         "{KUBECONFIG_ENV} is not set: control-plane tests need the test control plane; \
@@ -45,6 +45,20 @@ pub enum ClusterError {
         #[source]
         source: kube::Error,
     },
+}
+
+// Tests `expect()` these, which prints Debug: make that the readable message
+// with its causes, so a failed run says what to do.
+impl std::fmt::Debug for ClusterError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{self}")?;
+        let mut source = std::error::Error::source(self);
+        while let Some(cause) = source {
+            write!(f, ": {cause}")?;
+            source = cause.source();
+        }
+        Ok(())
+    }
 }
 
 /// A connection to the test control plane.
