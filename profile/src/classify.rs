@@ -44,7 +44,9 @@ pub fn classify(status: u16, body: Option<&Value>, rules: &[ResponseRule]) -> Ve
             return match rule.outcome {
                 Outcome::Success => Verdict::Success,
                 Outcome::RetryWithTotpHeader => Verdict::RetryWithTotpHeader(
-                    rule.header.clone().unwrap_or_else(|| DEFAULT_TOTP_HEADER.to_owned()),
+                    rule.header
+                        .clone()
+                        .unwrap_or_else(|| DEFAULT_TOTP_HEADER.to_owned()),
                 ),
                 Outcome::CodeAlreadyUsed => Verdict::CodeAlreadyUsed,
                 Outcome::CodeRejected => Verdict::CodeRejected,
@@ -152,19 +154,67 @@ mod tests {
         let acreto = vec![
             ResponseRule {
                 header: Some("X-OTP".into()),
-                ..rule(&[424], Some(("/code", json!(16432))), Outcome::RetryWithTotpHeader)
+                ..rule(
+                    &[424],
+                    Some(("/code", json!(16432))),
+                    Outcome::RetryWithTotpHeader,
+                )
             },
-            rule(&[401, 424], Some(("/code", json!(16434))), Outcome::CodeAlreadyUsed),
+            rule(
+                &[401, 424],
+                Some(("/code", json!(16434))),
+                Outcome::CodeAlreadyUsed,
+            ),
         ];
-        let cryptr = vec![rule(&[200], Some(("/success", json!(false))), Outcome::CodeRejected)];
+        let cryptr = vec![rule(
+            &[200],
+            Some(("/success", json!(false))),
+            Outcome::CodeRejected,
+        )];
         let audd = vec![rule(&[421], None, Outcome::CodeRejected)];
         let cases: Vec<(&str, u16, Value, &[ResponseRule], Verdict)> = vec![
-            ("acreto asks for the code", 424, json!({"code": 16432}), &acreto, Verdict::RetryWithTotpHeader("X-OTP".into())),
-            ("acreto code used", 401, json!({"code": 16434}), &acreto, Verdict::CodeAlreadyUsed),
-            ("acreto other 424 falls to default", 424, json!({"code": 1}), &acreto, Verdict::Fail(None)),
-            ("cryptr success false", 200, json!({"success": false}), &cryptr, Verdict::CodeRejected),
-            ("cryptr success true", 200, json!({"success": true}), &cryptr, Verdict::Success),
-            ("audd wrong code", 421, json!(null), &audd, Verdict::CodeRejected),
+            (
+                "acreto asks for the code",
+                424,
+                json!({"code": 16432}),
+                &acreto,
+                Verdict::RetryWithTotpHeader("X-OTP".into()),
+            ),
+            (
+                "acreto code used",
+                401,
+                json!({"code": 16434}),
+                &acreto,
+                Verdict::CodeAlreadyUsed,
+            ),
+            (
+                "acreto other 424 falls to default",
+                424,
+                json!({"code": 1}),
+                &acreto,
+                Verdict::Fail(None),
+            ),
+            (
+                "cryptr success false",
+                200,
+                json!({"success": false}),
+                &cryptr,
+                Verdict::CodeRejected,
+            ),
+            (
+                "cryptr success true",
+                200,
+                json!({"success": true}),
+                &cryptr,
+                Verdict::Success,
+            ),
+            (
+                "audd wrong code",
+                421,
+                json!(null),
+                &audd,
+                Verdict::CodeRejected,
+            ),
             ("default 2xx", 204, json!(null), &[], Verdict::Success),
             ("default 429", 429, json!(null), &[], Verdict::RateLimited),
             ("default 503", 503, json!(null), &[], Verdict::RateLimited),
@@ -181,14 +231,56 @@ mod tests {
     fn retries_are_bounded_backed_off_and_honour_retry_after() {
         let p = RetryPolicy::default();
         let cases: Vec<(&str, u32, Option<Duration>, f64, Option<Duration>)> = vec![
-            ("first retry, no jitter", 1, None, 0.0, Some(Duration::from_millis(125))),
-            ("first retry, max jitter", 1, None, 1.0, Some(Duration::from_millis(250))),
-            ("second retry doubles", 2, None, 0.0, Some(Duration::from_millis(250))),
-            ("third retry doubles again", 3, None, 0.0, Some(Duration::from_millis(500))),
+            (
+                "first retry, no jitter",
+                1,
+                None,
+                0.0,
+                Some(Duration::from_millis(125)),
+            ),
+            (
+                "first retry, max jitter",
+                1,
+                None,
+                1.0,
+                Some(Duration::from_millis(250)),
+            ),
+            (
+                "second retry doubles",
+                2,
+                None,
+                0.0,
+                Some(Duration::from_millis(250)),
+            ),
+            (
+                "third retry doubles again",
+                3,
+                None,
+                0.0,
+                Some(Duration::from_millis(500)),
+            ),
             ("attempts exhausted", 4, None, 0.0, None),
-            ("retry-after honoured", 1, Some(Duration::from_secs(3)), 0.0, Some(Duration::from_secs(3))),
-            ("retry-after plus jitter", 1, Some(Duration::from_secs(3)), 0.5, Some(Duration::from_millis(3125))),
-            ("retry-after too long: give up", 1, Some(Duration::from_secs(3600)), 0.0, None),
+            (
+                "retry-after honoured",
+                1,
+                Some(Duration::from_secs(3)),
+                0.0,
+                Some(Duration::from_secs(3)),
+            ),
+            (
+                "retry-after plus jitter",
+                1,
+                Some(Duration::from_secs(3)),
+                0.5,
+                Some(Duration::from_millis(3125)),
+            ),
+            (
+                "retry-after too long: give up",
+                1,
+                Some(Duration::from_secs(3600)),
+                0.0,
+                None,
+            ),
         ];
         for (what, made, ra, jitter, want) in cases {
             assert_eq!(retry_delay(&p, made, ra, jitter), want, "{what}");
@@ -209,7 +301,10 @@ mod tests {
         let now = UNIX_EPOCH + Duration::from_secs(784_111_777); // Sun, 06 Nov 1994 08:49:37 GMT
         let cases = [
             ("120", Some(Duration::from_secs(120))),
-            ("Sun, 06 Nov 1994 08:49:47 GMT", Some(Duration::from_secs(10))),
+            (
+                "Sun, 06 Nov 1994 08:49:47 GMT",
+                Some(Duration::from_secs(10)),
+            ),
             ("Sun, 06 Nov 1994 08:49:27 GMT", Some(Duration::ZERO)),
             ("soon", None),
         ];

@@ -194,8 +194,9 @@ pub enum FlowErrorKind {
     },
     /// The vendor kept saying the code was already used.
     #[error(
-        "the vendor refused {tries} fresh code(s) as already used: another client is probably \
-         logging in with the same TOTP secret; share one session between replicas"
+        "the vendor refused {tries} fresh code(s) as already used: another client may be logging \
+         in with the same TOTP secret (share one session between replicas), or, where the vendor \
+         does not tell used codes from wrong ones, the stored secret is not the enrolled one"
     )]
     CodeAlreadyUsed {
         /// Codes tried.
@@ -296,7 +297,10 @@ mod tests {
             kind: FlowErrorKind::CodeRejected { status: 421 },
         };
         let text = err.to_string();
-        assert!(text.starts_with("login steps[1] 'verify': the vendor rejected the code (HTTP 421)"), "{text}");
+        assert!(
+            text.starts_with("login steps[1] 'verify': the vendor rejected the code (HTTP 421)"),
+            "{text}"
+        );
         assert_eq!(err.category(), "CodeRejected");
     }
 
@@ -309,6 +313,9 @@ mod tests {
             path: "login.steps[0].method".into(),
             message: "unknown variant `FETCH`".into(),
         };
-        assert_eq!(err.to_string(), "acme.yaml:7:3: login.steps[0].method: unknown variant `FETCH`");
+        assert_eq!(
+            err.to_string(),
+            "acme.yaml:7:3: login.steps[0].method: unknown variant `FETCH`"
+        );
     }
 }

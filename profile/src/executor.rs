@@ -17,7 +17,7 @@ use crate::load::StepInfo;
 use crate::secret::{Scrubber, excerpt};
 use crate::template;
 use crate::totp::{TotpKey, TotpParams};
-use crate::{Enrollment, Engine, Inputs, Session};
+use crate::{Engine, Enrollment, Inputs, Session};
 
 /// Everything a flow has learnt so far; enough to resume it.
 #[derive(Debug, Clone)]
@@ -218,7 +218,10 @@ impl<'e> FlowRun<'e> {
             ctx.insert("api_key".into(), k.expose_secret().into());
         }
         if let Some(key) = self.totp_key() {
-            ctx.insert("totp_secret".into(), key.secret_base32().expose_secret().into());
+            ctx.insert(
+                "totp_secret".into(),
+                key.secret_base32().expose_secret().into(),
+            );
         }
         if let Some(code) = code {
             ctx.insert("totp".into(), code.expose_secret().into());
@@ -228,7 +231,10 @@ impl<'e> FlowRun<'e> {
             ctx.insert("recovery_codes".into(), minijinja::Value::from(list));
         }
         for (k, t) in &self.state.times {
-            let secs = t.duration_since(UNIX_EPOCH).map(|d| d.as_secs()).unwrap_or(0);
+            let secs = t
+                .duration_since(UNIX_EPOCH)
+                .map(|d| d.as_secs())
+                .unwrap_or(0);
             ctx.insert(k.clone(), secs.into());
         }
         for (k, v) in &self.state.values {
@@ -237,14 +243,24 @@ impl<'e> FlowRun<'e> {
         minijinja::Value::from(ctx)
     }
 
-    fn render(&self, field: String, source: &str, ctx: &minijinja::Value) -> Result<String, FlowErrorKind> {
+    fn render(
+        &self,
+        field: String,
+        source: &str,
+        ctx: &minijinja::Value,
+    ) -> Result<String, FlowErrorKind> {
         template::render(&self.engine.env, source, ctx).map_err(|message| FlowErrorKind::Render {
             field,
             message: self.scrubber.scrub(&message),
         })
     }
 
-    fn render_json(&self, field: &str, value: &Value, ctx: &minijinja::Value) -> Result<Value, FlowErrorKind> {
+    fn render_json(
+        &self,
+        field: &str,
+        value: &Value,
+        ctx: &minijinja::Value,
+    ) -> Result<Value, FlowErrorKind> {
         Ok(match value {
             Value::String(s) => Value::String(self.render(field.to_owned(), s, ctx)?),
             Value::Array(items) => Value::Array(
@@ -256,7 +272,12 @@ impl<'e> FlowRun<'e> {
             ),
             Value::Object(map) => Value::Object(
                 map.iter()
-                    .map(|(k, v)| Ok((k.clone(), self.render_json(&format!("{field}.{k}"), v, ctx)?)))
+                    .map(|(k, v)| {
+                        Ok((
+                            k.clone(),
+                            self.render_json(&format!("{field}.{k}"), v, ctx)?,
+                        ))
+                    })
                     .collect::<Result<_, FlowErrorKind>>()?,
             ),
             other => other.clone(),
@@ -298,13 +319,25 @@ impl<'e> FlowRun<'e> {
             Ok(())
         };
         for (k, v) in &self.engine.profile().spec().headers {
-            put(format!("headers.{k}"), k, self.render(format!("headers.{k}"), v, &ctx)?)?;
+            put(
+                format!("headers.{k}"),
+                k,
+                self.render(format!("headers.{k}"), v, &ctx)?,
+            )?;
         }
         for (k, v) in &step.headers {
-            put(format!("{at}.headers.{k}"), k, self.render(format!("{at}.headers.{k}"), v, &ctx)?)?;
+            put(
+                format!("{at}.headers.{k}"),
+                k,
+                self.render(format!("{at}.headers.{k}"), v, &ctx)?,
+            )?;
         }
         if let (Some(name), Some(code)) = (totp_header, code) {
-            put(format!("{at}.responses"), name, code.expose_secret().to_owned())?;
+            put(
+                format!("{at}.responses"),
+                name,
+                code.expose_secret().to_owned(),
+            )?;
         }
         let method = match step.method {
             otpilot_api::profile::HttpMethod::Get => reqwest::Method::GET,
@@ -333,7 +366,11 @@ impl<'e> FlowRun<'e> {
         self.engine.timer.clock().sleep(d).await;
     }
 
-    async fn run_step(&mut self, step: &Step, info: &StepInfo) -> Result<Vec<String>, FlowErrorKind> {
+    async fn run_step(
+        &mut self,
+        step: &Step,
+        info: &StepInfo,
+    ) -> Result<Vec<String>, FlowErrorKind> {
         self.check_inputs(info)?;
         let policy = self.engine.settings.retry;
         let mut totp_header: Option<String> = None;
@@ -357,12 +394,14 @@ impl<'e> FlowRun<'e> {
                 Ok(r) => match read(r).await {
                     Ok(r) => r,
                     Err(e) => {
-                        self.retry_or(attempts, None, || self.transport(attempts, &e)).await?;
+                        self.retry_or(attempts, None, || self.transport(attempts, &e))
+                            .await?;
                         continue;
                     }
                 },
                 Err(e) => {
-                    self.retry_or(attempts, None, || self.transport(attempts, &e)).await?;
+                    self.retry_or(attempts, None, || self.transport(attempts, &e))
+                        .await?;
                     continue;
                 }
             };
@@ -400,16 +439,27 @@ impl<'e> FlowRun<'e> {
                     Some(d) if d <= policy.max_retry_after && attempts < policy.max_attempts => {
                         self.sleep(d).await;
                     }
-                    _ => return Err(FlowErrorKind::LockedOut { status, retry_after }),
+                    _ => {
+                        return Err(FlowErrorKind::LockedOut {
+                            status,
+                            retry_after,
+                        });
+                    }
                 },
                 Verdict::RateLimited => {
-                    self.retry_or(attempts, retry_after, || FlowErrorKind::LockedOut { status, retry_after })
-                        .await?
+                    self.retry_or(attempts, retry_after, || FlowErrorKind::LockedOut {
+                        status,
+                        retry_after,
+                    })
+                    .await?
                 }
                 Verdict::Transient => {
                     let detail = self.detail(&response, None);
-                    self.retry_or(attempts, retry_after, || FlowErrorKind::Status { status, detail })
-                        .await?
+                    self.retry_or(attempts, retry_after, || FlowErrorKind::Status {
+                        status,
+                        detail,
+                    })
+                    .await?
                 }
                 Verdict::Fail(message) => {
                     return Err(FlowErrorKind::Status {
@@ -428,7 +478,12 @@ impl<'e> FlowRun<'e> {
         retry_after: Option<Duration>,
         give_up: impl FnOnce() -> FlowErrorKind,
     ) -> Result<(), FlowErrorKind> {
-        match retry_delay(&self.engine.settings.retry, attempts, retry_after, rand::random::<f64>()) {
+        match retry_delay(
+            &self.engine.settings.retry,
+            attempts,
+            retry_after,
+            rand::random::<f64>(),
+        ) {
             Some(d) => {
                 tracing::debug!(delay_ms = d.as_millis() as u64, attempts, "retrying");
                 self.sleep(d).await;
@@ -494,7 +549,11 @@ impl<'e> FlowRun<'e> {
                     .map(|v| Value::String(v.to_owned()))
             } else if let Some(source) = &ex.value {
                 let ctx = self.context(None);
-                Some(Value::String(self.render(format!("{at}.extract.{name}.value"), source, &ctx)?))
+                Some(Value::String(self.render(
+                    format!("{at}.extract.{name}.value"),
+                    source,
+                    &ctx,
+                )?))
             } else {
                 None
             };
@@ -532,7 +591,9 @@ impl<'e> FlowRun<'e> {
         }
         // A new refresh token without its own expiry must not inherit the
         // old one's.
-        if step.extract.contains_key("refresh_token") && !step.extract.contains_key("refresh_expires_at") {
+        if step.extract.contains_key("refresh_token")
+            && !step.extract.contains_key("refresh_expires_at")
+        {
             self.state.times.remove("refresh_expires_at");
         }
         Ok(names)
@@ -570,17 +631,22 @@ impl<'e> FlowRun<'e> {
             .times
             .get("expires_at")
             .copied()
-            .or_else(|| extract::jwt_exp(access_token.expose_secret()).ok())
+            .or_else(|| plausible_jwt_exp(access_token.expose_secret(), now))
             .or_else(|| lifetime.map(|s| now + Duration::from_secs(s)));
         let Some(expires_at) = expires_at else {
             return Err(self.err(None, FlowErrorKind::UnknownExpiry));
         };
         let refresh_token = values.get("refresh_token").cloned();
-        let refresh_expires_at = self.state.times.get("refresh_expires_at").copied().or_else(|| {
-            refresh_token
-                .as_ref()
-                .and_then(|t| extract::jwt_exp(t.expose_secret()).ok())
-        });
+        let refresh_expires_at =
+            self.state
+                .times
+                .get("refresh_expires_at")
+                .copied()
+                .or_else(|| {
+                    refresh_token
+                        .as_ref()
+                        .and_then(|t| plausible_jwt_exp(t.expose_secret(), now))
+                });
         let reenroll_required = values
             .get("reenroll_required")
             .is_some_and(|v| v.expose_secret().eq_ignore_ascii_case("true"));
@@ -593,6 +659,13 @@ impl<'e> FlowRun<'e> {
             last_code_step: self.state.last_code_step,
         })
     }
+}
+
+/// A JWT's `exp`, unless it is absurd (more than a year ahead: a vendor
+/// that wrote milliseconds where seconds belong, as Conduit v0.15 does).
+fn plausible_jwt_exp(token: &str, now: SystemTime) -> Option<SystemTime> {
+    let exp = extract::jwt_exp(token).ok()?;
+    (exp <= now + Duration::from_secs(366 * 24 * 3600)).then_some(exp)
 }
 
 /// A response read whole (bodies here are small).

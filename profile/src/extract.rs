@@ -81,7 +81,9 @@ pub fn interpret(
         )),
         ValueKind::ExpiresIn => {
             let secs = number(raw)?;
-            Ok(Extracted::Time(now + Duration::from_secs_f64(secs.max(0.0))))
+            Ok(Extracted::Time(
+                now + Duration::from_secs_f64(secs.max(0.0)),
+            ))
         }
         ValueKind::EpochSeconds => Ok(Extracted::Time(epoch(number(raw)?))),
         ValueKind::EpochMillis => Ok(Extracted::Time(epoch(number(raw)? / 1000.0))),
@@ -142,10 +144,7 @@ pub fn recovery_codes(raw: &Value, strip_spaces: bool) -> Result<Vec<String>, St
                 })
             })
             .collect::<Result<_, _>>()?,
-        Value::String(s) => s
-            .split(['\n', '\r', ','])
-            .map(str::to_owned)
-            .collect(),
+        Value::String(s) => s.split(['\n', '\r', ',']).map(str::to_owned).collect(),
         other => {
             return Err(format!(
                 "expected recovery codes as an array or a string, found {}",
@@ -188,10 +187,30 @@ mod tests {
     #[test]
     fn recovery_codes_come_in_every_vendor_shape() {
         let cases: Vec<(&str, Value, bool, Vec<&str>)> = vec![
-            ("AUDD array", json!(["ABCDE-FGHIJ", "KLMNO-PQRST"]), false, vec!["ABCDE-FGHIJ", "KLMNO-PQRST"]),
-            ("Cryptr newline string", json!("aaaa-1111\nbbbb-2222\r\ncccc-3333\n"), false, vec!["aaaa-1111", "bbbb-2222", "cccc-3333"]),
-            ("Conduit spaced digits", json!(["3892 3664", "3676 4634"]), true, vec!["38923664", "36764634"]),
-            ("numbers in an array", json!([12345678, 87654321]), false, vec!["12345678", "87654321"]),
+            (
+                "AUDD array",
+                json!(["ABCDE-FGHIJ", "KLMNO-PQRST"]),
+                false,
+                vec!["ABCDE-FGHIJ", "KLMNO-PQRST"],
+            ),
+            (
+                "Cryptr newline string",
+                json!("aaaa-1111\nbbbb-2222\r\ncccc-3333\n"),
+                false,
+                vec!["aaaa-1111", "bbbb-2222", "cccc-3333"],
+            ),
+            (
+                "Conduit spaced digits",
+                json!(["3892 3664", "3676 4634"]),
+                true,
+                vec!["38923664", "36764634"],
+            ),
+            (
+                "numbers in an array",
+                json!([12345678, 87654321]),
+                false,
+                vec!["12345678", "87654321"],
+            ),
         ];
         for (what, raw, strip, want) in cases {
             assert_eq!(codes(raw, strip), want, "{what}");
@@ -212,14 +231,23 @@ mod tests {
         // header {"alg":"HS256"}, payload {"exp":1700000000}
         let jwt = format!(
             "eyJhbGciOiJIUzI1NiJ9.{}.sig",
-            base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(br#"{"exp":1700000000,"sub":"x"}"#)
+            base64::engine::general_purpose::URL_SAFE_NO_PAD
+                .encode(br#"{"exp":1700000000,"sub":"x"}"#)
         );
         let cases: Vec<(ValueKind, Value, u64)> = vec![
             (ValueKind::ExpiresIn, json!(600), 1_600),
             (ValueKind::ExpiresIn, json!("300"), 1_300),
             (ValueKind::EpochSeconds, json!(1_700_000_000), 1_700_000_000),
-            (ValueKind::EpochMillis, json!(1_700_000_000_000u64), 1_700_000_000),
-            (ValueKind::Rfc3339, json!("2023-11-14T22:13:20Z"), 1_700_000_000),
+            (
+                ValueKind::EpochMillis,
+                json!(1_700_000_000_000u64),
+                1_700_000_000,
+            ),
+            (
+                ValueKind::Rfc3339,
+                json!("2023-11-14T22:13:20Z"),
+                1_700_000_000,
+            ),
             (ValueKind::JwtExp, json!(jwt), 1_700_000_000),
         ];
         for (kind, raw, want) in cases {
@@ -245,7 +273,10 @@ mod tests {
             (ValueKind::EpochSeconds, json!({})),
             (ValueKind::Rfc3339, json!("yesterday")),
         ] {
-            assert!(interpret(kind, &raw, false, now, p).is_err(), "{kind:?} {raw}");
+            assert!(
+                interpret(kind, &raw, false, now, p).is_err(),
+                "{kind:?} {raw}"
+            );
         }
     }
 
@@ -255,19 +286,34 @@ mod tests {
         let now = SystemTime::now();
         let cases = [
             (ValueKind::Base32Secret, "3eft swzw o5ht clyg ceeh bcrp"),
-            (ValueKind::Base32Secret, "otpauth://totp/x?secret=3EFTSWZWO5HTCLYGCEEHBCRP"),
-            (ValueKind::OtpauthUri, "otpauth://totp/x?secret=3EFTSWZWO5HTCLYGCEEHBCRP"),
+            (
+                ValueKind::Base32Secret,
+                "otpauth://totp/x?secret=3EFTSWZWO5HTCLYGCEEHBCRP",
+            ),
+            (
+                ValueKind::OtpauthUri,
+                "otpauth://totp/x?secret=3EFTSWZWO5HTCLYGCEEHBCRP",
+            ),
         ];
         for (kind, raw) in cases {
             match interpret(kind, &json!(raw), false, now, p).expect(raw) {
                 Extracted::Totp(k) => {
-                    assert_eq!(k.secret_base32().expose_secret(), "3EFTSWZWO5HTCLYGCEEHBCRP")
+                    assert_eq!(
+                        k.secret_base32().expose_secret(),
+                        "3EFTSWZWO5HTCLYGCEEHBCRP"
+                    )
                 }
                 other => panic!("{other:?}"),
             }
         }
-        let err = interpret(ValueKind::Base32Secret, &json!("flkj32q979bv7f98327vf93q"), false, now, p)
-            .expect_err("goaxr's example secret is not base32");
+        let err = interpret(
+            ValueKind::Base32Secret,
+            &json!("flkj32q979bv7f98327vf93q"),
+            false,
+            now,
+            p,
+        )
+        .expect_err("goaxr's example secret is not base32");
         assert!(err.contains("not base32"), "{err}");
     }
 

@@ -240,7 +240,10 @@ fn validate(spec: &ProfileSpec, problems: &mut Vec<Problem>) -> BTreeMap<FlowKin
         problems,
     };
     if !(6..=8).contains(&spec.totp.digits) {
-        c.problem("totp.digits", format!("must be 6 to 8, not {}", spec.totp.digits));
+        c.problem(
+            "totp.digits",
+            format!("must be 6 to 8, not {}", spec.totp.digits),
+        );
     }
     if spec.totp.period == 0 {
         c.problem("totp.period", "must be at least 1 second");
@@ -253,9 +256,15 @@ fn validate(spec: &ProfileSpec, problems: &mut Vec<Problem>) -> BTreeMap<FlowKin
         .collect();
     for name in spec.variables.keys() {
         if !is_identifier(name) {
-            c.problem(format!("variables.{name}"), "a variable name must be a letter or _ followed by letters, digits or _");
+            c.problem(
+                format!("variables.{name}"),
+                "a variable name must be a letter or _ followed by letters, digits or _",
+            );
         } else if reserved.contains(name.as_str()) {
-            c.problem(format!("variables.{name}"), format!("'{name}' is a built-in value and cannot be a variable"));
+            c.problem(
+                format!("variables.{name}"),
+                format!("'{name}' is a built-in value and cannot be a variable"),
+            );
         }
     }
     for name in spec.headers.keys() {
@@ -319,7 +328,10 @@ fn validate_step(
 ) -> StepInfo {
     let mut refs = BTreeSet::new();
     if !(step.path.starts_with('/') || step.path.starts_with("{{")) {
-        c.problem(format!("{at}.path"), "must start with '/' (it is appended to the base URL)");
+        c.problem(
+            format!("{at}.path"),
+            "must start with '/' (it is appended to the base URL)",
+        );
     }
     refs.extend(c.template(&format!("{at}.path"), &step.path, available));
     for (k, v) in &step.query {
@@ -362,7 +374,10 @@ fn validate_step(
         if let Some(when) = &rule.when
             && !is_pointer(&when.pointer)
         {
-            c.problem(format!("{rp}.when.pointer"), "a JSON pointer is empty or starts with '/'");
+            c.problem(
+                format!("{rp}.when.pointer"),
+                "a JSON pointer is empty or starts with '/'",
+            );
         }
         if rule.outcome == Outcome::RetryWithTotpHeader {
             if !available.contains("totp") {
@@ -377,28 +392,41 @@ fn validate_step(
                 c.problem(format!("{rp}.header"), "not a valid HTTP header name");
             }
         } else if rule.header.is_some() {
-            c.problem(format!("{rp}.header"), "only used with outcome retryWithTotpHeader");
+            c.problem(
+                format!("{rp}.header"),
+                "only used with outcome retryWithTotpHeader",
+            );
         }
     }
     for (name, ex) in &step.extract {
         let ep = format!("{at}.extract.{name}");
         if !is_identifier(name) {
-            c.problem(&ep, "a value name must be a letter or _ followed by letters, digits or _");
+            c.problem(
+                &ep,
+                "a value name must be a letter or _ followed by letters, digits or _",
+            );
         }
         if COMMON_INPUTS.contains(&name.as_str()) || name == "totp" || name == "recovery_code" {
             c.problem(&ep, format!("'{name}' is an input and cannot be extracted"));
         }
-        let sources = [ex.pointer.is_some(), ex.header.is_some(), ex.value.is_some()]
-            .iter()
-            .filter(|b| **b)
-            .count();
+        let sources = [
+            ex.pointer.is_some(),
+            ex.header.is_some(),
+            ex.value.is_some(),
+        ]
+        .iter()
+        .filter(|b| **b)
+        .count();
         if sources != 1 {
             c.problem(&ep, "set exactly one of pointer, header and value");
         }
         if let Some(p) = &ex.pointer
             && !is_pointer(p)
         {
-            c.problem(format!("{ep}.pointer"), "a JSON pointer is empty or starts with '/'");
+            c.problem(
+                format!("{ep}.pointer"),
+                "a JSON pointer is empty or starts with '/'",
+            );
         }
         if let Some(v) = &ex.value {
             refs.extend(c.template(&format!("{ep}.value"), v, available));
@@ -428,7 +456,10 @@ fn validate_step(
             _ => {}
         }
         if ex.strip_spaces && ex.kind != ValueKind::RecoveryCodes {
-            c.problem(format!("{ep}.stripSpaces"), "only used with as: recoveryCodes");
+            c.problem(
+                format!("{ep}.stripSpaces"),
+                "only used with as: recoveryCodes",
+            );
         }
     }
     StepInfo { refs }
@@ -479,9 +510,12 @@ login:
 
     #[test]
     fn undefined_value_is_reported_with_its_field_path() {
-        let yaml = MINIMAL.replace(r#"code: "{{ totp }}"}
-      extract"#, r#"code: "{{ otp }}"}
-      extract"#);
+        let yaml = MINIMAL.replace(
+            r#"code: "{{ totp }}"}
+      extract"#,
+            r#"code: "{{ otp }}"}
+      extract"#,
+        );
         let got = problems(&yaml);
         assert_eq!(got.len(), 1, "{got:?}");
         assert!(
@@ -493,17 +527,43 @@ login:
     #[test]
     fn inconsistent_profiles_are_rejected_with_the_field_path() {
         let cases: &[(&str, &str, &str)] = &[
-            ("totp before the secret is extracted",
-             "    - method: GET\n      path: /secret\n",
-             "    - method: GET\n      path: /secret\n      headers: {X-OTP: \"{{ totp }}\"}\n"),
-            ("value from a later step", "path: /enable", "path: /enable/{{ later }}"),
+            (
+                "totp before the secret is extracted",
+                "    - method: GET\n      path: /secret\n",
+                "    - method: GET\n      path: /secret\n      headers: {X-OTP: \"{{ totp }}\"}\n",
+            ),
+            (
+                "value from a later step",
+                "path: /enable",
+                "path: /enable/{{ later }}",
+            ),
             ("syntax error", "path: /login", "path: /login/{{ username "),
             ("path without slash", "path: /login", "path: login"),
-            ("status out of range", "body: {code: \"{{ totp }}\"}\nlogin", "body: {code: \"{{ totp }}\"}\n      responses: [{status: [42], outcome: fail}]\nlogin"),
-            ("secret extracted as a string", "{pointer: /secret, as: base32Secret}", "{pointer: /secret}"),
-            ("two sources", "access_token: {pointer: /token}", "access_token: {pointer: /token, header: X-Token}"),
-            ("login without token", "access_token: {pointer: /token}", "other: {pointer: /token}"),
-            ("recovery code outside recoveryLogin", "user: \"{{ username }}\"", "user: \"{{ recovery_code }}\""),
+            (
+                "status out of range",
+                "body: {code: \"{{ totp }}\"}\nlogin",
+                "body: {code: \"{{ totp }}\"}\n      responses: [{status: [42], outcome: fail}]\nlogin",
+            ),
+            (
+                "secret extracted as a string",
+                "{pointer: /secret, as: base32Secret}",
+                "{pointer: /secret}",
+            ),
+            (
+                "two sources",
+                "access_token: {pointer: /token}",
+                "access_token: {pointer: /token, header: X-Token}",
+            ),
+            (
+                "login without token",
+                "access_token: {pointer: /token}",
+                "other: {pointer: /token}",
+            ),
+            (
+                "recovery code outside recoveryLogin",
+                "user: \"{{ username }}\"",
+                "user: \"{{ recovery_code }}\"",
+            ),
         ];
         let want_paths = [
             "enroll.steps[0].headers.X-OTP",
@@ -528,10 +588,16 @@ login:
 
     #[test]
     fn malformed_yaml_is_reported_with_line_and_path() {
-        let yaml = MINIMAL.replace("method: POST\n      path: /login", "method: FETCH\n      path: /login");
+        let yaml = MINIMAL.replace(
+            "method: POST\n      path: /login",
+            "method: FETCH\n      path: /login",
+        );
         let err = Profile::from_yaml("acme.yaml", &yaml).expect_err("bad method");
         let text = err.to_string();
-        assert!(text.starts_with("acme.yaml:13:15: login.steps[0].method: unknown variant `FETCH`"), "{text}");
+        assert!(
+            text.starts_with("acme.yaml:13:15: login.steps[0].method: unknown variant `FETCH`"),
+            "{text}"
+        );
 
         let err = Profile::from_yaml("acme.yaml", "enroll: [").expect_err("bad yaml");
         assert!(matches!(err, LoadError::Parse { line: 1, .. }), "{err}");

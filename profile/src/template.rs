@@ -70,7 +70,10 @@ mod tests {
             ("{{ totp }}", &["totp"]),
             ("Bearer {{ access_token }}", &["access_token"]),
             ("/v2/users/{{ username | urlencode }}/otp", &["username"]),
-            ("{{ (username ~ ':' ~ password) | b64encode }}", &["password", "username"]),
+            (
+                "{{ (username ~ ':' ~ password) | b64encode }}",
+                &["password", "username"],
+            ),
             ("{% for i in range(2) %}{{ i }}{% endfor %}", &[]),
             ("{{ otp }}", &["otp"]),
         ];
@@ -93,7 +96,10 @@ mod tests {
         let env = environment();
         let ctx = minijinja::context! { username => "a@b.c", code => "012345" };
         let cases = [
-            ("/users/{{ username | urlencode }}/otp", "/users/a%40b.c/otp"),
+            (
+                "/users/{{ username | urlencode }}/otp",
+                "/users/a%40b.c/otp",
+            ),
             ("{{ code }}", "012345"),
             ("<{{ username }}>", "<a@b.c>"),
             ("{{ 'u:p' | b64encode }}", "dTpw"),

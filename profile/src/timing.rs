@@ -214,7 +214,14 @@ mod tests {
 
     #[test]
     fn margin_is_five_seconds_or_a_quarter_period() {
-        let cases = [(30, 5_000), (60, 5_000), (20, 5_000), (10, 2_500), (2, 500), (1, 250)];
+        let cases = [
+            (30, 5_000),
+            (60, 5_000),
+            (20, 5_000),
+            (10, 2_500),
+            (2, 500),
+            (1, 250),
+        ];
         for (period, want) in cases {
             assert_eq!(safety_margin_ms(period), want, "period {period}");
         }
@@ -224,13 +231,48 @@ mod tests {
     fn plan_sends_waits_for_next_step_or_for_enough_time_left() {
         // period 30 s, margin 5 s, guard 100 ms.
         let cases: &[(&str, u64, Option<u64>, CodePlan)] = &[
-            ("fresh secret, start of step", 60_000, None, CodePlan::Send { step: 2 }),
-            ("fresh secret, mid step", 75_000, None, CodePlan::Send { step: 2 }),
-            ("only 4 s left: wait for next", 86_000, None, CodePlan::Wait { ms: 4_100 }),
-            ("exactly margin left: send", 85_000, None, CodePlan::Send { step: 2 }),
-            ("step already used: wait for next", 70_000, Some(2), CodePlan::Wait { ms: 20_100 }),
-            ("older step used: send", 70_000, Some(1), CodePlan::Send { step: 2 }),
-            ("clock went back: wait past the used step", 70_000, Some(3), CodePlan::Wait { ms: 50_100 }),
+            (
+                "fresh secret, start of step",
+                60_000,
+                None,
+                CodePlan::Send { step: 2 },
+            ),
+            (
+                "fresh secret, mid step",
+                75_000,
+                None,
+                CodePlan::Send { step: 2 },
+            ),
+            (
+                "only 4 s left: wait for next",
+                86_000,
+                None,
+                CodePlan::Wait { ms: 4_100 },
+            ),
+            (
+                "exactly margin left: send",
+                85_000,
+                None,
+                CodePlan::Send { step: 2 },
+            ),
+            (
+                "step already used: wait for next",
+                70_000,
+                Some(2),
+                CodePlan::Wait { ms: 20_100 },
+            ),
+            (
+                "older step used: send",
+                70_000,
+                Some(1),
+                CodePlan::Send { step: 2 },
+            ),
+            (
+                "clock went back: wait past the used step",
+                70_000,
+                Some(3),
+                CodePlan::Wait { ms: 50_100 },
+            ),
         ];
         for (what, now, last, want) in cases {
             assert_eq!(plan_code(*now, 30, *last, 5_000), *want, "{what}");

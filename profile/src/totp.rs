@@ -105,10 +105,11 @@ pub fn decode_base32(input: &str) -> Result<(String, Vec<u8>), TotpError> {
             len: canonical.len(),
         });
     }
-    let bytes = base32::decode(base32::Alphabet::Rfc4648 { padding: false }, &canonical)
-        .ok_or(TotpError::BadLength {
+    let bytes = base32::decode(base32::Alphabet::Rfc4648 { padding: false }, &canonical).ok_or(
+        TotpError::BadLength {
             len: canonical.len(),
-        })?;
+        },
+    )?;
     if bytes.len() < MIN_SECRET_BYTES {
         return Err(TotpError::TooShort {
             bits: bytes.len() * 8,
@@ -231,8 +232,7 @@ mod tests {
     fn rfc6238_appendix_b_vectors_match() {
         let sha1 = b"12345678901234567890".to_vec();
         let sha256 = b"12345678901234567890123456789012".to_vec();
-        let sha512 =
-            b"1234567890123456789012345678901234567890123456789012345678901234".to_vec();
+        let sha512 = b"1234567890123456789012345678901234567890123456789012345678901234".to_vec();
         let table: &[(u64, &str, &str, &str)] = &[
             (59, "94287082", "46119246", "90693936"),
             (1111111109, "07081804", "68084774", "25091201"),
@@ -283,7 +283,10 @@ mod tests {
     #[test]
     fn non_base32_secret_is_a_clear_error_without_the_secret() {
         let cases = [
-            ("flkj32q979bv7f98327vf93q", TotpError::NotBase32 { position: 8 }),
+            (
+                "flkj32q979bv7f98327vf93q",
+                TotpError::NotBase32 { position: 8 },
+            ),
             ("JBSW1Y3D", TotpError::NotBase32 { position: 5 }),
             ("JBSWY3DPE", TotpError::BadLength { len: 9 }),
             ("JBSWY3DP", TotpError::TooShort { bits: 40 }),
