@@ -202,6 +202,8 @@ async fn enroll(
         EnrollBody::default()
     } else {
         let mut request = axum::extract::Request::new(axum::body::Body::from(body));
+        // Form reads the query string of GET requests: this one has a body.
+        *request.method_mut() = http::Method::POST;
         if let Some(content_type) = headers.get(header::CONTENT_TYPE) {
             request
                 .headers_mut()
