@@ -61,7 +61,9 @@ fn codes_match_pyotp_on_random_secrets() {
         let params = TotpParams {
             algorithm,
             digits: rng.random_range(6..=8),
-            period: *[1u64, 2, 15, 30, 60, 90].get(rng.random_range(0..6)).unwrap_or(&30),
+            period: *[1u64, 2, 15, 30, 60, 90]
+                .get(rng.random_range(0..6))
+                .unwrap_or(&30),
         };
         let time: u64 = rng.random_range(0..4_000_000_000);
         let key = TotpKey::from_bytes(bytes, params).expect("key");
