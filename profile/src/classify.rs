@@ -230,7 +230,9 @@ mod tests {
     #[test]
     fn retries_are_bounded_backed_off_and_honour_retry_after() {
         let p = RetryPolicy::default();
-        let cases: Vec<(&str, u32, Option<Duration>, f64, Option<Duration>)> = vec![
+        // (what, attempts made, Retry-After, jitter, expected delay)
+        type Case = (&'static str, u32, Option<Duration>, f64, Option<Duration>);
+        let cases: Vec<Case> = vec![
             (
                 "first retry, no jitter",
                 1,

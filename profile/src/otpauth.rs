@@ -127,7 +127,15 @@ mod tests {
 
     #[test]
     fn uris_parse_into_secret_issuer_account_and_parameters() {
-        let cases: &[(&str, &str, Option<&str>, Option<&str>, TotpParams)] = &[
+        // (uri, secret, issuer, account, parameters)
+        type Case = (
+            &'static str,
+            &'static str,
+            Option<&'static str>,
+            Option<&'static str>,
+            TotpParams,
+        );
+        let cases: &[Case] = &[
             (
                 // Acreto's document's shape (its example secret holds a '1'
                 // and is not base32: see the failure cases).
