@@ -12,6 +12,8 @@ use crate::duration::Duration;
 /// issues its client certificate, enrolls TOTP at the vendor and keeps the
 /// seed and recovery codes in Secrets; a sidecar in each workload pod logs in
 /// and serves a fresh bearer token on localhost.
+// clippy reads each printcolumn's `type_ = ...` as a duplicated attribute.
+#[allow(clippy::duplicated_attributes)]
 #[derive(CustomResource, KubeSchema, Serialize, Deserialize, Clone, Debug, PartialEq)]
 #[kube(
     group = "otpilot.dev",

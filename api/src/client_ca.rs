@@ -12,6 +12,8 @@ use crate::duration::Duration;
 /// generates it or imports it from a Secret, keeps the private key in a Secret
 /// in the operator's namespace, and publishes the CA certificate in this
 /// resource's status and in a ConfigMap, for you to hand to the vendor.
+// clippy reads each printcolumn's `type_ = ...` as a duplicated attribute.
+#[allow(clippy::duplicated_attributes)]
 #[derive(CustomResource, KubeSchema, Serialize, Deserialize, Clone, Debug, PartialEq)]
 #[kube(
     group = "otpilot.dev",
