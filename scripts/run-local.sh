@@ -56,22 +56,27 @@ target/debug/otpilot-sim --vendor audd --port "$SIM_PORT" --admin-port "$SIM_ADM
   >"$STATE/simulator.out" 2>"$STATE/simulator.log" &
 sim_pid=$!
 for _ in $(seq 1 100); do
-  grep -q 'admin' "$STATE/simulator.out" 2>/dev/null && break
+  grep -q '^server CA:' "$STATE/simulator.out" 2>/dev/null && break
   kill -0 "$sim_pid" 2>/dev/null || { cat "$STATE/simulator.log" >&2; exit 1; }
   sleep 0.1
 done
-curl -fsS "http://127.0.0.1:$SIM_ADMIN_PORT/accounts" >/dev/null
+# The simulator prints where it listens (ports may be chosen at random).
+sim_url=$(sed -n 's/^vendor URL: *//p' "$STATE/simulator.out")
+admin_url=$(sed -n 's/^admin URL: *//p' "$STATE/simulator.out")
+server_ca=$(sed -n 's/^server CA: *//p' "$STATE/simulator.out")
+[ -n "$sim_url" ] && [ -n "$admin_url" ] || { say "simulator did not report its URLs"; exit 1; }
+curl -fsS "$admin_url/accounts" >/dev/null
 
 say "applying examples/local-demo.yaml"
-kubectl apply -f examples/local-demo.yaml >/dev/null
+sed "s|https://127.0.0.1:8443|$sim_url|" examples/local-demo.yaml | kubectl apply -f - >/dev/null
 kubectl get apicredentials -A
 
 cat >&2 <<MSG
 
 otpilot is running locally:
   control plane   export KUBECONFIG=$OTPILOT_TEST_KUBECONFIG   (then: kubectl get apicred -A)
-  simulator       https://127.0.0.1:$SIM_PORT (AUDD), admin http://127.0.0.1:$SIM_ADMIN_PORT
-                  server CA: $STATE/simulator/server-ca.pem; account payments-bot / demo-password / demo-api-key
+  simulator       $sim_url (AUDD), admin $admin_url
+                  server CA: $server_ca; account payments-bot / demo-password / demo-api-key
   logs            $STATE
 
 Not here yet: the operator's controllers (so the ApiCredential's READY stays empty),

@@ -81,5 +81,9 @@ section "tests"
 cargo nextest run --workspace --locked
 cargo test --workspace --locked --doc
 
+section "run-local check"
+# The README's first command must keep working: bring it all up, verify, tear down.
+OTPILOT_LOCAL_DIR=$ROOT/.otpilot/local-check OTPILOT_SIM_PORT=0 OTPILOT_SIM_ADMIN_PORT=0 scripts/run-local.sh --check
+
 section "done"
 echo "all checks passed in $(( $(date +%s) - started ))s"
