@@ -14,7 +14,7 @@ use crate::classify::{Verdict, classify, parse_retry_after, retry_delay};
 use crate::error::{FlowError, FlowErrorKind, FlowKind, StepRef};
 use crate::extract::{self, Extracted};
 use crate::load::StepInfo;
-use crate::secret::{Scrubber, excerpt};
+use crate::secret::{Scrubber, describe_body};
 use crate::template;
 use crate::totp::{TotpKey, TotpParams};
 use crate::{Engine, Enrollment, Inputs, Session};
@@ -516,9 +516,8 @@ impl<'e> FlowRun<'e> {
 
     fn detail(&self, response: &Response, message: Option<String>) -> Option<String> {
         message.or_else(|| {
-            let text = String::from_utf8_lossy(&response.body);
-            let text = excerpt(&text, 200);
-            (!text.is_empty()).then(|| self.scrubber.scrub(&text))
+            describe_body(&response.body, response.json.as_ref())
+                .map(|text| self.scrubber.scrub(&text))
         })
     }
 

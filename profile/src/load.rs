@@ -65,12 +65,7 @@ impl Profile {
                 p => p,
             };
             let inner = e.into_inner();
-            let message = strip_location(&inner.to_string());
-            // serde_yaml prefixes the path itself; it is reported apart.
-            let message = message
-                .strip_prefix(&format!("{path}: "))
-                .map(str::to_owned)
-                .unwrap_or(message);
+            let message = strip_path_prefix(&strip_location(&inner.to_string()), &path);
             let (line, column) = inner
                 .location()
                 .map(|l| (l.line(), l.column()))
@@ -136,6 +131,17 @@ fn strip_location(message: &str) -> String {
     match message.rfind(" at line ") {
         Some(i) => message[..i].to_owned(),
         None => message.to_owned(),
+    }
+}
+
+/// serde_yaml prefixes messages with its own path, which is the field path
+/// or (for an unknown key) its parent; the path is reported apart.
+fn strip_path_prefix(message: &str, path: &str) -> String {
+    match message.split_once(": ") {
+        Some((prefix, rest)) if !prefix.contains(' ') && path.starts_with(prefix) => {
+            rest.to_owned()
+        }
+        _ => message.to_owned(),
     }
 }
 
@@ -466,6 +472,36 @@ fn validate_step(
 }
 
 #[cfg(test)]
+mod path_prefix_tests {
+    use super::strip_path_prefix;
+
+    #[test]
+    fn serde_yaml_path_prefix_is_removed_once() {
+        let cases = [
+            (
+                "enroll.steps[2]: unknown field `respones`",
+                "enroll.steps[2].respones",
+                "unknown field `respones`",
+            ),
+            (
+                "login.steps[0].method: unknown variant `FETCH`",
+                "login.steps[0].method",
+                "unknown variant `FETCH`",
+            ),
+            ("missing field `login`", "", "missing field `login`"),
+            (
+                "invalid type: expected a map",
+                "enroll",
+                "invalid type: expected a map",
+            ),
+        ];
+        for (message, path, want) in cases {
+            assert_eq!(strip_path_prefix(message, path), want, "{message}");
+        }
+    }
+}
+
+#[cfg(test)]
 mod tests {
     use super::*;
 
@@ -601,5 +637,17 @@ login:
 
         let err = Profile::from_yaml("acme.yaml", "enroll: [").expect_err("bad yaml");
         assert!(matches!(err, LoadError::Parse { line: 1, .. }), "{err}");
+    }
+
+    #[test]
+    fn misspelt_field_is_named_once_with_its_path() {
+        let yaml = MINIMAL.replacen("path: /login", "pth: /login", 1);
+        let err = Profile::from_yaml("acme.yaml", &yaml).expect_err("unknown field");
+        let text = err.to_string();
+        assert!(
+            text.contains(": login.steps[0].pth: unknown field `pth`, expected one of"),
+            "{text}"
+        );
+        assert_eq!(text.matches("login.steps[0]").count(), 1, "{text}");
     }
 }

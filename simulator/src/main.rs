@@ -181,8 +181,10 @@ async fn main() -> anyhow::Result<()> {
     // One crypto provider for the process: ring. Already installed is fine.
     let _ = rustls::crypto::ring::default_provider().install_default();
     // Logs go to stderr: stdout carries the URLs scripts read.
+    // Colour only on a terminal: log files should not hold escape codes.
     tracing_subscriber::fmt()
         .with_writer(std::io::stderr)
+        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
         .with_env_filter(
             tracing_subscriber::EnvFilter::try_from_default_env()
                 .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info")),
