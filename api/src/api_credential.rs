@@ -1,5 +1,7 @@
 //! `ApiCredential`: one machine identity at one vendor.
 
+use std::collections::BTreeMap;
+
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::{Condition, Time};
 use kube::{CustomResource, KubeSchema};
 use schemars::JsonSchema;
@@ -7,6 +9,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::common::{CertificateSubject, ConfigMapKeyRef, KeyAlgorithm, SecretKeyRef};
 use crate::duration::Duration;
+use crate::profile::TotpAlgorithm;
 
 /// A machine identity at a third-party API that demands MFA. The operator
 /// issues its client certificate, enrolls TOTP at the vendor and keeps the
@@ -85,6 +88,12 @@ pub struct ApiCredentialSpec {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub totp: Option<TotpOverrides>,
 
+    /// Values for the profile's variables (e.g. an organisation's domain in
+    /// the vendor's URLs), overriding the profile's defaults. Not for
+    /// secrets: these are visible to anyone who can read the resource.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub variables: BTreeMap<String, String>,
+
     /// When to refresh the bearer token.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub token: Option<TokenSpec>,
@@ -126,11 +135,12 @@ fn default_certificate_renew_before() -> Duration {
 }
 
 /// TOTP parameters. Each field, when set, wins over what the vendor
-/// advertised at enrollment.
+/// advertised at enrollment and over the profile's defaults; use it when a
+/// vendor advertises parameters it does not actually use.
 #[derive(KubeSchema, Serialize, Deserialize, Clone, Debug, PartialEq, Default)]
 #[serde(rename_all = "camelCase")]
 pub struct TotpOverrides {
-    /// HMAC algorithm.
+    /// HMAC algorithm: SHA1, SHA256 or SHA512.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub algorithm: Option<TotpAlgorithm>,
     /// Number of digits in a code.
@@ -141,19 +151,6 @@ pub struct TotpOverrides {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     #[schemars(range(min = 1, max = 300))]
     pub period: Option<u32>,
-}
-
-/// A TOTP HMAC algorithm (RFC 6238).
-#[derive(JsonSchema, Serialize, Deserialize, Clone, Copy, Debug, PartialEq, Eq, Default)]
-#[serde(rename_all = "UPPERCASE")]
-pub enum TotpAlgorithm {
-    /// HMAC-SHA1 (what almost every vendor uses).
-    #[default]
-    Sha1,
-    /// HMAC-SHA256.
-    Sha256,
-    /// HMAC-SHA512.
-    Sha512,
 }
 
 /// Bearer-token handling.

@@ -148,6 +148,9 @@ pub enum FlowErrorKind {
         /// What to set.
         hint: String,
     },
+    /// The TOTP overrides given cannot be used.
+    #[error("the TOTP overrides (spec.totp) are not usable: {0}")]
+    InvalidTotpOverrides(crate::totp::TotpError),
     /// A code is needed but no TOTP secret is known.
     #[error("needs a TOTP code, but no TOTP secret is known: enroll first, or provide the secret")]
     NoTotpSecret,
@@ -248,6 +251,7 @@ impl FlowErrorKind {
             FlowErrorKind::NotDefined => "FlowNotDefined",
             FlowErrorKind::MissingInput { .. } => "MissingInput",
             FlowErrorKind::NoTotpSecret => "NoTotpSecret",
+            FlowErrorKind::InvalidTotpOverrides(_) => "InvalidInput",
             FlowErrorKind::Render { .. } | FlowErrorKind::InvalidRequest { .. } => "ProfileError",
             FlowErrorKind::Transport { .. } => "VendorUnreachable",
             FlowErrorKind::Status { .. } => "VendorError",

@@ -84,9 +84,14 @@ impl<'e> FlowRun<'e> {
         for c in state.recovery_codes.iter().flatten() {
             scrubber.add(c.expose_secret());
         }
+        let mut inputs = inputs.clone();
+        // Overrides were validated by `Engine::resume`, so this cannot fail.
+        inputs.totp = inputs
+            .totp
+            .map(|key| key.with_overrides(&inputs.totp_overrides).unwrap_or(key));
         Self {
             engine,
-            inputs: inputs.clone(),
+            inputs,
             state,
             scrubber,
         }
@@ -573,6 +578,10 @@ impl<'e> FlowRun<'e> {
                     self.state.values.insert(name.clone(), t);
                 }
                 Extracted::Totp(key) => {
+                    // What the vendor advertised (an otpauth URI) yields to spec.totp.
+                    let key = key
+                        .with_overrides(&self.inputs.totp_overrides)
+                        .map_err(FlowErrorKind::InvalidTotpOverrides)?;
                     self.scrubber.add(key.secret_base32().expose_secret());
                     self.state.totp = Some(key);
                 }
@@ -602,6 +611,7 @@ impl<'e> FlowRun<'e> {
         self.inputs
             .totp_params
             .unwrap_or_else(|| TotpParams::from(&self.engine.profile().spec().totp))
+            .overridden_by(&self.inputs.totp_overrides)
     }
 
     /// The enrollment, once the flow is done.

@@ -29,6 +29,7 @@ use std::collections::BTreeMap;
 use std::sync::Arc;
 use std::time::SystemTime;
 
+use otpilot_api::api_credential::TotpOverrides;
 use secrecy::SecretString;
 
 pub use classify::RetryPolicy;
@@ -53,6 +54,10 @@ pub struct Inputs {
     /// TOTP parameters overriding the profile's defaults for a secret the
     /// vendor hands out without parameters.
     pub totp_params: Option<TotpParams>,
+    /// TOTP parameters that win over everything else: over the profile's
+    /// defaults, over what the vendor advertised, and over the parameters of
+    /// `totp` (an `ApiCredential`'s `spec.totp`).
+    pub totp_overrides: TotpOverrides,
     /// Values for the profile's variables, overriding its defaults.
     pub variables: BTreeMap<String, String>,
 }
@@ -180,7 +185,7 @@ impl Engine {
                 kind: FlowErrorKind::NotDefined,
             });
         }
-        Ok(self.resume(
+        self.resume(
             Checkpoint {
                 flow,
                 next_step: 0,
@@ -191,12 +196,27 @@ impl Engine {
                 last_code_step: None,
             },
             inputs,
-        ))
+        )
     }
 
     /// Resumes a flow from a checkpoint persisted earlier.
-    pub fn resume(&self, checkpoint: Checkpoint, inputs: &Inputs) -> FlowRun<'_> {
-        FlowRun::new(self, inputs, checkpoint)
+    pub fn resume(
+        &self,
+        checkpoint: Checkpoint,
+        inputs: &Inputs,
+    ) -> Result<FlowRun<'_>, FlowError> {
+        // Refuse unusable overrides before any request, not at the first code.
+        if let Err(error) = TotpParams::default()
+            .overridden_by(&inputs.totp_overrides)
+            .validate()
+        {
+            return Err(FlowError {
+                flow: checkpoint.flow,
+                step: None,
+                kind: FlowErrorKind::InvalidTotpOverrides(error),
+            });
+        }
+        Ok(FlowRun::new(self, inputs, checkpoint))
     }
 
     /// Enrolls the account in TOTP MFA.

@@ -1,5 +1,6 @@
 //! TOTP codes (RFC 6238) from a vendor's secret, with `totp-rs`.
 
+use otpilot_api::api_credential::TotpOverrides;
 use otpilot_api::profile::{TotpAlgorithm, TotpDefaults};
 use secrecy::{ExposeSecret, SecretSlice, SecretString};
 use sha2::{Digest, Sha256};
@@ -37,6 +38,16 @@ impl From<&TotpDefaults> for TotpParams {
 }
 
 impl TotpParams {
+    /// These parameters with every field the overrides set replaced: an
+    /// `ApiCredential`'s `spec.totp` wins over what a vendor advertised.
+    pub fn overridden_by(self, overrides: &TotpOverrides) -> Self {
+        Self {
+            algorithm: overrides.algorithm.unwrap_or(self.algorithm),
+            digits: overrides.digits.unwrap_or(self.digits),
+            period: overrides.period.map(u64::from).unwrap_or(self.period),
+        }
+    }
+
     /// Checks digits (6–8) and period (> 0).
     pub fn validate(&self) -> Result<(), TotpError> {
         if !(6..=8).contains(&self.digits) {
@@ -167,6 +178,11 @@ impl TotpKey {
         })
     }
 
+    /// The same secret with the overrides applied to its parameters.
+    pub fn with_overrides(&self, overrides: &TotpOverrides) -> Result<Self, TotpError> {
+        self.with_params(self.params.overridden_by(overrides))
+    }
+
     /// The parameters.
     pub fn params(&self) -> TotpParams {
         self.params
@@ -218,6 +234,42 @@ impl TotpKey {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn overrides_replace_only_the_fields_they_set() {
+        let advertised = params(TotpAlgorithm::Sha1, 6, 30);
+        let cases = [
+            (TotpOverrides::default(), advertised),
+            (
+                TotpOverrides {
+                    period: Some(60),
+                    ..TotpOverrides::default()
+                },
+                params(TotpAlgorithm::Sha1, 6, 60),
+            ),
+            (
+                TotpOverrides {
+                    algorithm: Some(TotpAlgorithm::Sha256),
+                    digits: Some(8),
+                    period: None,
+                },
+                params(TotpAlgorithm::Sha256, 8, 30),
+            ),
+        ];
+        for (overrides, want) in cases {
+            assert_eq!(advertised.overridden_by(&overrides), want, "{overrides:?}");
+        }
+    }
+
+    #[test]
+    fn unusable_overrides_are_refused() {
+        let key = TotpKey::from_base32("JBSWY3DPEHPK3PXP", TotpParams::default()).expect("key");
+        let bad = TotpOverrides {
+            digits: Some(4),
+            ..TotpOverrides::default()
+        };
+        assert_eq!(key.with_overrides(&bad).err(), Some(TotpError::Digits(4)));
+    }
 
     fn params(algorithm: TotpAlgorithm, digits: u8, period: u64) -> TotpParams {
         TotpParams {

@@ -121,6 +121,7 @@ fn inputs() -> Inputs {
         totp: Some(TotpKey::from_base32(TOTP_SECRET, params).expect("key")),
         totp_params: Some(params),
         variables: BTreeMap::new(),
+        ..Inputs::default()
     }
 }
 

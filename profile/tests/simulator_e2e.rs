@@ -388,3 +388,34 @@ async fn sixth_vendor_works_from_yaml_alone() {
     );
     f.sim.shutdown().await;
 }
+
+#[tokio::test]
+async fn totp_overrides_win_over_the_parameters_a_vendor_advertises() {
+    // Conduit advertises its period in the otpauth URI. An override that
+    // disagrees must win, so here the vendor rejects the enrollment code:
+    // proof the advertised period was not used.
+    let mut f = fixture(Vendor::Conduit, builtin_profile("conduit")).await;
+    f.inputs.totp_overrides.period = Some(u32::try_from(PERIOD_SECS * 7).expect("small"));
+    let error = f.engine.enroll(&f.inputs).await.expect_err("wrong period");
+    assert_eq!(error.category(), "CodeRejected", "{error}");
+
+    // Overrides equal to what the vendor uses enroll fine, and the secret
+    // we keep carries them.
+    f.inputs.totp_overrides.period = Some(u32::try_from(PERIOD_SECS).expect("small"));
+    f.inputs.totp_overrides.digits = Some(6);
+    let enrollment = f.engine.enroll(&f.inputs).await.expect("enroll");
+    assert_eq!(enrollment.totp.params().period, PERIOD_SECS);
+}
+
+#[tokio::test]
+async fn unusable_totp_overrides_are_refused_before_any_request() {
+    let mut f = fixture(Vendor::Conduit, builtin_profile("conduit")).await;
+    f.inputs.totp_overrides.digits = Some(4);
+    let error = f.engine.enroll(&f.inputs).await.expect_err("4 digits");
+    assert_eq!(error.category(), "InvalidInput", "{error}");
+    assert!(error.to_string().contains("spec.totp"), "{error}");
+    assert!(
+        !account(&f).await.enrolled,
+        "nothing was sent to the vendor"
+    );
+}
