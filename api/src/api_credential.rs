@@ -55,7 +55,7 @@ use crate::profile::TotpAlgorithm;
 pub struct ApiCredentialSpec {
     /// The vendor profile: a built-in name (audd, goaxr, conduit, acreto,
     /// cryptr) or the name of a ClusterMfaProfile.
-    #[x_kube(validation = Rule::new("self.matches('^[a-z0-9]([-a-z0-9]*[a-z0-9])?$')").message("profile must be a built-in profile name or a ClusterMfaProfile name (lowercase letters, digits and '-')"))]
+    #[x_kube(validation = Rule::new("self.matches('^[a-z0-9]([-a-z0-9]*[a-z0-9])?([.][a-z0-9]([-a-z0-9]*[a-z0-9])?)*$')").message("profile must be a built-in profile name or a ClusterMfaProfile name (lowercase letters, digits, '-' and '.')"))]
     #[schemars(length(min = 1, max = 253))]
     pub profile: String,
 

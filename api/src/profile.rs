@@ -29,7 +29,7 @@ use serde::{Deserialize, Serialize};
 #[derive(Serialize, Deserialize, JsonSchema, Clone, Debug, PartialEq, Default)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct ProfileSpec {
-    /// Human-readable vendor name, used in messages.
+    /// Human-readable vendor name, for people reading the profile.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub display_name: Option<String>,
 

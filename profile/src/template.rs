@@ -9,14 +9,27 @@ use minijinja::{Environment, UndefinedBehavior, Value};
 /// Names minijinja itself provides as globals.
 const GLOBALS: &[&str] = &["range", "dict", "namespace", "debug"];
 
+/// Everything but RFC 3986's unreserved characters is percent-encoded.
+const COMPONENT: &percent_encoding::AsciiSet = &percent_encoding::NON_ALPHANUMERIC
+    .remove(b'-')
+    .remove(b'.')
+    .remove(b'_')
+    .remove(b'~');
+
 /// The template environment every profile uses: strict about undefined
-/// values, no auto-escaping, and a `b64encode` filter (for Basic auth).
+/// values, no auto-escaping, a `b64encode` filter (for Basic auth), and a
+/// `urlencode` that encodes a whole path segment or query value.
 pub fn environment() -> Environment<'static> {
     let mut env = Environment::new();
     env.set_undefined_behavior(UndefinedBehavior::Strict);
     env.set_auto_escape_callback(|_| minijinja::AutoEscape::None);
     env.add_filter("b64encode", |v: String| {
         base64::engine::general_purpose::STANDARD.encode(v.as_bytes())
+    });
+    // minijinja's own urlencode keeps `/`, which would let a user name like
+    // `a/b` change the path it is put in.
+    env.add_filter("urlencode", |v: String| {
+        percent_encoding::utf8_percent_encode(&v, COMPONENT).to_string()
     });
     env
 }
@@ -100,6 +113,7 @@ mod tests {
                 "/users/{{ username | urlencode }}/otp",
                 "/users/a%40b.c/otp",
             ),
+            ("/users/{{ 'a/b?c d' | urlencode }}", "/users/a%2Fb%3Fc%20d"),
             ("{{ code }}", "012345"),
             ("<{{ username }}>", "<a@b.c>"),
             ("{{ 'u:p' | b64encode }}", "dTpw"),

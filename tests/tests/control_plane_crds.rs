@@ -140,6 +140,14 @@ async fn valid_api_credential_round_trips_with_defaults_applied() {
     assert_eq!(defaulted["clientCertificate"]["keyAlgorithm"], "ECDSA-P256");
     assert_eq!(defaulted["clientCertificate"]["duration"], "2160h");
     assert_eq!(defaulted["clientCertificate"]["renewBefore"], "720h");
+
+    // A ClusterMfaProfile's name may be a DNS subdomain, dots included.
+    let mut dotted = sent.clone();
+    dotted.metadata.name = Some("dotted-profile".into());
+    dotted.spec.profile = "payments.vendor-v2".into();
+    api.create(&PostParams::default(), &dotted)
+        .await
+        .expect("dotted profile name");
 }
 
 #[tokio::test]
