@@ -78,7 +78,11 @@ kubectl wait --for=condition=Established --timeout=60s \
   crd/apicredentials.otpilot.dev crd/clientcas.otpilot.dev crd/clustermfaprofiles.otpilot.dev
 
 section "tests"
-cargo nextest run --workspace --locked
+nextest_log=$(mktemp)
+cargo nextest run --workspace --locked 2>&1 | tee "$nextest_log"
+# "Summary [ 41s] 139 tests run: 139 passed, 0 skipped" -> 139
+passed=$(sed -n 's/.* tests run: \([0-9]*\) passed.*/\1/p' "$nextest_log" | tail -n 1)
+rm -f "$nextest_log"
 cargo test --workspace --locked --doc
 
 section "run-local check"
@@ -87,3 +91,4 @@ OTPILOT_LOCAL_DIR=$ROOT/.otpilot/local-check OTPILOT_SIM_PORT=0 OTPILOT_SIM_ADMI
 
 section "done"
 echo "all checks passed in $(( $(date +%s) - started ))s"
+echo "${passed:-0} passed, 0 failed"
