@@ -161,11 +161,89 @@ fn is_identifier(name: &str) -> bool {
         && chars.all(|c| c.is_ascii_alphanumeric() || c == '_')
 }
 
+/// Whether `name` is a header name the HTTP client accepts (the same
+/// check the executor makes when it builds a request).
 fn is_header_name(name: &str) -> bool {
-    !name.is_empty()
-        && name
-            .bytes()
-            .all(|b| b.is_ascii_alphanumeric() || b"!#$%&'*+-.^_`|~".contains(&b))
+    reqwest::header::HeaderName::from_bytes(name.as_bytes()).is_ok()
+}
+
+/// The kinds that yield a point in time.
+const TIME_KINDS: &[ValueKind] = &[
+    ValueKind::ExpiresIn,
+    ValueKind::EpochSeconds,
+    ValueKind::EpochMillis,
+    ValueKind::Rfc3339,
+    ValueKind::JwtExp,
+];
+
+/// A kind as it is written in a profile's `as`.
+fn kind_name(kind: ValueKind) -> &'static str {
+    match kind {
+        ValueKind::String => "string",
+        ValueKind::Base32Secret => "base32Secret",
+        ValueKind::OtpauthUri => "otpauthUri",
+        ValueKind::RecoveryCodes => "recoveryCodes",
+        ValueKind::ExpiresIn => "expiresIn",
+        ValueKind::EpochSeconds => "epochSeconds",
+        ValueKind::EpochMillis => "epochMillis",
+        ValueKind::Rfc3339 => "rfc3339",
+        ValueKind::JwtExp => "jwtExp",
+    }
+}
+
+/// Why extraction `name` cannot be read `as: kind`, if it cannot. The
+/// engine stores a value by what its kind yields (text, a TOTP key,
+/// recovery codes, an instant) and reads reserved names from one place
+/// only (`FlowRun::into_session`, `into_enrollment`), so a reserved name
+/// read with another kind would be silently lost.
+fn kind_problem(name: &str, kind: ValueKind) -> Option<String> {
+    let k = kind_name(kind);
+    let is_time = TIME_KINDS.contains(&kind);
+    match name {
+        "totp_secret" => match kind {
+            ValueKind::Base32Secret | ValueKind::OtpauthUri => None,
+            _ => Some(format!(
+                "'totp_secret' must be read as base32Secret or otpauthUri, not {k} \
+                 (otherwise it shadows the TOTP secret instead of setting it)"
+            )),
+        },
+        "recovery_codes" => (kind != ValueKind::RecoveryCodes)
+            .then(|| format!("'recovery_codes' must be read as recoveryCodes, not {k}")),
+        "access_token" | "refresh_token" => (kind != ValueKind::String).then(|| {
+            let expiry = if name == "access_token" {
+                "expires_at"
+            } else {
+                "refresh_expires_at"
+            };
+            let hint = if is_time {
+                format!("; to read its expiry, extract '{expiry}' with as: {k}")
+            } else {
+                String::new()
+            };
+            format!("'{name}' is a token and must be read as string (the default), not {k}{hint}")
+        }),
+        "expires_at" | "refresh_expires_at" => (!is_time).then(|| {
+            format!(
+                "'{name}' is an expiry and must be read as expiresIn, epochSeconds, \
+                 epochMillis, rfc3339 or jwtExp, not {k}"
+            )
+        }),
+        "reenroll_required" => (kind != ValueKind::String).then(|| {
+            format!(
+                "'reenroll_required' must be read as string (the default), not {k}: \
+                 the session looks for the text 'true'"
+            )
+        }),
+        _ => match kind {
+            ValueKind::Base32Secret | ValueKind::OtpauthUri => {
+                Some("a TOTP secret must be extracted as 'totp_secret'".to_owned())
+            }
+            ValueKind::RecoveryCodes => {
+                Some("recovery codes must be extracted as 'recovery_codes'".to_owned())
+            }
+            _ => None,
+        },
+    }
 }
 
 fn is_pointer(p: &str) -> bool {
@@ -185,6 +263,15 @@ impl Checker<'_> {
         });
     }
 
+    /// The values a template refers to; a template that does not compile
+    /// is a problem and refers to nothing.
+    fn refs(&mut self, path: &str, source: &str) -> BTreeSet<String> {
+        template::referenced_values(&self.env, source).unwrap_or_else(|e| {
+            self.problem(path, format!("template does not compile: {}", e.0));
+            BTreeSet::new()
+        })
+    }
+
     /// Checks one template against the values available; returns its refs.
     fn template(
         &mut self,
@@ -192,20 +279,39 @@ impl Checker<'_> {
         source: &str,
         available: &BTreeSet<String>,
     ) -> BTreeSet<String> {
-        match template::referenced_values(&self.env, source) {
-            Ok(refs) => {
-                for name in &refs {
-                    if !available.contains(name) {
-                        self.problem(path, undefined_message(name, available));
-                    }
-                }
-                refs
-            }
-            Err(e) => {
-                self.problem(path, format!("template does not compile: {}", e.0));
-                BTreeSet::new()
+        let refs = self.refs(path, source);
+        for name in &refs {
+            if !available.contains(name) {
+                self.problem(path, undefined_message(name, available));
             }
         }
+        refs
+    }
+
+    /// Checks an extraction's `value` template. It is rendered after the
+    /// response, when no code is generated, so `totp` is refused (it would
+    /// fail to render and make the step send a code it does not need).
+    /// Returns its refs, `totp` left out.
+    fn extraction_template(
+        &mut self,
+        path: &str,
+        source: &str,
+        available: &BTreeSet<String>,
+    ) -> BTreeSet<String> {
+        let mut refs = self.refs(path, source);
+        if refs.remove("totp") {
+            self.problem(
+                path,
+                "extraction templates may use only values known after the response; \
+                 'totp' is a code generated for a request",
+            );
+        }
+        for name in &refs {
+            if !available.contains(name) {
+                self.problem(path, undefined_message(name, available));
+            }
+        }
+        refs
     }
 
     fn json(
@@ -413,7 +519,17 @@ fn validate_step(
             );
         }
         if COMMON_INPUTS.contains(&name.as_str()) || name == "totp" || name == "recovery_code" {
-            c.problem(&ep, format!("'{name}' is an input and cannot be extracted"));
+            c.problem(
+                &ep,
+                format!("'{name}' shadows the input '{name}'; an input cannot be extracted"),
+            );
+        } else if spec.variables.contains_key(name) {
+            c.problem(
+                &ep,
+                format!(
+                    "'{name}' shadows the profile variable '{name}'; extract it under another name"
+                ),
+            );
         }
         let sources = [
             ex.pointer.is_some(),
@@ -434,32 +550,16 @@ fn validate_step(
                 "a JSON pointer is empty or starts with '/'",
             );
         }
-        if let Some(v) = &ex.value {
-            refs.extend(c.template(&format!("{ep}.value"), v, available));
+        if let Some(h) = &ex.header
+            && !is_header_name(h)
+        {
+            c.problem(format!("{ep}.header"), "not a valid HTTP header name");
         }
-        match ex.kind {
-            ValueKind::Base32Secret | ValueKind::OtpauthUri if name != "totp_secret" => {
-                c.problem(format!("{ep}.as"), "a TOTP secret must be extracted as 'totp_secret'")
-            }
-            ValueKind::RecoveryCodes if name != "recovery_codes" => {
-                c.problem(format!("{ep}.as"), "recovery codes must be extracted as 'recovery_codes'")
-            }
-            ValueKind::String if name == "totp_secret" => c.problem(
-                format!("{ep}.as"),
-                "'totp_secret' must be read as base32Secret or otpauthUri",
-            ),
-            ValueKind::String if name == "recovery_codes" => {
-                c.problem(format!("{ep}.as"), "'recovery_codes' must be read as recoveryCodes")
-            }
-            ValueKind::String | ValueKind::Base32Secret | ValueKind::OtpauthUri | ValueKind::RecoveryCodes
-                if name == "expires_at" || name == "refresh_expires_at" =>
-            {
-                c.problem(
-                    format!("{ep}.as"),
-                    "an expiry must be read as expiresIn, epochSeconds, epochMillis, rfc3339 or jwtExp",
-                )
-            }
-            _ => {}
+        if let Some(v) = &ex.value {
+            refs.extend(c.extraction_template(&format!("{ep}.value"), v, available));
+        }
+        if let Some(message) = kind_problem(name, ex.kind) {
+            c.problem(format!("{ep}.as"), message);
         }
         if ex.strip_spaces && ex.kind != ValueKind::RecoveryCodes {
             c.problem(
@@ -620,6 +720,280 @@ login:
                 "{what}: want a problem at {want}, got {got:?}"
             );
         }
+    }
+
+    /// (behaviour, fixture text, replacement, the whole problem expected).
+    type Case = (&'static str, &'static str, &'static str, &'static str);
+
+    fn assert_cases(cases: &[Case]) {
+        for (what, from, to, want) in cases {
+            let fixture = format!("variables: {{org: acme}}\n{MINIMAL}");
+            assert!(fixture.contains(from), "{what}: fixture lacks {from:?}");
+            let got = problems(&fixture.replacen(from, to, 1));
+            assert!(
+                got.iter().any(|p| p == want),
+                "{what}: want {want:?}, got {got:?}"
+            );
+        }
+    }
+
+    #[test]
+    fn extraction_template_cannot_use_a_code() {
+        assert_cases(&[
+            (
+                "totp in an extraction value, where a code is known",
+                "access_token: {pointer: /token}",
+                "access_token: {pointer: /token}\n        nonce: {value: \"{{ totp }}\"}",
+                "login.steps[0].extract.nonce.value: extraction templates may use only values \
+                 known after the response; 'totp' is a code generated for a request",
+            ),
+            (
+                "totp in an extraction value, before any secret",
+                "{pointer: /secret, as: base32Secret}",
+                "{value: \"{{ totp }}\", as: base32Secret}",
+                "enroll.steps[0].extract.totp_secret.value: extraction templates may use only \
+                 values known after the response; 'totp' is a code generated for a request",
+            ),
+        ]);
+        // Where `totp` is not defined either, it is reported once, not also
+        // as an undefined value.
+        let yaml = format!("variables: {{org: acme}}\n{MINIMAL}").replacen(
+            "{pointer: /secret, as: base32Secret}",
+            "{value: \"{{ totp }}\", as: base32Secret}",
+            1,
+        );
+        let got = problems(&yaml);
+        assert_eq!(got.len(), 1, "{got:?}");
+    }
+
+    #[test]
+    fn reserved_names_must_be_read_with_the_kind_the_engine_stores_them_by() {
+        assert_cases(&[
+            (
+                "access token read as an expiry",
+                "access_token: {pointer: /token}",
+                "access_token: {pointer: /token, as: jwtExp}",
+                "login.steps[0].extract.access_token.as: 'access_token' is a token and must be \
+                 read as string (the default), not jwtExp; to read its expiry, extract \
+                 'expires_at' with as: jwtExp",
+            ),
+            (
+                "refresh token read as an expiry",
+                "access_token: {pointer: /token}",
+                "access_token: {pointer: /token}\n        refresh_token: {pointer: /rt, as: epochSeconds}",
+                "login.steps[0].extract.refresh_token.as: 'refresh_token' is a token and must be \
+                 read as string (the default), not epochSeconds; to read its expiry, extract \
+                 'refresh_expires_at' with as: epochSeconds",
+            ),
+            (
+                "access token read as a secret",
+                "access_token: {pointer: /token}",
+                "access_token: {pointer: /token, as: otpauthUri}",
+                "login.steps[0].extract.access_token.as: 'access_token' is a token and must be \
+                 read as string (the default), not otpauthUri",
+            ),
+            (
+                "expiry read as text",
+                "access_token: {pointer: /token}",
+                "access_token: {pointer: /token}\n        expires_at: {pointer: /exp}",
+                "login.steps[0].extract.expires_at.as: 'expires_at' is an expiry and must be read \
+                 as expiresIn, epochSeconds, epochMillis, rfc3339 or jwtExp, not string",
+            ),
+            (
+                "refresh expiry read as recovery codes",
+                "access_token: {pointer: /token}",
+                "access_token: {pointer: /token}\n        refresh_expires_at: {pointer: /exp, as: recoveryCodes}",
+                "login.steps[0].extract.refresh_expires_at.as: 'refresh_expires_at' is an expiry \
+                 and must be read as expiresIn, epochSeconds, epochMillis, rfc3339 or jwtExp, not \
+                 recoveryCodes",
+            ),
+            (
+                "reenroll flag read as a time",
+                "access_token: {pointer: /token}",
+                "access_token: {pointer: /token}\n        reenroll_required: {pointer: /r, as: epochMillis}",
+                "login.steps[0].extract.reenroll_required.as: 'reenroll_required' must be read as \
+                 string (the default), not epochMillis: the session looks for the text 'true'",
+            ),
+            (
+                "secret read as a time",
+                "{pointer: /secret, as: base32Secret}",
+                "{pointer: /secret, as: expiresIn}",
+                "enroll.steps[0].extract.totp_secret.as: 'totp_secret' must be read as \
+                 base32Secret or otpauthUri, not expiresIn (otherwise it shadows the TOTP secret \
+                 instead of setting it)",
+            ),
+            (
+                "recovery codes read as a time",
+                "{pointer: /secret, as: base32Secret}",
+                "{pointer: /secret, as: base32Secret}\n        recovery_codes: {pointer: /codes, as: rfc3339}",
+                "enroll.steps[0].extract.recovery_codes.as: 'recovery_codes' must be read as \
+                 recoveryCodes, not rfc3339",
+            ),
+        ]);
+    }
+
+    #[test]
+    fn reserved_names_accept_exactly_the_kinds_the_session_reads() {
+        use ValueKind as K;
+        let all = [
+            K::String,
+            K::Base32Secret,
+            K::OtpauthUri,
+            K::RecoveryCodes,
+            K::ExpiresIn,
+            K::EpochSeconds,
+            K::EpochMillis,
+            K::Rfc3339,
+            K::JwtExp,
+        ];
+        let allowed: &[(&str, &[ValueKind])] = &[
+            ("totp_secret", &[K::Base32Secret, K::OtpauthUri]),
+            ("recovery_codes", &[K::RecoveryCodes]),
+            ("access_token", &[K::String]),
+            ("refresh_token", &[K::String]),
+            ("reenroll_required", &[K::String]),
+            ("expires_at", TIME_KINDS),
+            ("refresh_expires_at", TIME_KINDS),
+            (
+                "session_id",
+                &[
+                    K::String,
+                    K::ExpiresIn,
+                    K::EpochSeconds,
+                    K::EpochMillis,
+                    K::Rfc3339,
+                    K::JwtExp,
+                ],
+            ),
+        ];
+        assert_eq!(
+            allowed.len(),
+            WELL_KNOWN.len() + 1,
+            "every reserved name is covered"
+        );
+        for (name, ok) in allowed {
+            for kind in all {
+                let got = kind_problem(name, kind);
+                assert_eq!(
+                    got.is_none(),
+                    ok.contains(&kind),
+                    "{name} as {kind:?}: {got:?}"
+                );
+            }
+        }
+    }
+
+    #[test]
+    fn extraction_header_must_be_a_valid_header_name() {
+        assert_cases(&[
+            (
+                "space in a header name",
+                "access_token: {pointer: /token}",
+                "access_token: {header: X Token}",
+                "login.steps[0].extract.access_token.header: not a valid HTTP header name",
+            ),
+            (
+                "colon in a header name",
+                "access_token: {pointer: /token}",
+                "access_token: {header: \"X-Token:\"}",
+                "login.steps[0].extract.access_token.header: not a valid HTTP header name",
+            ),
+            (
+                "empty header name",
+                "access_token: {pointer: /token}",
+                "access_token: {header: \"\"}",
+                "login.steps[0].extract.access_token.header: not a valid HTTP header name",
+            ),
+        ]);
+    }
+
+    #[test]
+    fn extraction_cannot_shadow_a_variable_or_an_input() {
+        assert_cases(&[
+            (
+                "shadows a profile variable",
+                "access_token: {pointer: /token}",
+                "access_token: {pointer: /token}\n        org: {pointer: /org}",
+                "login.steps[0].extract.org: 'org' shadows the profile variable 'org'; extract it \
+                 under another name",
+            ),
+            (
+                "shadows the password",
+                "access_token: {pointer: /token}",
+                "access_token: {pointer: /token}\n        password: {pointer: /pw}",
+                "login.steps[0].extract.password: 'password' shadows the input 'password'; an \
+                 input cannot be extracted",
+            ),
+            (
+                "shadows the code",
+                "access_token: {pointer: /token}",
+                "access_token: {pointer: /token}\n        totp: {pointer: /code}",
+                "login.steps[0].extract.totp: 'totp' shadows the input 'totp'; an input cannot be \
+                 extracted",
+            ),
+            (
+                "shadows the recovery code",
+                "access_token: {pointer: /token}",
+                "access_token: {pointer: /token}\n        recovery_code: {pointer: /code}",
+                "login.steps[0].extract.recovery_code: 'recovery_code' shadows the input \
+                 'recovery_code'; an input cannot be extracted",
+            ),
+            (
+                "shadows the TOTP secret input with text",
+                "access_token: {pointer: /token}",
+                "access_token: {pointer: /token}\n        totp_secret: {pointer: /s}",
+                "login.steps[0].extract.totp_secret.as: 'totp_secret' must be read as \
+                 base32Secret or otpauthUri, not string (otherwise it shadows the TOTP secret \
+                 instead of setting it)",
+            ),
+        ]);
+    }
+
+    #[test]
+    fn every_problem_is_reported_at_once() {
+        let yaml = format!("variables: {{org: acme}}\n{MINIMAL}").replacen(
+            "access_token: {pointer: /token}",
+            "access_token: {header: X Token, as: jwtExp}\n        \
+             org: {value: \"{{ totp }}\"}",
+            1,
+        );
+        let got = problems(&yaml);
+        let want_starts = [
+            "login.steps[0].extract.access_token.header: not a valid HTTP header name",
+            "login.steps[0].extract.access_token.as: 'access_token' is a token",
+            "login.steps[0].extract.org: 'org' shadows the profile variable 'org'",
+            "login.steps[0].extract.org.value: extraction templates may use only values",
+        ];
+        for want in want_starts {
+            assert!(
+                got.iter().any(|p| p.starts_with(want)),
+                "want {want:?} in {got:?}"
+            );
+        }
+        assert_eq!(got.len(), want_starts.len(), "{got:?}");
+        // Names and kinds only: no value from the profile is echoed.
+        assert!(got.iter().all(|p| !p.contains("acme")), "{got:?}");
+    }
+
+    #[test]
+    fn legitimate_extractions_still_load() {
+        let yaml = format!("variables: {{org: acme}}\n{MINIMAL}").replacen(
+            "access_token: {pointer: /token}",
+            "access_token: {header: X-Auth-Token}\n        \
+                 refresh_token: {pointer: /rt, optional: true}\n        \
+                 expires_at: {value: \"600\", as: expiresIn}\n        \
+                 refresh_expires_at: {pointer: /rt, as: jwtExp, optional: true}\n        \
+                 reenroll_required: {pointer: /reenroll, optional: true}\n        \
+                 issued: {pointer: /iat, as: epochSeconds}\n        \
+                 tenant: {value: \"{{ org }}-{{ username }}-{{ totp_secret }}\"}",
+            1,
+        ) + "recoveryLogin:\n  steps:\n    - method: POST\n      path: /recover\n      \
+               body: {code: \"{{ recovery_code }}\"}\n      extract:\n        \
+               access_token: {pointer: /token}\n        \
+               spent: {value: \"{{ recovery_code }}\"}\n";
+        let p = Profile::from_yaml("test.yaml", &yaml).unwrap_or_else(|e| panic!("{e}"));
+        assert!(p.step_info(FlowKind::Login)[0].uses_totp());
+        assert!(!p.step_info(FlowKind::RecoveryLogin)[0].uses_totp());
     }
 
     #[test]
