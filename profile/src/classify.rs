@@ -22,16 +22,17 @@ pub enum Verdict {
     CodeRejected,
     /// Locked out: honour Retry-After, or give up.
     LockedOut,
-    /// Overloaded or rate-limited: honour Retry-After, with backoff.
+    /// Rate-limited (429): honour Retry-After, with backoff.
     RateLimited,
-    /// A gateway error: retry with backoff.
+    /// Unavailable (502, 503, 504): retry with backoff, honouring
+    /// Retry-After. An outage, not a verdict on the account.
     Transient,
     /// Failed, with the profile's explanation if any.
     Fail(Option<String>),
 }
 
 /// Classifies a response by the step's rules (first match wins), then by
-/// defaults: 2xx success, 429/503 rate-limited, 423 locked out, 502/504
+/// defaults: 2xx success, 429 rate-limited, 423 locked out, 502/503/504
 /// transient, anything else a failure.
 pub fn classify(status: u16, body: Option<&Value>, rules: &[ResponseRule]) -> Verdict {
     for rule in rules {
@@ -57,9 +58,9 @@ pub fn classify(status: u16, body: Option<&Value>, rules: &[ResponseRule]) -> Ve
     }
     match status {
         200..=299 => Verdict::Success,
-        429 | 503 => Verdict::RateLimited,
+        429 => Verdict::RateLimited,
         423 => Verdict::LockedOut,
-        502 | 504 => Verdict::Transient,
+        502..=504 => Verdict::Transient,
         _ => Verdict::Fail(None),
     }
 }
@@ -217,7 +218,7 @@ mod tests {
             ),
             ("default 2xx", 204, json!(null), &[], Verdict::Success),
             ("default 429", 429, json!(null), &[], Verdict::RateLimited),
-            ("default 503", 503, json!(null), &[], Verdict::RateLimited),
+            ("default 503", 503, json!(null), &[], Verdict::Transient),
             ("default 423", 423, json!(null), &[], Verdict::LockedOut),
             ("default 502", 502, json!(null), &[], Verdict::Transient),
             ("default 401", 401, json!(null), &[], Verdict::Fail(None)),

@@ -225,6 +225,16 @@ pub enum FlowErrorKind {
         /// What `Retry-After` said.
         retry_after: Option<Duration>,
     },
+    /// The vendor kept answering that it is unavailable (502, 503, 504).
+    #[error("the vendor was unavailable after {attempts} attempt(s) (last answer HTTP {status}){}", detail.as_ref().map(|d| format!(": {d}")).unwrap_or_default())]
+    Unavailable {
+        /// Requests made.
+        attempts: u32,
+        /// The last HTTP status.
+        status: u16,
+        /// The vendor's explanation (scrubbed).
+        detail: Option<String>,
+    },
     /// A value could not be extracted.
     #[error("could not read '{name}' from the response: {reason}")]
     Extract {
@@ -253,7 +263,9 @@ impl FlowErrorKind {
             FlowErrorKind::NoTotpSecret => "NoTotpSecret",
             FlowErrorKind::InvalidTotpOverrides(_) => "InvalidInput",
             FlowErrorKind::Render { .. } | FlowErrorKind::InvalidRequest { .. } => "ProfileError",
-            FlowErrorKind::Transport { .. } => "VendorUnreachable",
+            FlowErrorKind::Transport { .. } | FlowErrorKind::Unavailable { .. } => {
+                "VendorUnreachable"
+            }
             FlowErrorKind::Status { .. } => "VendorError",
             FlowErrorKind::CodeRejected { .. } | FlowErrorKind::TotpHeaderRefused { .. } => {
                 "CodeRejected"

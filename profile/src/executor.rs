@@ -460,7 +460,8 @@ impl<'e> FlowRun<'e> {
                 }
                 Verdict::Transient => {
                     let detail = self.detail(&response, None);
-                    self.retry_or(attempts, retry_after, || FlowErrorKind::Status {
+                    self.retry_or(attempts, retry_after, || FlowErrorKind::Unavailable {
+                        attempts,
                         status,
                         detail,
                     })

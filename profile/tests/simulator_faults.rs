@@ -438,12 +438,9 @@ async fn a_vendor_that_goes_down_under_an_open_connection_fails_as_unavailable_a
         "gave up after {elapsed:?}, bound {bound:?}"
     );
 
-    // A vendor that is down is not a lock-out: a 503 without Retry-After,
-    // answered every time, must read as the vendor failing, with the
-    // number of attempts, not as "locked the account out". (The engine
-    // today gives up on 503 as LockedOut, as profile/README.md's default
-    // classification says for 429 and 503 alike; that table is what this
-    // test disputes for a 503 without Retry-After.)
+    // A vendor that is down is not a lock-out: a 503 answered every time
+    // must read as the vendor being unavailable, with the number of
+    // attempts, not as "locked the account out".
     assert!(
         matches!(err.category(), "VendorUnreachable" | "VendorError"),
         "a down vendor reported as {}: {err}",
