@@ -54,7 +54,9 @@ finish() {
     OTPILOT_KEEP_LOGS=1 scripts/control-plane.sh down || true
     echo "FAILED (exit $status); control-plane logs kept in $OTPILOT_CP_DIR" >&2
   else
-    scripts/control-plane.sh down || true
+    scripts/control-plane.sh down 2>&1 || true
+    # The plain closing line, last: how many tests ran and passed.
+    echo "${passed:-0} passed, 0 failed"
   fi
   exit "$status"
 }
@@ -91,4 +93,3 @@ OTPILOT_LOCAL_DIR=$ROOT/.otpilot/local-check OTPILOT_SIM_PORT=0 OTPILOT_SIM_ADMI
 
 section "done"
 echo "all checks passed in $(( $(date +%s) - started ))s"
-echo "${passed:-0} passed, 0 failed"
