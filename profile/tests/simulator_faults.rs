@@ -710,5 +710,37 @@ async fn garbage_from_the_vendor_is_a_clear_error_without_secrets() {
     assert!(err.to_string().contains("injected_fault"), "{err}");
     assert_eq!(rec.statuses("login", 0), vec![500], "a 500 is not retried");
     assert_no_secret(&err, &secrets);
+
+    // Real garbage: an HTML body with a 200, where JSON was expected.
+    f.set_faults(Faults {
+        error_status: Some(200),
+        error_body: Some("<html><body>Welcome to nginx!</body></html>".into()),
+        ..Faults::default()
+    })
+    .await;
+    let err = engine.login(&inputs).await.expect_err("HTML 200");
+    assert_eq!(err.category(), "UnexpectedResponse", "{err}");
+    assert!(err.to_string().contains("not JSON"), "{err}");
+    assert_no_secret(&err, &secrets);
+
+    // A proxy's error page on a 502, every time: unavailable, bounded, with
+    // an excerpt of the page so a person can see who answered.
+    f.set_faults(Faults {
+        error_status: Some(502),
+        error_body: Some("<html><h1>502 Bad Gateway</h1></html>".into()),
+        ..Faults::default()
+    })
+    .await;
+    rec.reset();
+    let err = engine.login(&inputs).await.expect_err("502 page");
+    assert_eq!(err.category(), "VendorUnreachable", "{err}");
+    assert!(
+        err.to_string()
+            .contains("unavailable after 3 attempt(s) (last answer HTTP 502)")
+            && err.to_string().contains("502 Bad Gateway"),
+        "{err}"
+    );
+    assert_eq!(rec.statuses("login", 0), vec![502; 3]);
+    assert_no_secret(&err, &secrets);
     f.sim.shutdown().await;
 }

@@ -24,6 +24,9 @@ pub struct Faults {
     pub error_status: Option<u16>,
     /// ...on this fraction of calls (0.0–1.0; 1.0 when omitted).
     pub error_fraction: Option<f64>,
+    /// ...with this raw body (sent as `text/html`) instead of the vendor's
+    /// JSON error: a proxy's error page, or garbage with a 200.
+    pub error_body: Option<String>,
     /// Refuse new connections and answer 503 on open ones.
     pub down: bool,
     /// Every refresh token is rejected (401), as after a revocation.
@@ -77,7 +80,15 @@ pub async fn apply(State(state): State<SharedState>, request: Request, next: Nex
         let fraction = faults.error_fraction.unwrap_or(1.0).clamp(0.0, 1.0);
         if rand::rng().random_bool(fraction) {
             let status = StatusCode::from_u16(status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
-            return ApiError::new(status, "injected_fault", "injected fault").into_response();
+            return match faults.error_body {
+                Some(body) => (
+                    status,
+                    [(axum::http::header::CONTENT_TYPE, "text/html; charset=utf-8")],
+                    body,
+                )
+                    .into_response(),
+                None => ApiError::new(status, "injected_fault", "injected fault").into_response(),
+            };
         }
     }
     next.run(request).await

@@ -452,6 +452,25 @@ async fn injected_status_latency_and_down_faults_apply_and_clear() {
 
     admin
         .set_faults(&Faults {
+            error_status: Some(200),
+            error_body: Some("<html>not what you asked for</html>".into()),
+            ..Faults::default()
+        })
+        .await
+        .expect("faults");
+    let response = get().await.expect("get");
+    assert_eq!(response.status(), 200);
+    assert_eq!(
+        response.headers()["content-type"],
+        "text/html; charset=utf-8"
+    );
+    assert_eq!(
+        response.text().await.expect("body"),
+        "<html>not what you asked for</html>"
+    );
+
+    admin
+        .set_faults(&Faults {
             latency_ms: 300,
             ..Faults::default()
         })
