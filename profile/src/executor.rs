@@ -440,17 +440,23 @@ impl<'e> FlowRun<'e> {
                     attempts -= 1;
                 }
                 Verdict::CodeRejected => return Err(FlowErrorKind::CodeRejected { status }),
-                Verdict::LockedOut => match retry_after {
-                    Some(d) if d <= policy.max_retry_after && attempts < policy.max_attempts => {
-                        self.sleep(d).await;
+                Verdict::LockedOut => {
+                    // Only a lock-out that says when it ends is waited out,
+                    // with jitter so replicas sharing an account do not
+                    // return at the same instant.
+                    let delay = retry_after.and_then(|d| {
+                        retry_delay(&policy, attempts, Some(d), rand::random::<f64>())
+                    });
+                    match delay {
+                        Some(d) => self.sleep(d).await,
+                        None => {
+                            return Err(FlowErrorKind::LockedOut {
+                                status,
+                                retry_after,
+                            });
+                        }
                     }
-                    _ => {
-                        return Err(FlowErrorKind::LockedOut {
-                            status,
-                            retry_after,
-                        });
-                    }
-                },
+                }
                 Verdict::RateLimited => {
                     self.retry_or(attempts, retry_after, || FlowErrorKind::LockedOut {
                         status,

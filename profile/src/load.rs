@@ -377,6 +377,11 @@ fn validate(spec: &ProfileSpec, problems: &mut Vec<Problem>) -> BTreeMap<FlowKin
                 format!("variables.{name}"),
                 format!("'{name}' is a built-in value and cannot be a variable"),
             );
+        } else if crate::template::GLOBALS.contains(&name.as_str()) {
+            c.problem(
+                format!("variables.{name}"),
+                format!("'{name}' is a template function and cannot be a variable"),
+            );
         }
     }
     for name in spec.headers.keys() {
@@ -528,6 +533,13 @@ fn validate_step(
                 &ep,
                 format!(
                     "'{name}' shadows the profile variable '{name}'; extract it under another name"
+                ),
+            );
+        } else if crate::template::GLOBALS.contains(&name.as_str()) {
+            c.problem(
+                &ep,
+                format!(
+                    "'{name}' shadows the template function '{name}'; extract it under another name"
                 ),
             );
         }
@@ -905,6 +917,31 @@ login:
                 "login.steps[0].extract.access_token.header: not a valid HTTP header name",
             ),
         ]);
+    }
+
+    #[test]
+    fn names_cannot_shadow_template_functions() {
+        let variable = format!("variables: {{range: x}}\n{MINIMAL}");
+        let got = problems(&variable);
+        assert!(
+            got.iter()
+                .any(|p| p
+                    == "variables.range: 'range' is a template function and cannot be a variable"),
+            "{got:?}"
+        );
+        let extracted = MINIMAL.replacen(
+            "    extract:\n",
+            "    extract:\n        dict: {pointer: /x}\n",
+            1,
+        );
+        assert_ne!(extracted, MINIMAL, "fixture has an extract block");
+        let got = problems(&extracted);
+        assert!(
+            got.iter().any(|p| p.ends_with(
+                ".extract.dict: 'dict' shadows the template function 'dict'; extract it under another name"
+            )),
+            "{got:?}"
+        );
     }
 
     #[test]

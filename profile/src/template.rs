@@ -7,7 +7,7 @@ use base64::Engine as _;
 use minijinja::{Environment, UndefinedBehavior, Value};
 
 /// Names minijinja itself provides as globals.
-const GLOBALS: &[&str] = &["range", "dict", "namespace", "debug"];
+pub const GLOBALS: &[&str] = &["range", "dict", "namespace", "debug"];
 
 /// Everything but RFC 3986's unreserved characters is percent-encoded.
 const COMPONENT: &percent_encoding::AsciiSet = &percent_encoding::NON_ALPHANUMERIC
