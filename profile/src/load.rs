@@ -280,12 +280,22 @@ impl Checker<'_> {
         available: &BTreeSet<String>,
     ) -> BTreeSet<String> {
         let refs = self.refs(path, source);
-        for name in &refs {
+        self.require_defined(path, &refs, available);
+        refs
+    }
+
+    /// Reports every reference that is not among the available values.
+    fn require_defined(
+        &mut self,
+        path: &str,
+        refs: &BTreeSet<String>,
+        available: &BTreeSet<String>,
+    ) {
+        for name in refs {
             if !available.contains(name) {
                 self.problem(path, undefined_message(name, available));
             }
         }
-        refs
     }
 
     /// Checks an extraction's `value` template. It is rendered after the
@@ -306,11 +316,7 @@ impl Checker<'_> {
                  'totp' is a code generated for a request",
             );
         }
-        for name in &refs {
-            if !available.contains(name) {
-                self.problem(path, undefined_message(name, available));
-            }
-        }
+        self.require_defined(path, &refs, available);
         refs
     }
 
