@@ -19,7 +19,8 @@ use crate::state::SharedState;
 use crate::tokens::{Extra, TokenError, TokenKind};
 use crate::totp::{from_base32, new_secret, to_base32};
 use crate::vendors::{
-    RefreshRefused, authorization, bearer_claims, instant_ms, issue_tokens, rotate_refresh,
+    RefreshRefused, authorization, bearer_claims, instant_ms, issue_tokens, locked_out,
+    rotate_refresh,
 };
 
 // FusionAuth's example secret is 15 bytes (24 base32 characters).
@@ -74,12 +75,7 @@ fn invalid_credentials() -> ApiError {
 
 fn refused(refused: Refused) -> ApiError {
     match refused {
-        Refused::Locked { retry_after_secs } => ApiError::new(
-            StatusCode::TOO_MANY_REQUESTS,
-            "locked",
-            "too many invalid codes; try again later",
-        )
-        .retry_after(retry_after_secs),
+        Refused::Locked { retry_after_secs } => locked_out(retry_after_secs),
         // FusionAuth answers 421 for a code it does not accept.
         Refused::Invalid => ApiError::new(
             StatusCode::MISDIRECTED_REQUEST,

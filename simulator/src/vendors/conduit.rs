@@ -17,7 +17,9 @@ use crate::mfa::{Against, Refused, check_code, check_recovery};
 use crate::state::SharedState;
 use crate::tokens::{Claims, Extra, TokenError, TokenKind};
 use crate::totp::{new_secret, otpauth_uri, to_base32};
-use crate::vendors::{IssuedTokens, RefreshRefused, bearer_claims, issue_tokens, rotate_refresh};
+use crate::vendors::{
+    IssuedTokens, RefreshRefused, bearer_claims, issue_tokens, locked_out, rotate_refresh,
+};
 
 const SECRET_BYTES: usize = 20;
 const BACKUP_CODES: usize = 10;
@@ -53,12 +55,7 @@ fn tokens_body(tokens: &IssuedTokens) -> Value {
 
 fn refused(refused: Refused) -> ApiError {
     match refused {
-        Refused::Locked { retry_after_secs } => ApiError::new(
-            StatusCode::TOO_MANY_REQUESTS,
-            "locked",
-            "too many invalid codes; try again later",
-        )
-        .retry_after(retry_after_secs),
+        Refused::Locked { retry_after_secs } => locked_out(retry_after_secs),
         Refused::Invalid => ApiError::new(StatusCode::UNAUTHORIZED, "invalid_code", "Invalid code"),
         Refused::Reused => ApiError::new(
             StatusCode::UNAUTHORIZED,

@@ -16,7 +16,7 @@ use crate::mfa::{Against, Refused, check_code};
 use crate::state::SharedState;
 use crate::tokens::{Claims, Extra, TokenError, TokenKind};
 use crate::totp::{new_secret, otpauth_uri, to_base32};
-use crate::vendors::{bearer_claims, issue_tokens};
+use crate::vendors::{bearer_claims, issue_tokens, locked_out};
 
 // The document's example secret is 24 characters: 15 bytes of base32.
 const SECRET_BYTES: usize = 15;
@@ -36,12 +36,7 @@ pub fn routes(state: SharedState) -> Router {
 
 fn refused(refused: Refused) -> ApiError {
     match refused {
-        Refused::Locked { retry_after_secs } => ApiError::new(
-            StatusCode::TOO_MANY_REQUESTS,
-            "locked",
-            "too many invalid codes; try again later",
-        )
-        .retry_after(retry_after_secs),
+        Refused::Locked { retry_after_secs } => locked_out(retry_after_secs),
         Refused::Invalid => ApiError::new(
             StatusCode::UNAUTHORIZED,
             "invalid_code",

@@ -16,6 +16,17 @@ pub mod conduit;
 pub mod cryptr;
 pub mod goaxr;
 
+/// The lock-out answer the vendors without their own error shape share:
+/// 429 with `Retry-After` (our choice where the documents are silent).
+pub fn locked_out(retry_after_secs: u64) -> ApiError {
+    ApiError::new(
+        axum::http::StatusCode::TOO_MANY_REQUESTS,
+        "locked",
+        "too many invalid codes; try again later",
+    )
+    .retry_after(retry_after_secs)
+}
+
 /// The routes of `state.config.vendor`, without middleware.
 pub fn routes(state: SharedState) -> Router {
     match state.config.vendor {
