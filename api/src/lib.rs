@@ -11,8 +11,11 @@ pub mod common;
 pub mod conditions;
 pub mod crds;
 pub mod duration;
+pub mod labels;
 pub mod profile;
+pub mod runtime_secret;
 pub mod schema;
+pub mod sidecar;
 
 pub use api_credential::{ApiCredential, ApiCredentialSpec, ApiCredentialStatus};
 pub use client_ca::{ClientCA, ClientCASpec, ClientCAStatus};

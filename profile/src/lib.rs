@@ -13,6 +13,7 @@
 //! ```
 
 pub mod builtin;
+pub mod checkpoint_record;
 pub mod classify;
 pub mod error;
 pub mod executor;
@@ -32,6 +33,7 @@ use std::time::SystemTime;
 use otpilot_api::api_credential::TotpOverrides;
 use secrecy::SecretString;
 
+pub use checkpoint_record::{CheckpointRecordError, profile_digest};
 pub use classify::RetryPolicy;
 pub use error::{ClientError, FlowError, FlowErrorKind, FlowKind, LoadError, Problem, StepRef};
 pub use executor::{Checkpoint, FlowRun, StepReport};

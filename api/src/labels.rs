@@ -1,0 +1,39 @@
+//! Labels, annotations and finalizers otpilot puts on the objects it owns.
+//! Constants, so the operator, the sidecar, the webhook and the tests agree.
+
+/// `app.kubernetes.io/managed-by` on every object the operator creates.
+pub const MANAGED_BY: &str = "app.kubernetes.io/managed-by";
+/// The value of [`MANAGED_BY`].
+pub const MANAGED_BY_VALUE: &str = "otpilot";
+/// The ApiCredential (name) a Secret, Lease or Role belongs to.
+pub const CREDENTIAL: &str = "otpilot.dev/credential";
+/// The ClientCA (name) a Secret or ConfigMap belongs to.
+pub const CLIENT_CA: &str = "otpilot.dev/client-ca";
+/// What an owned Secret holds: see [`kinds`].
+pub const SECRET_KIND: &str = "otpilot.dev/secret-kind";
+
+/// Values of [`SECRET_KIND`].
+pub mod kinds {
+    /// `<name>-runtime`: mounted into workloads.
+    pub const RUNTIME: &str = "runtime";
+    /// `<name>-recovery`: never mounted.
+    pub const RECOVERY: &str = "recovery";
+    /// A ClientCA's private key, in the operator's namespace.
+    pub const CA_KEY: &str = "ca-key";
+}
+
+/// The finalizer that turns MFA off at the vendor (deletionPolicy Disable).
+pub const CLEANUP_FINALIZER: &str = "otpilot.dev/cleanup";
+
+/// Pod annotation naming the ApiCredential whose sidecar to inject.
+pub const INJECT_ANNOTATION: &str = "otpilot.dev/inject";
+
+/// Name of an ApiCredential's runtime Secret.
+pub fn runtime_secret_name(credential: &str) -> String {
+    format!("{credential}-runtime")
+}
+
+/// Name of an ApiCredential's recovery Secret.
+pub fn recovery_secret_name(credential: &str) -> String {
+    format!("{credential}-recovery")
+}
