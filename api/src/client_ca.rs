@@ -1,7 +1,7 @@
 //! `ClientCA`: a root CA whose certificate the platform team hands to vendors,
 //! and which issues the client certificates of `ApiCredential`s.
 
-use k8s_openapi::apimachinery::pkg::apis::meta::v1::{Condition, Time};
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::{Condition, LabelSelector, Time};
 use kube::{CustomResource, KubeSchema};
 use serde::{Deserialize, Serialize};
 
@@ -31,7 +31,22 @@ use crate::duration::Duration;
         json_path = ".status.conditions[?(@.type==\"Ready\")].status"
     ),
     printcolumn(name = "Source", type_ = "string", json_path = ".status.source"),
-    printcolumn(name = "Expires", type_ = "date", json_path = ".status.notAfter"),
+    // `type: date` would print the age of the timestamp, and the API server
+    // prints `<invalid>` for every future time: an expiry is shown as its
+    // RFC 3339 text instead.
+    printcolumn(name = "Expires", type_ = "string", json_path = ".status.notAfter"),
+    printcolumn(
+        name = "Reason",
+        type_ = "string",
+        priority = "1",
+        json_path = ".status.conditions[?(@.type==\"Ready\")].reason"
+    ),
+    printcolumn(
+        name = "Message",
+        type_ = "string",
+        priority = "1",
+        json_path = ".status.conditions[?(@.type==\"Ready\")].message"
+    ),
     printcolumn(
         name = "Age",
         type_ = "date",
@@ -48,6 +63,29 @@ pub struct ClientCASpec {
     /// (keys tls.crt and tls.key) in the operator's namespace.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub import_from: Option<ImportedCA>,
+    /// The namespaces whose ApiCredentials may have client certificates
+    /// issued by this CA: those listed by name and those whose labels match
+    /// the selector. When absent, no namespace may; an empty selector ({})
+    /// selects every namespace. A vendor trusts every certificate this CA
+    /// issues, so grant it only to the namespaces that act for that vendor
+    /// account.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub allowed_namespaces: Option<AllowedNamespaces>,
+}
+
+/// Namespaces, by name or by label selector.
+#[derive(KubeSchema, Serialize, Deserialize, Clone, Debug, PartialEq, Default)]
+#[serde(rename_all = "camelCase")]
+pub struct AllowedNamespaces {
+    /// Namespace names.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    #[schemars(length(max = 256), inner(length(min = 1, max = 63)))]
+    #[schemars(extend("x-kubernetes-list-type" = "set"))]
+    #[x_kube(validation = Rule::new("self.all(n, n.matches('^[a-z0-9]([-a-z0-9]*[a-z0-9])?$'))").message("names must be namespace names (lowercase letters, digits and '-')"))]
+    pub names: Vec<String>,
+    /// Namespaces whose labels match this selector.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub selector: Option<LabelSelector>,
 }
 
 /// How to generate the CA.
@@ -86,7 +124,9 @@ pub struct ImportedCA {
 #[derive(KubeSchema, Serialize, Deserialize, Clone, Debug, PartialEq, Default)]
 #[serde(rename_all = "camelCase")]
 pub struct ClientCAStatus {
-    /// Current state, as conditions keyed by type (Ready).
+    /// Current state, as conditions keyed by type: Ready, and Expiring
+    /// (True when the CA certificate nears its notAfter: hand vendors its
+    /// successor before then).
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     #[schemars(extend("x-kubernetes-list-type" = "map", "x-kubernetes-list-map-keys" = ["type"]))]
     pub conditions: Vec<Condition>,
@@ -99,9 +139,19 @@ pub struct ClientCAStatus {
     /// SHA-256 fingerprint of the CA certificate (hex, colon-separated).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub fingerprint_sha256: Option<String>,
+    /// When the CA certificate became valid.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub not_before: Option<Time>,
     /// When the CA certificate expires.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub not_after: Option<Time>,
+    /// When the operator rolls a generated CA (renewBefore ahead of
+    /// notAfter). Absent for imported CAs, which you renew yourself.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub renewal_time: Option<Time>,
+    /// Serial number of the CA certificate (upper-case hex).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub serial_number: Option<String>,
     /// Name of the ConfigMap (in the operator's namespace) holding ca.crt.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub config_map_name: Option<String>,
