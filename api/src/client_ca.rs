@@ -2,6 +2,9 @@
 //! and which issues the client certificates of `ApiCredential`s.
 
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::{Condition, LabelSelector, Time};
+use std::collections::BTreeMap;
+
+use kube::core::{Selector, SelectorExt};
 use kube::{CustomResource, KubeSchema};
 use serde::{Deserialize, Serialize};
 
@@ -88,6 +91,36 @@ pub struct AllowedNamespaces {
     pub selector: Option<LabelSelector>,
 }
 
+impl ClientCASpec {
+    /// Whether ApiCredentials in `namespace` (with `labels`) may be issued
+    /// certificates by this CA: listed by name, or selected by label.
+    /// Absent allowedNamespaces allows none.
+    pub fn allows_namespace(
+        &self,
+        namespace: &str,
+        labels: &BTreeMap<String, String>,
+    ) -> Result<bool, InvalidNamespaceSelector> {
+        let Some(allowed) = &self.allowed_namespaces else {
+            return Ok(false);
+        };
+        if allowed.names.iter().any(|name| name == namespace) {
+            return Ok(true);
+        }
+        match &allowed.selector {
+            None => Ok(false),
+            Some(selector) => Selector::try_from(selector.clone())
+                .map(|selector| selector.matches(labels))
+                .map_err(|error| InvalidNamespaceSelector(error.0)),
+        }
+    }
+}
+
+/// A namespace selector the API server accepted but that cannot be
+/// evaluated (e.g. `In` without values).
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("failed to evaluate spec.allowedNamespaces.selector: {0}; fix the selector")]
+pub struct InvalidNamespaceSelector(pub String);
+
 /// How to generate the CA.
 #[derive(KubeSchema, Serialize, Deserialize, Clone, Debug, PartialEq)]
 #[x_kube(validation = Rule::new("!has(self.renewBefore) || duration(self.renewBefore) < duration(self.duration)").message("renewBefore must be shorter than duration"))]
@@ -158,4 +191,156 @@ pub struct ClientCAStatus {
     /// The generation of the spec this status describes.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub observed_generation: Option<i64>,
+}
+
+#[cfg(test)]
+mod tests {
+    use k8s_openapi::apimachinery::pkg::apis::meta::v1::LabelSelectorRequirement;
+
+    use super::*;
+
+    fn spec(allowed: Option<AllowedNamespaces>) -> ClientCASpec {
+        ClientCASpec {
+            generate: None,
+            import_from: None,
+            allowed_namespaces: allowed,
+        }
+    }
+
+    fn labels(pairs: &[(&str, &str)]) -> BTreeMap<String, String> {
+        pairs
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect()
+    }
+
+    fn match_labels(pairs: &[(&str, &str)]) -> Option<LabelSelector> {
+        Some(LabelSelector {
+            match_labels: Some(labels(pairs)),
+            match_expressions: None,
+        })
+    }
+
+    // (case, allowedNamespaces, namespace, its labels, allowed?)
+    type Case<'a> = (
+        &'a str,
+        Option<AllowedNamespaces>,
+        &'a str,
+        &'a BTreeMap<String, String>,
+        bool,
+    );
+
+    #[test]
+    fn namespaces_allowed_to_issue() {
+        let names = |names: &[&str]| names.iter().map(|n| n.to_string()).collect::<Vec<_>>();
+        let vendor = labels(&[("otpilot.dev/vendor", "conduit")]);
+        let none = labels(&[]);
+        let cases: Vec<Case> = vec![
+            ("absent allows none", None, "payments", &vendor, false),
+            (
+                "empty allows none",
+                Some(AllowedNamespaces::default()),
+                "payments",
+                &vendor,
+                false,
+            ),
+            (
+                "listed by name",
+                Some(AllowedNamespaces {
+                    names: names(&["payments"]),
+                    selector: None,
+                }),
+                "payments",
+                &none,
+                true,
+            ),
+            (
+                "not listed",
+                Some(AllowedNamespaces {
+                    names: names(&["payments"]),
+                    selector: None,
+                }),
+                "treasury",
+                &vendor,
+                false,
+            ),
+            (
+                "names are exact, not prefixes",
+                Some(AllowedNamespaces {
+                    names: names(&["pay"]),
+                    selector: None,
+                }),
+                "payments",
+                &none,
+                false,
+            ),
+            (
+                "selected by label",
+                Some(AllowedNamespaces {
+                    names: vec![],
+                    selector: match_labels(&[("otpilot.dev/vendor", "conduit")]),
+                }),
+                "treasury",
+                &vendor,
+                true,
+            ),
+            (
+                "label with another value",
+                Some(AllowedNamespaces {
+                    names: vec![],
+                    selector: match_labels(&[("otpilot.dev/vendor", "audd")]),
+                }),
+                "treasury",
+                &vendor,
+                false,
+            ),
+            (
+                "empty selector selects all",
+                Some(AllowedNamespaces {
+                    names: vec![],
+                    selector: Some(LabelSelector::default()),
+                }),
+                "anything",
+                &none,
+                true,
+            ),
+            (
+                "name or selector",
+                Some(AllowedNamespaces {
+                    names: names(&["payments"]),
+                    selector: match_labels(&[("x", "y")]),
+                }),
+                "payments",
+                &none,
+                true,
+            ),
+        ];
+        for (case, allowed, namespace, labels, expected) in cases {
+            assert_eq!(
+                spec(allowed).allows_namespace(namespace, labels),
+                Ok(expected),
+                "{case}"
+            );
+        }
+    }
+
+    #[test]
+    fn a_selector_that_cannot_be_evaluated_is_an_error_not_a_grant() {
+        let selector = LabelSelector {
+            match_labels: None,
+            match_expressions: Some(vec![LabelSelectorRequirement {
+                key: "tier".into(),
+                operator: "In".into(),
+                values: None,
+            }]),
+        };
+        let allowed = AllowedNamespaces {
+            names: vec![],
+            selector: Some(selector),
+        };
+        let error = spec(Some(allowed))
+            .allows_namespace("payments", &BTreeMap::new())
+            .expect_err("In without values");
+        assert!(error.to_string().contains("fix the selector"), "{error}");
+    }
 }
