@@ -66,6 +66,7 @@ use crate::profile::TotpAlgorithm;
         json_path = ".metadata.creationTimestamp"
     )
 )]
+#[x_kube(validation = Rule::new("!has(self.secretValues) || !has(self.variables) || self.secretValues.all(v, !(v.name in self.variables))").message("a secretValues name may not also be a key of variables"))]
 #[serde(rename_all = "camelCase")]
 pub struct ApiCredentialSpec {
     /// The vendor profile: a built-in name (audd, goaxr, conduit, acreto,

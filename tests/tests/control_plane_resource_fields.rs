@@ -279,6 +279,18 @@ async fn password_is_optional_and_extra_vendor_secrets_are_named_in_snake_case()
         assert!(message.contains("spec.secretValues"), "{case}: {message}");
         assert!(message.contains(expected), "{case}: {message}");
     }
+
+    // A secret value and a (public) variable of the same name would be ambiguous.
+    let mut shadowing = with("shadowing", json!([value("client_id")]));
+    shadowing["spec"]["variables"] = json!({ "client_id": "public-id" });
+    let message = rejection(&api, shadowing).await;
+    assert!(
+        message.contains("a secretValues name may not also be a key of variables"),
+        "{message}"
+    );
+    let mut distinct = with("distinct", json!([value("client_secret")]));
+    distinct["spec"]["variables"] = json!({ "client_id": "public-id" });
+    create(&api, distinct).await;
 }
 
 #[tokio::test]
