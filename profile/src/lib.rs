@@ -40,7 +40,7 @@ pub use checkpoint_record::{CheckpointRecordError, profile_digest};
 pub use classify::RetryPolicy;
 pub use error::{ClientError, FlowError, FlowErrorKind, FlowKind, LoadError, Problem, StepRef};
 pub use executor::{Checkpoint, FlowRun, StepReport};
-pub use http::{ClientIdentity, HttpSettings};
+pub use http::{ClientIdentity, EgressProxy, HttpSettings};
 pub use load::{Profile, StepInfo};
 pub use presentation::{TokenPresentation, TokenVerdict, token_verdict};
 pub use timing::{Clock, CodeTimer, ManualClock, SystemClock};
