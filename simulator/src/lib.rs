@@ -31,6 +31,7 @@ pub mod accounts;
 pub mod admin;
 pub mod clock;
 pub mod config;
+pub mod duration;
 pub mod error;
 pub mod faults;
 pub mod mfa;

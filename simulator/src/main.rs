@@ -61,7 +61,7 @@ struct Args {
     #[arg(long)]
     no_replay_protection: bool,
 
-    /// Access token lifetime (e.g. 300s, 5m).
+    /// Access token lifetime (Go syntax: 300s, 5m, 1h30m).
     #[arg(long, default_value = "5m", value_parser = parse_duration)]
     access_token_ttl: Duration,
 
@@ -93,20 +93,7 @@ struct Args {
 }
 
 fn parse_duration(text: &str) -> Result<Duration, String> {
-    let text = text.trim();
-    let (number, unit) = text
-        .find(|c: char| !c.is_ascii_digit())
-        .map_or((text, "s"), |i| text.split_at(i));
-    let n: u64 = number
-        .parse()
-        .map_err(|_| format!("not a duration: {text:?}"))?;
-    let secs = match unit {
-        "s" => n,
-        "m" => n * 60,
-        "h" => n * 3600,
-        _ => return Err(format!("unknown unit in {text:?} (use s, m or h)")),
-    };
-    Ok(Duration::from_secs(secs))
+    otpilot_sim::duration::parse(text).map_err(|e| e.to_string())
 }
 
 fn parse_account(text: &str) -> Result<AccountSpec, String> {
@@ -239,8 +226,10 @@ mod tests {
         assert_eq!(parse_duration("2s"), Ok(Duration::from_secs(2)));
         assert_eq!(parse_duration("5m"), Ok(Duration::from_secs(300)));
         assert_eq!(parse_duration("1h"), Ok(Duration::from_secs(3600)));
+        assert_eq!(parse_duration("1h30m"), Ok(Duration::from_secs(5400)));
         assert!(parse_duration("5d").is_err());
         assert!(parse_duration("x").is_err());
+        assert!(parse_duration("99999999999999999999h").is_err());
     }
 
     #[test]
