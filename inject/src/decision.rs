@@ -48,6 +48,9 @@ pub enum DenyReason {
     ForbiddenSecret,
     /// The Pod already uses a name, port or path the sidecar needs.
     Conflict,
+    /// The Pod's settings would expose the sidecar's token (hostNetwork) or
+    /// cannot run it (a non-Linux Pod).
+    UnsafePod,
     /// The credential could not be looked up (API server error).
     LookupFailed,
     /// The admission request could not be read.
@@ -64,6 +67,7 @@ impl DenyReason {
             DenyReason::CredentialNotReady => "CredentialNotReady",
             DenyReason::ForbiddenSecret => "ForbiddenSecret",
             DenyReason::Conflict => "Conflict",
+            DenyReason::UnsafePod => "UnsafePod",
             DenyReason::LookupFailed => "LookupFailed",
             DenyReason::InvalidRequest => "InvalidRequest",
         }

@@ -85,8 +85,18 @@ pub fn mutate(pod: &Pod, credential: Option<&ApiCredential>, config: &InjectConf
     let Some(spec) = pod.spec.as_ref() else {
         return Decision::deny(DenyReason::InvalidRequest, "the Pod has no spec");
     };
+    if let Err(message) = unsafe_pod(spec) {
+        return Decision::deny(DenyReason::UnsafePod, message);
+    }
     if let Err(message) = conflicts(spec, &request) {
         return Decision::deny(DenyReason::Conflict, message);
+    }
+    if spec.share_process_namespace == Some(true) {
+        warnings.push(
+            "shareProcessNamespace is on: the app containers can see the sidecar's process and, \
+             running as the same user or as root, read its password file through /proc"
+                .to_owned(),
+        );
     }
     match patch(spec, &request, &refs, config, &mut warnings) {
         Ok(patch) => Decision::Allow { patch, warnings },
@@ -151,6 +161,22 @@ fn forbidden_secret(refs: &SecretRefs, credential: &str) -> Option<Decision> {
             ),
         )
     })
+}
+
+/// Pods the sidecar cannot protect its token in.
+fn unsafe_pod(spec: &PodSpec) -> Result<(), String> {
+    if spec.host_network == Some(true) {
+        // 127.0.0.1 would be the node's: every process on it could ask for the token.
+        return Err(format!(
+            "the Pod uses hostNetwork: the sidecar's token API on 127.0.0.1 would be open to \
+             every process on the node; remove hostNetwork or annotation {}",
+            annotations::INJECT
+        ));
+    }
+    if spec.os.as_ref().is_some_and(|os| os.name != "linux") {
+        return Err("the sidecar runs on Linux nodes only (spec.os.name)".to_owned());
+    }
+    Ok(())
 }
 
 /// Names, ports and paths the Pod already uses that the sidecar needs.

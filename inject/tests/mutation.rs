@@ -465,3 +465,27 @@ fn a_pod_injected_before_is_left_alone_whatever_its_annotations_say() {
         .build();
     assert_eq!(mutate(&as_app, None, &config()), Decision::untouched());
 }
+
+#[test]
+fn a_host_network_or_non_linux_pod_is_refused_and_a_shared_process_namespace_warned_about() {
+    let mut host = pod().injecting().build();
+    host.spec.as_mut().expect("spec").host_network = Some(true);
+    let (reason, message) = denied(mutate(&host, Some(&credential().build()), &config()));
+    assert_eq!(reason, DenyReason::UnsafePod);
+    assert!(message.contains("hostNetwork"), "{message}");
+
+    let mut windows = pod().injecting().build();
+    windows.spec.as_mut().expect("spec").os = Some(k8s_openapi::api::core::v1::PodOS {
+        name: "windows".into(),
+    });
+    let (reason, _) = denied(mutate(&windows, Some(&credential().build()), &config()));
+    assert_eq!(reason, DenyReason::UnsafePod);
+
+    let mut shared = pod().injecting().build();
+    shared.spec.as_mut().expect("spec").share_process_namespace = Some(true);
+    let (_, warnings) = injected(&shared, &credential().build(), &config());
+    assert!(
+        warnings.iter().any(|w| w.contains("shareProcessNamespace")),
+        "{warnings:?}"
+    );
+}
