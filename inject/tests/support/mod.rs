@@ -3,6 +3,9 @@
 
 #![allow(dead_code)]
 
+pub mod chart;
+pub mod webhook;
+
 use std::collections::BTreeMap;
 
 use json_patch::PatchOperation;
