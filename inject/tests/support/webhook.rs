@@ -58,6 +58,7 @@ impl TestWebhook {
     /// webhook definition (default values) pointing at it.
     pub async fn start(config: InjectConfig) -> TestWebhook {
         let cluster = TestCluster::with_crds().await.expect("test control plane");
+        refuse_foreign_injection_webhooks(&cluster).await;
         let calls = Arc::new(AtomicUsize::new(0));
         let scope = format!("{:08x}", rand::random::<u32>());
         let (ca_pem, acceptor) = tls();
@@ -139,6 +140,37 @@ impl TestWebhook {
             .expect("delete the test webhook configuration");
         self.server.abort();
     }
+}
+
+/// A chart-installed injection webhook matches every annotated Pod, the
+/// tests' too, and its Service has no running operator behind it here: say
+/// so instead of failing on its "failed calling webhook" errors.
+async fn refuse_foreign_injection_webhooks(cluster: &TestCluster) {
+    let configurations = Api::<MutatingWebhookConfiguration>::all(cluster.client())
+        .list(&Default::default())
+        .await
+        .expect("list MutatingWebhookConfigurations");
+    let foreign: Vec<String> = configurations
+        .items
+        .iter()
+        .filter(|c| {
+            c.webhooks.iter().flatten().any(|w| {
+                let scoped = w
+                    .namespace_selector
+                    .as_ref()
+                    .and_then(|s| s.match_labels.as_ref())
+                    .is_some_and(|labels| labels.contains_key(SCOPE_LABEL));
+                w.name == "inject.otpilot.dev" && !scoped
+            })
+        })
+        .filter_map(|c| c.metadata.name.clone())
+        .collect();
+    assert!(
+        foreign.is_empty(),
+        "MutatingWebhookConfiguration {foreign:?} (an installed otpilot chart) also receives the \
+         annotated Pods these tests create: uninstall it before the tests (scripts/chart-check.sh \
+         installs and uninstalls the chart), or install the chart with webhook.enabled=false"
+    );
 }
 
 /// A CA and a serving certificate for 127.0.0.1 signed by it.
