@@ -19,4 +19,4 @@ pub mod sidecar;
 pub use config::{InjectConfig, SidecarResources, WhenNotReady};
 pub use decision::{Decision, DenyReason};
 pub use mutate::mutate;
-pub use review::{CredentialLookup, credential_to_look_up, review};
+pub use review::{CredentialLookup, credential_to_look_up, refusal_event_target, review};
