@@ -37,7 +37,82 @@ fn default_sidecar_binary() -> String {
     DEFAULT_SIDECAR_BINARY.to_owned()
 }
 
+/// Settings that cannot be used. Messages name the field.
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    #[error("failed to read the injection settings (JSON, fields of InjectConfig)")]
+    Parse(#[source] serde_json::Error),
+    #[error("injection setting {field} is {value:?}: {expected}")]
+    Invalid {
+        field: &'static str,
+        value: String,
+        expected: &'static str,
+    },
+}
+
 impl InjectConfig {
+    /// Reads and checks settings in their JSON form (the chart's
+    /// `inject.json`). Unknown fields are errors.
+    pub fn from_json(text: &str) -> Result<Self, ConfigError> {
+        let config: InjectConfig = serde_json::from_str(text).map_err(ConfigError::Parse)?;
+        config.validate()?;
+        Ok(config)
+    }
+
+    /// Checks what serde cannot: values the API server would refuse in every
+    /// injected Pod, found once at startup instead.
+    pub fn validate(&self) -> Result<(), ConfigError> {
+        let invalid = |field, value: &str, expected| ConfigError::Invalid {
+            field,
+            value: value.to_owned(),
+            expected,
+        };
+        if self.sidecar_image.trim().is_empty()
+            || self.sidecar_image.chars().any(char::is_whitespace)
+        {
+            return Err(invalid(
+                "sidecarImage",
+                &self.sidecar_image,
+                "an image reference",
+            ));
+        }
+        if !self.sidecar_binary.starts_with('/') {
+            return Err(invalid(
+                "sidecarBinary",
+                &self.sidecar_binary,
+                "an absolute path",
+            ));
+        }
+        if let Some(policy) = &self.image_pull_policy
+            && !["Always", "IfNotPresent", "Never"].contains(&policy.as_str())
+        {
+            return Err(invalid(
+                "imagePullPolicy",
+                policy,
+                "Always, IfNotPresent or Never",
+            ));
+        }
+        let r = &self.resources;
+        let quantities = [
+            ("resources.cpuRequest", Some(&r.cpu_request)),
+            ("resources.memoryRequest", Some(&r.memory_request)),
+            ("resources.cpuLimit", r.cpu_limit.as_ref()),
+            ("resources.memoryLimit", Some(&r.memory_limit)),
+        ];
+        for (field, value) in quantities {
+            if let Some(value) = value
+                && !is_quantity(value)
+            {
+                return Err(invalid(
+                    field,
+                    value,
+                    "a Kubernetes quantity, e.g. 10m or 64Mi",
+                ));
+            }
+        }
+        Ok(())
+    }
+
     /// Defaults for everything but the image.
     pub fn new(sidecar_image: impl Into<String>) -> Self {
         InjectConfig {
@@ -83,6 +158,24 @@ pub struct SidecarResources {
     pub memory_limit: String,
 }
 
+/// The shape of a Kubernetes quantity: a decimal number and an optional
+/// suffix (m, k, M, G, T, P, E, Ki..Ei, or an exponent).
+fn is_quantity(value: &str) -> bool {
+    let number_end = value
+        .find(|c: char| !(c.is_ascii_digit() || c == '.'))
+        .unwrap_or(value.len());
+    let (number, suffix) = value.split_at(number_end);
+    let number_ok =
+        !number.is_empty() && number.chars().filter(|c| *c == '.').count() <= 1 && number != ".";
+    let suffix_ok = matches!(
+        suffix,
+        "" | "m" | "k" | "M" | "G" | "T" | "P" | "E" | "Ki" | "Mi" | "Gi" | "Ti" | "Pi" | "Ei"
+    ) || (suffix.len() > 1
+        && (suffix.starts_with('e') || suffix.starts_with('E'))
+        && suffix[1..].chars().all(|c| c.is_ascii_digit()));
+    number_ok && suffix_ok
+}
+
 fn default_cpu_request() -> String {
     "10m".to_owned()
 }
@@ -112,9 +205,8 @@ mod tests {
 
     #[test]
     fn config_from_json_fills_defaults_and_rejects_unknown_fields() {
-        let config: InjectConfig =
-            serde_json::from_str(r#"{"sidecarImage":"img:1","whenNotReady":"Inject"}"#)
-                .expect("minimal config parses");
+        let config = InjectConfig::from_json(r#"{"sidecarImage":"img:1","whenNotReady":"Inject"}"#)
+            .expect("minimal config parses");
         assert_eq!(config.resources, SidecarResources::default());
         assert_eq!(config.sidecar_binary, DEFAULT_SIDECAR_BINARY);
         assert_eq!(config.when_not_ready, WhenNotReady::Inject);
@@ -126,5 +218,49 @@ mod tests {
             typo.is_err(),
             "a misspelt field is an error, not a silent default"
         );
+    }
+
+    #[test]
+    fn settings_the_api_server_would_refuse_are_refused_at_startup_naming_the_field() {
+        let cases = [
+            (r#"{"sidecarImage":""}"#, "sidecarImage"),
+            (r#"{"sidecarImage":"a b"}"#, "sidecarImage"),
+            (
+                r#"{"sidecarImage":"i","sidecarBinary":"otpilot-sidecar"}"#,
+                "sidecarBinary",
+            ),
+            (
+                r#"{"sidecarImage":"i","imagePullPolicy":"Sometimes"}"#,
+                "imagePullPolicy",
+            ),
+            (
+                r#"{"sidecarImage":"i","resources":{"cpuRequest":""}}"#,
+                "resources.cpuRequest",
+            ),
+            (
+                r#"{"sidecarImage":"i","resources":{"memoryLimit":"64MB"}}"#,
+                "resources.memoryLimit",
+            ),
+            (
+                r#"{"sidecarImage":"i","resources":{"cpuLimit":"."}}"#,
+                "resources.cpuLimit",
+            ),
+        ];
+        for (json, field) in cases {
+            let error = InjectConfig::from_json(json).expect_err(json);
+            assert!(error.to_string().contains(field), "{json}: {error}");
+        }
+    }
+
+    #[test]
+    fn kubernetes_quantities_are_recognised() {
+        for good in [
+            "10m", "16Mi", "1", "0.5", "1.5Gi", "2k", "1e3", "64Mi", "100M",
+        ] {
+            assert!(is_quantity(good), "{good}");
+        }
+        for bad in ["", "m", "64MB", "1.2.3", "ten", "-1", "1 Gi", "1e"] {
+            assert!(!is_quantity(bad), "{bad}");
+        }
     }
 }

@@ -16,7 +16,7 @@ mod patch;
 pub mod review;
 pub mod sidecar;
 
-pub use config::{InjectConfig, SidecarResources, WhenNotReady};
+pub use config::{ConfigError, InjectConfig, SidecarResources, WhenNotReady};
 pub use decision::{Decision, DenyReason};
 pub use mutate::mutate;
 pub use review::{CredentialLookup, credential_to_look_up, refusal_event_target, review};

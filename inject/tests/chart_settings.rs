@@ -18,9 +18,9 @@ fn rendered_config(values: &Path) -> InjectConfig {
     let json = configmap["data"]["inject.json"]
         .as_str()
         .expect("data.inject.json is a string");
-    serde_json::from_str(json).unwrap_or_else(|error| {
+    InjectConfig::from_json(json).unwrap_or_else(|error| {
         panic!(
-            "inject.json rendered with {} is not an InjectConfig: {error}\n{json}",
+            "inject.json rendered with {} is not an InjectConfig: {error:?}\n{json}",
             values.display()
         )
     })
