@@ -4,7 +4,7 @@
 //! [`mutate`] turns a Pod, the ApiCredential its annotation names (looked up
 //! by the caller, in the Pod's namespace) and the installation's
 //! [`InjectConfig`] into a [`Decision`]: JSON-patch operations that add the
-//! sidecar, or a refusal whose message says what to fix. [`review`] wraps it
+//! sidecar, or a refusal whose message says what to fix. [`review()`] wraps it
 //! for an `AdmissionReview`. Nothing here does I/O; the operator serves the
 //! webhook and does the lookup.
 //!

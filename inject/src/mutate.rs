@@ -19,7 +19,7 @@ use crate::sidecar::{self, SecretRefs};
 /// `credential` is the ApiCredential named by the Pod's `otpilot.dev/inject`
 /// annotation, looked up by the caller in the Pod's namespace (`None`: not
 /// found). The Pod's `metadata.namespace` must be set (the admission
-/// request's namespace; see [`crate::review`]).
+/// request's namespace; see [`crate::review()`]).
 pub fn mutate(pod: &Pod, credential: Option<&ApiCredential>, config: &InjectConfig) -> Decision {
     if already_injected(pod) {
         return Decision::untouched();
