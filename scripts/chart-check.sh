@@ -111,6 +111,15 @@ for typo in operator.replica=3 webhook.failurepolicy=Ignore webhook.certManager.
   log "   rejected: $typo"
 done
 
+log "2b. settings that cannot work are refused with a message"
+for bad in "operator.replicas=1" "podDisruptionBudget.minAvailable=3"; do
+  if out=$("$BIN/helm" template "$RELEASE" "$CHART" --set "$bad" --kube-version "$VERSION" 2>&1); then
+    die "--set $bad was accepted: a PodDisruptionBudget that blocks every drain"
+  fi
+  grep -q "node drains block" <<<"$out" || die "--set $bad failed without saying why: $out"
+  log "   refused: $bad"
+done
+
 log "3. server-side dry-run of every rendered object"
 # The chart's CRDs for real (a dry-run CRD would not serve its resources),
 # then the stand-ins for the Prometheus Operator and cert-manager.
