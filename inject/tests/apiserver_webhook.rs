@@ -368,3 +368,56 @@ async fn a_pod_in_another_namespace_cannot_use_the_credential() {
     );
     webhook.stop().await;
 }
+
+#[tokio::test]
+async fn the_injected_sidecar_passes_the_restricted_pod_security_standard() {
+    let webhook = TestWebhook::start(config()).await;
+    let namespace = webhook.namespace("restricted-pod-security").await;
+    let label = json!({"metadata": {"labels": {
+        "pod-security.kubernetes.io/enforce": "restricted",
+        "pod-security.kubernetes.io/enforce-version": "latest"
+    }}});
+    Api::<k8s_openapi::api::core::v1::Namespace>::all(webhook.cluster.client())
+        .patch(
+            namespace.name(),
+            &PatchParams::default(),
+            &Patch::Merge(&label),
+        )
+        .await
+        .expect("enforce the restricted profile");
+    create_credential(&namespace, "vendor", "True").await;
+    let restricted = json!({
+        "runAsNonRoot": true, "allowPrivilegeEscalation": false,
+        "capabilities": {"drop": ["ALL"]}, "seccompProfile": {"type": "RuntimeDefault"}
+    });
+    let compliant = json!({
+        "metadata": {"name": "compliant", "annotations": {INJECT: "vendor"}},
+        "spec": {"containers": [{"name": "app", "image": "app:1", "securityContext": restricted}]}
+    });
+    let pod = create_pod(&namespace, compliant)
+        .await
+        .expect("a restricted-compliant Pod stays compliant once injected");
+    let init: Vec<_> = pod
+        .spec
+        .iter()
+        .flat_map(|s| s.init_containers.iter().flatten())
+        .map(|c| c.name.as_str())
+        .collect();
+    assert_eq!(init, [CONTAINER_NAME]);
+
+    // The control: the namespace really enforces the profile.
+    let message = match create_pod(
+        &namespace,
+        json!({
+            "metadata": {"name": "non-compliant"},
+            "spec": {"containers": [{"name": "app", "image": "app:1"}]}
+        }),
+    )
+    .await
+    {
+        Err(kube::Error::Api(status)) => status.message,
+        other => panic!("the restricted profile is not enforced in this namespace: {other:?}"),
+    };
+    assert!(message.contains("violates PodSecurity"), "{message}");
+    webhook.stop().await;
+}
