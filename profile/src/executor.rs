@@ -21,6 +21,7 @@ use crate::secret::{Scrubber, describe_body};
 use crate::template;
 use crate::totp::{TotpKey, TotpParams};
 use crate::url_scope;
+use crate::vendor_clock;
 use crate::{Engine, Enrollment, Inputs, Session};
 
 /// Everything a flow has learnt so far; enough to resume it.
@@ -404,7 +405,12 @@ impl<'e> FlowRun<'e> {
             let needs_code = info.uses_totp() || totp_header.is_some();
             let code = if needs_code {
                 let key = self.totp_key().ok_or(FlowErrorKind::NoTotpSecret)?.clone();
-                let code = self.engine.timer.next_code(&key).await;
+                let offset = self.engine.vendor_clock.offset_ms();
+                let code = self
+                    .engine
+                    .timer
+                    .next_code_on_vendor_time(&key, offset)
+                    .await;
                 self.state.last_code_step = Some(code.step);
                 self.scrubber.add(code.code.expose_secret());
                 Some(code.code)
@@ -413,10 +419,14 @@ impl<'e> FlowRun<'e> {
             };
             let request = self.build_request(step, code.as_ref(), totp_header.as_deref())?;
             attempts += 1;
+            let sent = self.engine.timer.clock().now();
             let answer = match self.engine.client.execute(request).await {
                 Ok(r) => read(r).await,
                 Err(e) => Err(e),
             };
+            if let Ok(r) = &answer {
+                self.observe_vendor_clock(sent, r);
+            }
             let response = match answer {
                 Ok(r) => r,
                 Err(e) => {
@@ -541,6 +551,33 @@ impl<'e> FlowRun<'e> {
                 }
             }
         }
+    }
+
+    /// Learns the vendor's clock from an answer's `Date` header.
+    fn observe_vendor_clock(&self, sent: SystemTime, response: &Response) {
+        let received = self.engine.timer.clock().now();
+        let Some(vendor_date) = response
+            .headers
+            .get(reqwest::header::DATE)
+            .and_then(|v| v.to_str().ok())
+            .and_then(|v| jiff::fmt::rfc2822::parse(v).ok())
+            .map(|z| SystemTime::from(z.timestamp()))
+        else {
+            return;
+        };
+        let kept = self
+            .engine
+            .vendor_clock
+            .observe(vendor_clock::OffsetSample {
+                sent,
+                received,
+                vendor_date,
+            });
+        tracing::debug!(
+            kept,
+            offset_ms = self.engine.vendor_clock.offset_ms(),
+            "vendor clock sample"
+        );
     }
 
     /// Sleeps before the next attempt, or returns the error to give up with.
