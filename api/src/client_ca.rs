@@ -2,7 +2,7 @@
 //! and which issues the client certificates of `ApiCredential`s.
 
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::{Condition, Time};
-use kube::{CustomResource, KubeSchema};
+use kube_derive::{CustomResource, KubeSchema};
 use serde::{Deserialize, Serialize};
 
 use crate::common::{CertificateSubject, KeyAlgorithm};
@@ -15,7 +15,9 @@ use crate::duration::Duration;
 // clippy reads each printcolumn's `type_ = ...` as a duplicated attribute.
 #[allow(clippy::duplicated_attributes)]
 #[derive(CustomResource, KubeSchema, Serialize, Deserialize, Clone, Debug, PartialEq)]
+#[x_kube(crates(kube_core = "::kube_core"))]
 #[kube(
+    crates(kube_core = "::kube_core"),
     group = "otpilot.dev",
     version = "v1alpha1",
     kind = "ClientCA",
@@ -52,6 +54,7 @@ pub struct ClientCASpec {
 
 /// How to generate the CA.
 #[derive(KubeSchema, Serialize, Deserialize, Clone, Debug, PartialEq)]
+#[x_kube(crates(kube_core = "::kube_core"))]
 #[x_kube(validation = Rule::new("!has(self.renewBefore) || duration(self.renewBefore) < duration(self.duration)").message("renewBefore must be shorter than duration"))]
 #[serde(rename_all = "camelCase")]
 pub struct GeneratedCA {
@@ -75,6 +78,7 @@ fn default_ca_duration() -> Duration {
 
 /// Where to import the CA from.
 #[derive(KubeSchema, Serialize, Deserialize, Clone, Debug, PartialEq)]
+#[x_kube(crates(kube_core = "::kube_core"))]
 #[serde(rename_all = "camelCase")]
 pub struct ImportedCA {
     /// Name of a kubernetes.io/tls Secret in the operator's namespace.
@@ -84,6 +88,7 @@ pub struct ImportedCA {
 
 /// Observed state of a ClientCA. Holds only public material.
 #[derive(KubeSchema, Serialize, Deserialize, Clone, Debug, PartialEq, Default)]
+#[x_kube(crates(kube_core = "::kube_core"))]
 #[serde(rename_all = "camelCase")]
 pub struct ClientCAStatus {
     /// Current state, as conditions keyed by type (Ready).
