@@ -13,16 +13,21 @@
 //! ```
 
 pub mod builtin;
+mod check;
 pub mod checkpoint_record;
 pub mod classify;
 pub mod error;
 pub mod executor;
 mod expiry;
 pub mod extract;
+mod flow_kind;
 pub mod http;
 pub mod load;
 pub mod otpauth;
 pub mod presentation;
+mod request;
+mod results;
+mod retry;
 pub mod secret;
 pub mod template;
 pub mod timing;
@@ -38,12 +43,12 @@ use otpilot_api::api_credential::TotpOverrides;
 use secrecy::SecretString;
 
 pub use checkpoint_record::{CheckpointRecordError, profile_digest};
-pub use classify::RetryPolicy;
 pub use error::{ClientError, FlowError, FlowErrorKind, FlowKind, LoadError, Problem, StepRef};
 pub use executor::{Checkpoint, FlowRun, StepReport};
 pub use http::{ClientIdentity, EgressProxy, HttpSettings};
 pub use load::{Profile, StepInfo};
 pub use presentation::{TokenPresentation, TokenVerdict, token_verdict};
+pub use retry::RetryPolicy;
 pub use timing::{Clock, CodeTimer, ManualClock, SystemClock};
 pub use totp::{TotpError, TotpKey, TotpParams};
 pub use vendor_clock::{OffsetSettings, VendorClock};
