@@ -35,16 +35,10 @@ pub enum Verdict {
     LoginRequired,
 }
 
-/// Classifies a response by the step's rules (first match wins), then by
-/// defaults: 2xx success, 429 rate-limited, 423 locked out, 502/503/504
-/// transient, anything else a failure.
-pub fn classify(status: u16, body: Option<&Value>, rules: &[ResponseRule]) -> Verdict {
-    match_rules(status, body, rules).unwrap_or_else(|| default_verdict(status))
-}
-
-/// Classifies a response of a step of `flow`: the rules first, then the
-/// defaults, where in a refresh a 401 means the refresh token is spent or
-/// expired (log in again) rather than a vendor error.
+/// Classifies a response of a step of `flow` by the step's rules (first
+/// match wins), then by the defaults: 2xx success, 429 rate-limited, 423
+/// locked out, 502/503/504 transient, in a refresh 401 "log in again" (the
+/// refresh token is spent or expired), anything else a failure.
 pub fn classify_in(
     flow: FlowKind,
     status: u16,
@@ -124,6 +118,11 @@ mod tests {
     use super::*;
     use otpilot_api::profile::BodyMatch;
     use serde_json::json;
+
+    /// Outside a refresh, the rules then the defaults.
+    fn classify(status: u16, body: Option<&Value>, rules: &[ResponseRule]) -> Verdict {
+        classify_in(FlowKind::Login, status, body, rules)
+    }
 
     fn rule(status: &[u16], when: Option<(&str, Value)>, outcome: Outcome) -> ResponseRule {
         ResponseRule {

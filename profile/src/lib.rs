@@ -14,26 +14,26 @@
 
 pub mod builtin;
 mod check;
-pub mod checkpoint_record;
-pub mod classify;
-pub mod error;
-pub mod executor;
+mod checkpoint_record;
+mod classify;
+mod error;
+mod executor;
 mod expiry;
-pub mod extract;
+mod extract;
 mod flow_kind;
 pub mod http;
-pub mod load;
-pub mod otpauth;
-pub mod presentation;
+mod load;
+mod otpauth;
+mod presentation;
 mod request;
 mod results;
 mod retry;
-pub mod secret;
-pub mod template;
-pub mod timing;
-pub mod totp;
+mod secret;
+mod template;
+mod timing;
+mod totp;
 mod url_scope;
-pub mod vendor_clock;
+mod vendor_clock;
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
@@ -42,14 +42,14 @@ use std::time::SystemTime;
 use otpilot_api::api_credential::TotpOverrides;
 use secrecy::SecretString;
 
-pub use checkpoint_record::{CheckpointRecordError, profile_digest};
+pub use checkpoint_record::{CheckpointRecordError, RECORD_VERSION, profile_digest};
 pub use error::{ClientError, FlowError, FlowErrorKind, FlowKind, LoadError, Problem, StepRef};
 pub use executor::{Checkpoint, FlowRun, StepReport};
-pub use http::{ClientIdentity, EgressProxy, HttpSettings};
+pub use http::{ClientIdentity, EgressProxy, HttpSettings, build_client};
 pub use load::{Profile, StepInfo};
 pub use presentation::{TokenPresentation, TokenVerdict, token_verdict};
 pub use retry::RetryPolicy;
-pub use timing::{Clock, CodeTimer, ManualClock, SystemClock};
+pub use timing::{Clock, Code, CodeTimer, ManualClock, SystemClock};
 pub use totp::{TotpError, TotpKey, TotpParams};
 pub use vendor_clock::{OffsetSettings, VendorClock};
 

@@ -60,18 +60,14 @@ pub enum CodePlan {
     },
 }
 
-/// Decides whether a code can be sent at `now_ms`, given the last step
-/// already used for this secret.
-pub fn plan_code(now_ms: u64, period_s: u64, last_used: Option<u64>, margin_ms: u64) -> CodePlan {
-    plan_code_with_guard(now_ms, period_s, last_used, margin_ms, 0)
-}
-
 /// How uncertain a clock offset learnt from `Date` headers is: they have
 /// whole seconds, so the vendor's time is known to about half a second.
 pub const VENDOR_TIME_UNCERTAINTY_MS: u64 = 600;
 
-/// [`plan_code`] with `extra_guard_ms` more past a step boundary, for a
-/// time only known to that precision (the vendor's, estimated).
+/// Decides whether a code can be sent at `now_ms`, given the last step
+/// already used for this secret. `extra_guard_ms` keeps that much more
+/// clear of a step's start, for a time only known to that precision (the
+/// vendor's, estimated).
 pub fn plan_code_with_guard(
     now_ms: u64,
     period_s: u64,
@@ -178,8 +174,8 @@ impl CodeTimer {
 
     /// [`CodeTimer::next_code`] on the vendor's time when its offset is
     /// known: this clock moved by `offset_ms` (how far the vendor's clock
-    /// is ahead of ours, see [`crate::vendor_clock`]), keeping
-    /// [`VENDOR_TIME_UNCERTAINTY_MS`] clear of a step's start. Steps and
+    /// is ahead of ours, see [`crate::VendorClock`]), keeping 0.6 s
+    /// more clear of a step's start (the estimate's precision). Steps and
     /// codes are the vendor's.
     pub async fn next_code_on_vendor_time(&self, key: &TotpKey, offset_ms: Option<i64>) -> Code {
         let period = key.params().period;
@@ -323,7 +319,11 @@ mod tests {
             ),
         ];
         for (what, now, last, want) in cases {
-            assert_eq!(plan_code(*now, 30, *last, 5_000), *want, "{what}");
+            assert_eq!(
+                plan_code_with_guard(*now, 30, *last, 5_000, 0),
+                *want,
+                "{what}"
+            );
         }
     }
 
