@@ -32,6 +32,11 @@ pub struct RunArgs {
     #[arg(long, env = "OTPILOT_NAMESPACE")]
     pub namespace: String,
 
+    /// Reconcile ApiCredentials of this namespace only (default: all
+    /// namespaces). For namespace-scoped installs and tests.
+    #[arg(long, env = "OTPILOT_WATCH_NAMESPACE")]
+    pub watch_namespace: Option<String>,
+
     /// Address of the admin server (/healthz, /readyz, /metrics).
     #[arg(long, env = "OTPILOT_ADMIN_ADDR", default_value = "0.0.0.0:8080")]
     pub admin_addr: SocketAddr,

@@ -15,6 +15,8 @@ pub const FIELD_MANAGER: &str = "otpilot-operator";
 
 pub struct Context {
     pub client: Client,
+    /// The only namespace whose ApiCredentials are reconciled, if set.
+    pub watch_namespace: Option<String>,
     pub metrics: Arc<Metrics>,
     pub recorder: Recorder,
     /// One per process: no two flows on one seed send codes of one step.
@@ -25,12 +27,14 @@ pub struct Context {
 impl Context {
     pub fn new(
         client: Client,
+        watch_namespace: Option<String>,
         metrics: Arc<Metrics>,
         recorder: Recorder,
         timer: Arc<CodeTimer>,
     ) -> Self {
         Self {
             client,
+            watch_namespace,
             metrics,
             recorder,
             timer,

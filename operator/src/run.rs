@@ -88,7 +88,13 @@ async fn run(args: RunArgs) -> anyhow::Result<()> {
         },
     );
     let timer = Arc::new(CodeTimer::new(Arc::new(SystemClock)));
-    let ctx = Arc::new(Context::new(client, metrics.clone(), recorder, timer));
+    let ctx = Arc::new(Context::new(
+        client,
+        args.watch_namespace.clone(),
+        metrics.clone(),
+        recorder,
+        timer,
+    ));
 
     tokio::select! {
         () = controllers::run(ctx, shutdown.clone()) => {

@@ -92,8 +92,13 @@ impl Error {
 }
 
 pub async fn run(ctx: Arc<Context>, shutdown: CancellationToken) {
-    let credentials: Api<ApiCredential> = Api::all(ctx.client.clone());
-    let owned: Api<Secret> = Api::all(ctx.client.clone());
+    let (credentials, owned): (Api<ApiCredential>, Api<Secret>) = match &ctx.watch_namespace {
+        Some(ns) => (
+            Api::namespaced(ctx.client.clone(), ns),
+            Api::namespaced(ctx.client.clone(), ns),
+        ),
+        None => (Api::all(ctx.client.clone()), Api::all(ctx.client.clone())),
+    };
     // Only otpilot's own Secrets are watched and cached: caching every
     // Secret of the cluster costs memory in proportion to the cluster.
     let owned_config = watcher::Config::default().labels(&format!(
