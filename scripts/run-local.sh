@@ -40,7 +40,8 @@ trap cleanup EXIT
 trap 'exit 0' INT TERM
 
 scripts/control-plane.sh down >/dev/null 2>&1 || true
-eval "$(scripts/control-plane.sh up)"
+cp_env=$(scripts/control-plane.sh up)
+eval "$cp_env"
 kubectl() { "$BIN/kubectl" --kubeconfig "$OTPILOT_TEST_KUBECONFIG" "$@"; }
 
 say "installing the Helm chart"

@@ -235,6 +235,28 @@ pub enum FlowErrorKind {
         /// The vendor's explanation (scrubbed).
         detail: Option<String>,
     },
+    /// A step that is not safe to repeat failed in a way that leaves its
+    /// effect at the vendor unknown; it was not sent again.
+    #[error(
+        "whether the step took effect at the vendor is unknown ({what}); it is not safe to \
+         repeat, so it was not sent again: resume the flow from its checkpoint, where an \
+         answer matching an alreadyDone rule counts as done"
+    )]
+    OutcomeUnknown {
+        /// What happened, e.g. `HTTP 504` or `timed out` (scrubbed).
+        what: String,
+    },
+    /// The vendor refused the refresh token (spent, expired or revoked).
+    #[error(
+        "the vendor refused the refresh token (HTTP {status}{}): it is spent or expired; log in again",
+        detail.as_ref().map(|d| format!(": {d}")).unwrap_or_default()
+    )]
+    LoginRequired {
+        /// HTTP status.
+        status: u16,
+        /// The vendor's explanation (scrubbed).
+        detail: Option<String>,
+    },
     /// A value could not be extracted.
     #[error("could not read '{name}' from the response: {reason}")]
     Extract {
@@ -272,6 +294,8 @@ impl FlowErrorKind {
             }
             FlowErrorKind::CodeAlreadyUsed { .. } => "CodeAlreadyUsed",
             FlowErrorKind::LockedOut { .. } => "LockedOut",
+            FlowErrorKind::OutcomeUnknown { .. } => "OutcomeUnknown",
+            FlowErrorKind::LoginRequired { .. } => "LoginRequired",
             FlowErrorKind::Extract { .. }
             | FlowErrorKind::UnknownExpiry
             | FlowErrorKind::MissingResult(_) => "UnexpectedResponse",

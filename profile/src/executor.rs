@@ -10,13 +10,16 @@ use reqwest::header::{HeaderMap, HeaderName, HeaderValue};
 use secrecy::{ExposeSecret, SecretString};
 use serde_json::Value;
 
-use crate::classify::{Verdict, classify, parse_retry_after, retry_delay};
+use crate::classify::{
+    AttemptFailure, Verdict, classify_in, effect_unknown, parse_retry_after, retry_delay,
+};
 use crate::error::{FlowError, FlowErrorKind, FlowKind, StepRef};
 use crate::extract::{self, Extracted};
 use crate::load::StepInfo;
 use crate::secret::{Scrubber, describe_body};
 use crate::template;
 use crate::totp::{TotpKey, TotpParams};
+use crate::url_scope;
 use crate::{Engine, Enrollment, Inputs, Session};
 
 /// Everything a flow has learnt so far; enough to resume it.
@@ -47,6 +50,16 @@ pub struct StepReport {
     pub name: Option<String>,
     /// Names of the values it extracted.
     pub extracted: Vec<String>,
+    /// The vendor answered that the step's effect had already happened
+    /// (an `alreadyDone` rule): values that answer lacked were not
+    /// extracted.
+    pub already_done: bool,
+}
+
+/// What a step that succeeded did.
+struct StepDone {
+    extracted: Vec<String>,
+    already_done: bool,
 }
 
 /// A flow in progress.
@@ -120,7 +133,9 @@ impl<'e> FlowRun<'e> {
             .unwrap_or(&[])
     }
 
-    fn totp_key(&self) -> Option<&TotpKey> {
+    /// The TOTP secret the flow uses: the one it enrolled or generated,
+    /// else the one it was given.
+    pub(crate) fn totp_key(&self) -> Option<&TotpKey> {
         self.state.totp.as_ref().or(self.inputs.totp.as_ref())
     }
 
@@ -150,12 +165,13 @@ impl<'e> FlowRun<'e> {
             .cloned()
             .unwrap_or_default();
         match self.run_step(step, &info).await {
-            Ok(extracted) => {
+            Ok(done) => {
                 self.state.next_step += 1;
                 Ok(Some(StepReport {
                     index,
                     name: step.name.clone(),
-                    extracted,
+                    extracted: done.extracted,
+                    already_done: done.already_done,
                 }))
             }
             Err(kind) => Err(self.err(Some(index), kind)),
@@ -304,6 +320,12 @@ impl<'e> FlowRun<'e> {
                 message: e.to_string(),
             }
         })?;
+        if let Some(why) = url_scope::escape_from(&self.engine.base, &url) {
+            return Err(FlowErrorKind::InvalidRequest {
+                field: format!("{at}.path"),
+                message: format!("refused to send the request: {why}"),
+            });
+        }
         if !step.query.is_empty() {
             let mut pairs = Vec::new();
             for (k, v) in &step.query {
@@ -371,11 +393,7 @@ impl<'e> FlowRun<'e> {
         self.engine.timer.clock().sleep(d).await;
     }
 
-    async fn run_step(
-        &mut self,
-        step: &Step,
-        info: &StepInfo,
-    ) -> Result<Vec<String>, FlowErrorKind> {
+    async fn run_step(&mut self, step: &Step, info: &StepInfo) -> Result<StepDone, FlowErrorKind> {
         self.check_inputs(info)?;
         let policy = self.engine.settings.retry;
         let mut totp_header: Option<String> = None;
@@ -394,17 +412,23 @@ impl<'e> FlowRun<'e> {
             };
             let request = self.build_request(step, code.as_ref(), totp_header.as_deref())?;
             attempts += 1;
-            let sent = self.engine.client.execute(request).await;
-            let response = match sent {
-                Ok(r) => match read(r).await {
-                    Ok(r) => r,
-                    Err(e) => {
-                        self.retry_or(attempts, None, || self.transport(attempts, &e))
-                            .await?;
-                        continue;
-                    }
-                },
+            let answer = match self.engine.client.execute(request).await {
+                Ok(r) => read(r).await,
+                Err(e) => Err(e),
+            };
+            let response = match answer {
+                Ok(r) => r,
                 Err(e) => {
+                    let failure = if e.is_connect() || tls_refused(&e) {
+                        AttemptFailure::NotSent
+                    } else {
+                        AttemptFailure::AnswerLost
+                    };
+                    if !step.safe_to_repeat && effect_unknown(failure) {
+                        return Err(FlowErrorKind::OutcomeUnknown {
+                            what: self.transport_message(&e),
+                        });
+                    }
                     self.retry_or(attempts, None, || self.transport(attempts, &e))
                         .await?;
                     continue;
@@ -418,8 +442,43 @@ impl<'e> FlowRun<'e> {
                 .and_then(|v| parse_retry_after(v, now));
             let status = response.status;
             tracing::debug!(flow = %self.state.flow, step = self.state.next_step, status, "vendor answered");
-            match classify(status, response.json.as_ref(), &step.responses) {
-                Verdict::Success => return self.extract(step, &response),
+            let verdict = classify_in(
+                self.state.flow,
+                status,
+                response.json.as_ref(),
+                &step.responses,
+            );
+            if !step.safe_to_repeat
+                && matches!(verdict, Verdict::Transient | Verdict::Fail(_))
+                && effect_unknown(AttemptFailure::Answered(status))
+            {
+                let detail = self
+                    .detail(&response, None)
+                    .map(|d| format!(": {d}"))
+                    .unwrap_or_default();
+                return Err(FlowErrorKind::OutcomeUnknown {
+                    what: format!("the vendor answered HTTP {status}{detail}"),
+                });
+            }
+            match verdict {
+                Verdict::Success => {
+                    return Ok(StepDone {
+                        extracted: self.extract(step, &response, false)?,
+                        already_done: false,
+                    });
+                }
+                Verdict::AlreadyDone => {
+                    return Ok(StepDone {
+                        extracted: self.extract(step, &response, true)?,
+                        already_done: true,
+                    });
+                }
+                Verdict::LoginRequired => {
+                    return Err(FlowErrorKind::LoginRequired {
+                        status,
+                        detail: self.detail(&response, None),
+                    });
+                }
                 Verdict::RetryWithTotpHeader(header) => {
                     if totp_header.is_some() {
                         return Err(FlowErrorKind::TotpHeaderRefused { header, status });
@@ -506,6 +565,15 @@ impl<'e> FlowRun<'e> {
     }
 
     fn transport(&self, attempts: u32, e: &reqwest::Error) -> FlowErrorKind {
+        FlowErrorKind::Transport {
+            attempts,
+            message: self.transport_message(e),
+        }
+    }
+
+    /// What went wrong in transport, with its causes, scrubbed and without
+    /// the URL.
+    fn transport_message(&self, e: &reqwest::Error) -> String {
         let kind = if e.is_timeout() {
             "timed out"
         } else if e.is_connect() {
@@ -520,10 +588,7 @@ impl<'e> FlowRun<'e> {
             message.push_str(&s.to_string());
             source = s.source();
         }
-        FlowErrorKind::Transport {
-            attempts,
-            message: self.scrubber.scrub(&message),
-        }
+        self.scrubber.scrub(&message)
     }
 
     fn detail(&self, response: &Response, message: Option<String>) -> Option<String> {
@@ -533,12 +598,20 @@ impl<'e> FlowRun<'e> {
         })
     }
 
-    fn extract(&mut self, step: &Step, response: &Response) -> Result<Vec<String>, FlowErrorKind> {
+    /// Runs the step's extractions. `lenient` (an `alreadyDone` answer):
+    /// values the answer lacks are skipped, as if optional.
+    fn extract(
+        &mut self,
+        step: &Step,
+        response: &Response,
+        lenient: bool,
+    ) -> Result<Vec<String>, FlowErrorKind> {
         let at = format!("{}.steps[{}]", self.state.flow, self.state.next_step);
         let now = self.engine.timer.clock().now();
         let defaults = self.totp_defaults();
         let mut names = Vec::new();
         for (name, ex) in &step.extract {
+            let optional = ex.optional || lenient;
             let fail = |reason: String| FlowErrorKind::Extract {
                 name: name.clone(),
                 reason,
@@ -549,7 +622,7 @@ impl<'e> FlowRun<'e> {
                     None if pointer.is_empty() && !response.body.is_empty() => Some(Value::String(
                         String::from_utf8_lossy(&response.body).trim().to_owned(),
                     )),
-                    None if ex.optional => None,
+                    None if optional => None,
                     None => return Err(fail("the response body is not JSON".into())),
                 }
             } else if let Some(header) = &ex.header {
@@ -569,7 +642,7 @@ impl<'e> FlowRun<'e> {
                 None
             };
             let Some(raw) = raw else {
-                if ex.optional {
+                if optional {
                     continue;
                 }
                 let place = match (&ex.pointer, &ex.header) {
@@ -682,6 +755,27 @@ impl<'e> FlowRun<'e> {
 fn plausible_jwt_exp(token: &str, now: SystemTime) -> Option<SystemTime> {
     let exp = extract::jwt_exp(token).ok()?;
     (exp <= now + Duration::from_secs(366 * 24 * 3600)).then_some(exp)
+}
+
+/// Whether the TLS layer failed (a handshake refused, e.g. TLS 1.3's late
+/// "certificate required" alert): the vendor's application never got the
+/// request.
+fn tls_refused(e: &reqwest::Error) -> bool {
+    let mut source: Option<&(dyn std::error::Error + 'static)> = std::error::Error::source(e);
+    while let Some(s) = source {
+        if s.downcast_ref::<rustls::Error>().is_some() {
+            return true;
+        }
+        if let Some(io) = s.downcast_ref::<std::io::Error>()
+            && io
+                .get_ref()
+                .is_some_and(|inner| inner.downcast_ref::<rustls::Error>().is_some())
+        {
+            return true;
+        }
+        source = s.source();
+    }
+    false
 }
 
 /// A response read whole (bodies here are small).

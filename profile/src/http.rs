@@ -46,6 +46,10 @@ pub struct HttpSettings {
     pub retry: RetryPolicy,
     /// `User-Agent`.
     pub user_agent: String,
+    /// Accept a plain `http://` base URL. Only for tests against a local
+    /// server: over plain HTTP, passwords, API keys, codes and tokens
+    /// travel in clear text.
+    pub allow_plain_http: bool,
 }
 
 impl Default for HttpSettings {
@@ -57,6 +61,7 @@ impl Default for HttpSettings {
             connect_timeout: Duration::from_secs(5),
             retry: RetryPolicy::default(),
             user_agent: concat!("otpilot/", env!("CARGO_PKG_VERSION")).to_owned(),
+            allow_plain_http: false,
         }
     }
 }

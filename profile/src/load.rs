@@ -37,12 +37,21 @@ pub fn flow_inputs(flow: FlowKind) -> &'static [&'static str] {
 pub struct StepInfo {
     /// Every value the step's templates (and the profile's headers) use.
     pub refs: BTreeSet<String>,
+    /// A response rule may ask for the code in a header
+    /// (`retryWithTotpHeader`).
+    pub totp_header_retry: bool,
 }
 
 impl StepInfo {
     /// Whether the step sends the current TOTP code.
     pub fn uses_totp(&self) -> bool {
         self.refs.contains("totp")
+    }
+
+    /// Whether the step may send a code: in its templates, or in a header
+    /// the vendor asks for.
+    pub fn may_send_code(&self) -> bool {
+        self.uses_totp() || self.totp_header_retry
     }
 }
 
@@ -412,9 +421,27 @@ fn validate(spec: &ProfileSpec, problems: &mut Vec<Problem>) -> BTreeMap<FlowKin
         }
         let mut infos = Vec::new();
         let mut extracted_all = BTreeSet::new();
+        if let Some(generate) = &flow.generate_secret {
+            if kind != FlowKind::Enroll {
+                c.problem(
+                    format!("{kind}.generateSecret"),
+                    "only the enroll flow can generate a secret",
+                );
+            } else {
+                available.insert("totp_secret".into());
+                available.insert("totp".into());
+                extracted_all.insert("totp_secret".to_owned());
+            }
+            if !(16..=64).contains(&generate.bytes) {
+                c.problem(
+                    format!("{kind}.generateSecret.bytes"),
+                    format!("must be 16 to 64, not {}", generate.bytes),
+                );
+            }
+        }
         for (i, step) in flow.steps.iter().enumerate() {
             let at = format!("{kind}.steps[{i}]");
-            let info = validate_step(&mut c, spec, step, &at, &available);
+            let info = validate_step(&mut c, spec, kind, step, &at, &available);
             for name in step.extract.keys() {
                 available.insert(name.clone());
                 extracted_all.insert(name.clone());
@@ -445,6 +472,7 @@ fn validate(spec: &ProfileSpec, problems: &mut Vec<Problem>) -> BTreeMap<FlowKin
 fn validate_step(
     c: &mut Checker<'_>,
     spec: &ProfileSpec,
+    kind: FlowKind,
     step: &Step,
     at: &str,
     available: &BTreeSet<String>,
@@ -500,6 +528,12 @@ fn validate_step(
             c.problem(
                 format!("{rp}.when.pointer"),
                 "a JSON pointer is empty or starts with '/'",
+            );
+        }
+        if rule.outcome == Outcome::LoginRequired && kind != FlowKind::Refresh {
+            c.problem(
+                format!("{rp}.outcome"),
+                "loginRequired is only for the refresh flow (a refused refresh token)",
             );
         }
         if rule.outcome == Outcome::RetryWithTotpHeader {
@@ -586,7 +620,14 @@ fn validate_step(
             );
         }
     }
-    StepInfo { refs }
+    let totp_header_retry = step
+        .responses
+        .iter()
+        .any(|r| r.outcome == Outcome::RetryWithTotpHeader);
+    StepInfo {
+        refs,
+        totp_header_retry,
+    }
 }
 
 #[cfg(test)]

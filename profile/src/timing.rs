@@ -86,6 +86,24 @@ pub fn plan_code(now_ms: u64, period_s: u64, last_used: Option<u64>, margin_ms: 
     CodePlan::Send { step }
 }
 
+/// The time step to mark used when a flow is resumed from a checkpoint:
+/// the last step the checkpoint recorded, and, when the step to run next
+/// may send a code, the step current now as well. The interrupted process
+/// may have sent a code of the current step just before it stopped, too
+/// late to record it; sending that step again would be a replay (RFC 6238
+/// §5.2) that a strict vendor refuses or counts toward a lock-out.
+pub fn used_step_on_resume(
+    recorded: Option<u64>,
+    current: u64,
+    next_step_sends_code: bool,
+) -> Option<u64> {
+    let assumed = next_step_sends_code.then_some(current);
+    match (recorded, assumed) {
+        (Some(a), Some(b)) => Some(a.max(b)),
+        (a, b) => a.or(b),
+    }
+}
+
 /// A code to send, and the step it belongs to.
 #[derive(Debug)]
 pub struct Code {
@@ -276,6 +294,49 @@ mod tests {
         ];
         for (what, now, last, want) in cases {
             assert_eq!(plan_code(*now, 30, *last, 5_000), *want, "{what}");
+        }
+    }
+
+    #[test]
+    fn resuming_marks_the_recorded_step_and_the_current_one_when_a_code_is_next() {
+        // (what, recorded, current, next step sends a code, step marked used)
+        let cases = [
+            ("nothing recorded, no code next", None, 100, false, None),
+            (
+                "nothing recorded, code next: the crash may have sent one",
+                None,
+                100,
+                true,
+                Some(100),
+            ),
+            (
+                "recorded step kept even when no code is next",
+                Some(98),
+                100,
+                false,
+                Some(98),
+            ),
+            (
+                "recorded older than now, code next",
+                Some(98),
+                100,
+                true,
+                Some(100),
+            ),
+            (
+                "recorded ahead of now (clock went back)",
+                Some(103),
+                100,
+                true,
+                Some(103),
+            ),
+        ];
+        for (what, recorded, current, code_next, want) in cases {
+            assert_eq!(
+                used_step_on_resume(recorded, current, code_next),
+                want,
+                "{what}"
+            );
         }
     }
 

@@ -134,6 +134,7 @@ fn engine(base: &str, profile: Arc<Profile>) -> Engine {
             cap: Duration::from_millis(20),
             ..RetryPolicy::default()
         },
+        allow_plain_http: true,
         ..HttpSettings::default()
     };
     Engine::new(profile, base, settings).expect("engine")

@@ -138,7 +138,7 @@ async fn audd_enroll_login_refresh_and_recovery_login_over_mtls() {
         .await
         .expect_err("reuse");
     assert!(
-        matches!(err.kind, FlowErrorKind::Status { status: 401, .. }),
+        matches!(err.kind, FlowErrorKind::LoginRequired { status: 401, .. }),
         "{err}"
     );
 

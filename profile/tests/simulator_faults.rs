@@ -579,15 +579,18 @@ async fn refresh_rejected_by_the_vendor_is_a_clear_error() {
         .await
         .expect_err("refresh revoked");
     assert!(
-        matches!(err.kind, FlowErrorKind::Status { status: 401, .. }),
+        matches!(err.kind, FlowErrorKind::LoginRequired { status: 401, .. }),
         "{err}"
     );
-    assert_eq!(err.category(), "VendorError");
+    assert_eq!(err.category(), "LoginRequired");
     let text = err.to_string();
     assert!(
-        text.starts_with("refresh steps[0] 'renew': the vendor answered HTTP 401: "),
+        text.starts_with(
+            "refresh steps[0] 'renew': the vendor refused the refresh token (HTTP 401: "
+        ),
         "{text}"
     );
+    assert!(text.ends_with("log in again"), "{text}");
     assert!(
         text.contains("refresh_token_revoked"),
         "the vendor's reason is shown: {text}"
@@ -602,7 +605,7 @@ async fn refresh_rejected_by_the_vendor_is_a_clear_error() {
         .refresh(&inputs, &session)
         .await
         .expect_err("spent refresh token");
-    assert_eq!(again.category(), "VendorError", "{again}");
+    assert_eq!(again.category(), "LoginRequired", "{again}");
     engine.login(&inputs).await.expect("log in again");
     f.sim.shutdown().await;
 }
