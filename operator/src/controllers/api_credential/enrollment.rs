@@ -108,9 +108,12 @@ impl EnrollmentError {
 /// The condition reason for a flow failure (pure).
 pub fn flow_reason(kind: &FlowErrorKind) -> &'static str {
     match kind {
-        FlowErrorKind::Transport { .. } | FlowErrorKind::Unavailable { .. } => {
-            reasons::VENDOR_UNREACHABLE
-        }
+        // An ambiguous answer to a step not safe to repeat: the next pass
+        // resumes from the checkpoint and resolves it by looking.
+        FlowErrorKind::Transport { .. }
+        | FlowErrorKind::Unavailable { .. }
+        | FlowErrorKind::OutcomeUnknown { .. } => reasons::VENDOR_UNREACHABLE,
+        FlowErrorKind::LoginRequired { .. } => reasons::VENDOR_REJECTED,
         FlowErrorKind::Status {
             status: 401 | 403, ..
         } => local::CREDENTIALS_REJECTED,
