@@ -121,7 +121,10 @@ impl Operator {
     }
 
     pub async fn is_leader(&self) -> bool {
-        self.metrics().await.contains("otpilot_operator_leader 1")
+        self.metrics()
+            .await
+            .lines()
+            .any(|l| l == "otpilot_operator_leader 1")
     }
 
     /// SIGKILL: no chance to clean up, like a node failure or OOM kill.
