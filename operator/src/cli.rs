@@ -37,6 +37,11 @@ pub struct RunArgs {
     #[arg(long, env = "OTPILOT_WATCH_NAMESPACE")]
     pub watch_namespace: Option<String>,
 
+    /// Reconcile only the ClientCAs matching this label selector (default:
+    /// all). Lets several operators share a cluster, each with its own CAs.
+    #[arg(long, env = "OTPILOT_CLIENT_CA_SELECTOR")]
+    pub client_ca_selector: Option<String>,
+
     /// Address of the admin server (/healthz, /readyz, /metrics).
     #[arg(long, env = "OTPILOT_ADMIN_ADDR", default_value = "0.0.0.0:8080")]
     pub admin_addr: SocketAddr,

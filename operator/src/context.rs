@@ -15,8 +15,12 @@ pub const FIELD_MANAGER: &str = "otpilot-operator";
 
 pub struct Context {
     pub client: Client,
+    /// The operator's own namespace: ClientCA key Secrets and ConfigMaps.
+    pub namespace: String,
     /// The only namespace whose ApiCredentials are reconciled, if set.
     pub watch_namespace: Option<String>,
+    /// Label selector limiting the ClientCAs reconciled, if set.
+    pub client_ca_selector: Option<String>,
     pub metrics: Arc<Metrics>,
     pub recorder: Recorder,
     /// One per process: no two flows on one seed send codes of one step.
@@ -27,14 +31,18 @@ pub struct Context {
 impl Context {
     pub fn new(
         client: Client,
+        namespace: String,
         watch_namespace: Option<String>,
+        client_ca_selector: Option<String>,
         metrics: Arc<Metrics>,
         recorder: Recorder,
         timer: Arc<CodeTimer>,
     ) -> Self {
         Self {
             client,
+            namespace,
             watch_namespace,
+            client_ca_selector,
             metrics,
             recorder,
             timer,

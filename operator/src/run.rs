@@ -90,7 +90,9 @@ async fn run(args: RunArgs) -> anyhow::Result<()> {
     let timer = Arc::new(CodeTimer::new(Arc::new(SystemClock)));
     let ctx = Arc::new(Context::new(
         client,
+        args.namespace.clone(),
         args.watch_namespace.clone(),
+        args.client_ca_selector.clone(),
         metrics.clone(),
         recorder,
         timer,

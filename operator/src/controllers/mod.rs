@@ -1,6 +1,7 @@
 //! The controllers, one module each, run side by side until shutdown.
 
 pub mod api_credential;
+pub mod client_ca;
 pub mod profile;
 pub mod reasons;
 
@@ -18,6 +19,7 @@ use crate::context::{Context, FIELD_MANAGER};
 
 pub async fn run(ctx: Arc<Context>, shutdown: CancellationToken) {
     tokio::join!(
+        client_ca::run(ctx.clone(), shutdown.clone()),
         profile::run(ctx.clone(), shutdown.clone()),
         api_credential::run(ctx, shutdown),
     );

@@ -6,8 +6,6 @@
 pub const SHADOWS_BUILTIN: &str = "ShadowsBuiltinProfile";
 /// The credential uses no client certificate.
 pub const CERTIFICATE_NOT_REQUIRED: &str = "NotRequired";
-/// This build cannot issue client certificates yet.
-pub const ISSUANCE_UNAVAILABLE: &str = "IssuanceUnavailable";
 /// A key the credential names is missing from its Secret or ConfigMap.
 pub const KEY_NOT_FOUND: &str = "KeyNotFound";
 /// The server CA ConfigMap is missing.

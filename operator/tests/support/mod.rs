@@ -59,6 +59,10 @@ impl Operator {
             .env("OTPILOT_WATCH_NAMESPACE", namespace)
             .env("OTPILOT_ADMIN_ADDR", "127.0.0.1:0")
             .env("OTPILOT_LEASE_NAME", lease)
+            .env(
+                "OTPILOT_CLIENT_CA_SELECTOR",
+                format!("otpilot.dev/test={namespace}"),
+            )
             .env("OTPILOT_LEASE_DURATION_SECONDS", "4")
             .env("OTPILOT_LEASE_RENEW_SECONDS", "1")
             .env("RUST_LOG", "info,otpilot_operator=debug")
@@ -311,8 +315,16 @@ pub async fn login_with_secrets(ns: &TestNamespace, credential: &str) {
     )
     .expect("seed");
     let profile = builtin::get(&bundle.profile_name).expect("built-in profile");
+    let client_identity = match (&bundle.tls_crt, &bundle.tls_key) {
+        (Some(crt), Some(key)) => Some(otpilot_profile::ClientIdentity {
+            cert_chain_pem: crt.clone(),
+            key_pem: key.clone(),
+        }),
+        _ => None,
+    };
     let settings = HttpSettings {
         server_ca_pem: bundle.server_ca.clone(),
+        client_identity,
         ..HttpSettings::default()
     };
     let timer = Arc::new(CodeTimer::new(Arc::new(SystemClock)));
@@ -341,8 +353,10 @@ pub async fn login_with_secrets(ns: &TestNamespace, credential: &str) {
 pub async fn secret_values(ns: &TestNamespace, credential: &str) -> Vec<String> {
     let mut values = vec![PASSWORD.to_owned(), API_KEY.to_owned()];
     let runtime = secret_data(ns, &format!("{credential}-runtime")).await;
-    if let Some(seed) = runtime.get("totp-secret") {
-        values.push(String::from_utf8(seed.clone()).expect("utf-8"));
+    for key in ["totp-secret", "tls.key"] {
+        if let Some(v) = runtime.get(key) {
+            values.push(String::from_utf8(v.clone()).expect("utf-8"));
+        }
     }
     let recovery = secret_data(ns, &format!("{credential}-recovery")).await;
     if let Some(codes) = recovery.get("recovery-codes") {
@@ -386,4 +400,77 @@ pub async fn assert_no_secret_leaks(ns: &TestNamespace, operator: &Operator, val
             );
         }
     }
+}
+
+/// A generated ClientCA (cluster-scoped, named after the namespace), once
+/// Ready: returns its name and certificate.
+pub async fn create_client_ca(
+    cluster: &otpilot_tests::TestCluster,
+    ns: &TestNamespace,
+    operator: &Operator,
+) -> (String, String) {
+    use otpilot_api::ClientCA;
+    let name = format!("ca-{}", ns.name());
+    let ca: ClientCA = serde_json::from_value(serde_json::json!({
+        "apiVersion": "otpilot.dev/v1alpha1",
+        "kind": "ClientCA",
+        "metadata": { "name": name, "labels": { "otpilot.dev/test": ns.name() } },
+        "spec": { "generate": {
+            "subject": { "commonName": "otpilot test client CA", "organizations": ["otpilot tests"] },
+            "duration": "8760h",
+        }},
+    }))
+    .expect("ClientCA");
+    let api = kube::Api::<ClientCA>::all(cluster.client());
+    api.create(&PostParams::default(), &ca)
+        .await
+        .expect("create ClientCA");
+    let deadline = Instant::now() + Duration::from_secs(60);
+    loop {
+        let current = api.get(&name).await.expect("get ClientCA");
+        let status = current.status.clone().unwrap_or_default();
+        if status
+            .conditions
+            .iter()
+            .any(|c| c.type_ == "Ready" && c.status == "True")
+        {
+            let pem = status.certificate.expect("status.certificate");
+            return (name, pem);
+        }
+        assert!(
+            Instant::now() < deadline,
+            "ClientCA {name} not Ready: {status:?}\n{}",
+            operator.log_text()
+        );
+        tokio::time::sleep(Duration::from_millis(250)).await;
+    }
+}
+
+/// An ApiCredential with a client certificate from `ca`.
+pub fn mtls_credential(
+    name: &str,
+    profile: &str,
+    base_url: &str,
+    ca: &str,
+    duration: &str,
+    renew_before: &str,
+) -> ApiCredential {
+    let mut c = credential(name, profile, base_url, "Retain");
+    c.spec.client_certificate = serde_json::from_value(serde_json::json!({
+        "caRef": ca,
+        "subject": { "commonName": "otpilot test client" },
+        "duration": duration,
+        "renewBefore": renew_before,
+    }))
+    .expect("clientCertificate");
+    c
+}
+
+/// A simulator for an mTLS vendor, with no client CA registered yet.
+pub async fn mtls_vendor(vendor: Vendor) -> SimHandle {
+    install_crypto_provider();
+    let config = SimConfig::new(vendor)
+        .with_period(Duration::from_secs(PERIOD_SECS))
+        .with_account(AccountSpec::new(USERNAME, PASSWORD, API_KEY));
+    otpilot_sim::spawn(config).await.expect("simulator starts")
 }

@@ -23,6 +23,8 @@ pub struct Resolved {
     pub password: Option<SecretString>,
     pub api_key: Option<SecretString>,
     pub server_ca: Option<String>,
+    /// The client certificate, once issued (set by the caller).
+    pub client_certificate: Option<super::certificate::ClientCertificate>,
 }
 
 /// Why the credential's references could not be resolved. Each names the
@@ -130,6 +132,7 @@ pub async fn resolve(
         password,
         api_key,
         server_ca,
+        client_certificate: None,
     })
 }
 

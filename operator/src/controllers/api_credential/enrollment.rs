@@ -155,8 +155,14 @@ pub fn runtime_bundle(
         variables: credential.spec.variables.clone(),
         totp,
         last_code_step,
-        tls_crt: None,
-        tls_key: None,
+        tls_crt: resolved
+            .client_certificate
+            .as_ref()
+            .map(|c| c.chain_pem.clone()),
+        tls_key: resolved
+            .client_certificate
+            .as_ref()
+            .map(|c| c.key_pem.clone()),
         server_ca: resolved.server_ca.clone(),
     }
 }

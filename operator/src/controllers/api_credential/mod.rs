@@ -5,6 +5,7 @@
 //! down) are not reconcile errors: they become conditions, and the object is
 //! requeued with capped backoff, so it recovers on its own once fixed.
 
+mod certificate;
 mod cleanup;
 mod dereference;
 mod enrollment;
@@ -197,47 +198,95 @@ async fn cleanup_with_events(obj: &ApiCredential, ctx: &Context) -> Result<Actio
 pub fn engine_settings(resolved: &dereference::Resolved) -> HttpSettings {
     HttpSettings {
         server_ca_pem: resolved.server_ca.clone(),
+        client_identity: resolved.client_certificate.as_ref().map(|c| {
+            otpilot_profile::ClientIdentity {
+                cert_chain_pem: c.chain_pem.clone(),
+                key_pem: c.key_pem.clone(),
+            }
+        }),
         ..HttpSettings::default()
     }
 }
 
 /// The outcome of one pass, before it becomes conditions.
 struct Pass {
+    certificate: Desired,
+    certificate_not_after: Option<jiff::Timestamp>,
+    /// When the certificate is renewed: the latest moment to look again.
+    renew_at: Option<jiff::Timestamp>,
     enrolled: Desired,
     retry: Option<(bool, Option<Duration>)>,
 }
 
 async fn enroll(obj: &ApiCredential, ctx: &Context, namespace: &str) -> Pass {
-    let failed = |reason: &'static str, message: String, retry_after, person: bool| Pass {
-        enrolled: Desired::failed(ENROLLED, reason, message),
-        retry: Some((person, retry_after)),
+    let mut pass = Pass {
+        certificate: status::certificate_not_required(),
+        certificate_not_after: None,
+        renew_at: None,
+        enrolled: status::enrolled_ok(),
+        retry: None,
     };
-    if obj.spec.client_certificate.is_some() {
-        return failed(
-            reasons::CA_NOT_READY,
-            "waiting for the client certificate (see CertificateReady)".into(),
-            None,
-            true,
-        );
-    }
-    let resolved = match dereference::resolve(&ctx.client, namespace, &obj.spec).await {
-        Ok(r) => r,
-        Err(e) => return failed(e.reason(), e.to_string(), None, false),
-    };
+    let failed =
+        |mut pass: Pass, reason: &'static str, message: String, retry_after, person: bool| {
+            pass.enrolled = Desired::failed(ENROLLED, reason, message);
+            pass.retry = Some((person, retry_after));
+            pass
+        };
     let secrets_api: Api<Secret> = Api::namespaced(ctx.client.clone(), namespace);
     let stored = match secrets::read(&secrets_api, &obj.name_any()).await {
         Ok(s) => s,
         Err(e) => {
-            return failed(super::reasons::KUBERNETES_ERROR, e.to_string(), None, false);
+            return failed(
+                pass,
+                super::reasons::KUBERNETES_ERROR,
+                e.to_string(),
+                None,
+                false,
+            );
         }
     };
+    let mut client_certificate = None;
+    if let Some(spec) = &obj.spec.client_certificate {
+        match certificate::ensure(
+            ctx,
+            obj,
+            spec,
+            stored.runtime.as_ref(),
+            jiff::Timestamp::now(),
+        )
+        .await
+        {
+            Ok(cert) => {
+                pass.certificate =
+                    status::certificate_issued(&spec.ca_ref, cert.not_after, cert.renew_at);
+                pass.certificate_not_after = Some(cert.not_after);
+                pass.renew_at = cert.renew_at;
+                client_certificate = Some(cert);
+            }
+            Err(e) => {
+                pass.certificate = e.condition();
+                return failed(
+                    pass,
+                    reasons::CA_NOT_READY,
+                    "waiting for the client certificate (see CertificateReady)".into(),
+                    None,
+                    false,
+                );
+            }
+        }
+    }
+    let mut resolved = match dereference::resolve(&ctx.client, namespace, &obj.spec).await {
+        Ok(r) => r,
+        Err(e) => return failed(pass, e.reason(), e.to_string(), None, false),
+    };
+    resolved.client_certificate = client_certificate;
     let engine = match Engine::new(
         resolved.profile.clone(),
         &obj.spec.base_url,
         engine_settings(&resolved),
     ) {
         Ok(e) => e.with_timer(ctx.timer.clone()),
-        Err(e) => return failed(reasons::INVALID_SECRET, e.to_string(), None, true),
+        Err(e) => return failed(pass, reasons::INVALID_SECRET, e.to_string(), None, true),
     };
     let result =
         enrollment::ensure_enrolled(ctx, obj, &resolved, &engine, &secrets_api, &stored).await;
@@ -255,17 +304,21 @@ async fn enroll(obj: &ApiCredential, ctx: &Context, namespace: &str) -> Pass {
                     runtime.last_code_step,
                 );
                 if let Err(e) = secrets::write_runtime(&secrets_api, obj, &bundle).await {
-                    return failed(super::reasons::KUBERNETES_ERROR, e.to_string(), None, false);
+                    return failed(
+                        pass,
+                        super::reasons::KUBERNETES_ERROR,
+                        e.to_string(),
+                        None,
+                        false,
+                    );
                 }
             }
-            Pass {
-                enrolled: status::enrolled_ok(),
-                retry: None,
-            }
+            pass
         }
         Err(e) => {
             ctx.metrics.enrollment_finished(e.reason());
             failed(
+                pass,
                 e.reason(),
                 e.to_string(),
                 e.retry_after(),
@@ -278,10 +331,9 @@ async fn enroll(obj: &ApiCredential, ctx: &Context, namespace: &str) -> Pass {
 async fn apply(obj: &ApiCredential, ctx: &Context) -> Result<Action, Error> {
     let namespace = obj.namespace().unwrap_or_default();
     let name = obj.name_any();
-    let certificate = status::certificate(obj.spec.client_certificate.is_some());
     let pass = enroll(obj, ctx, &namespace).await;
-    let ready = status::ready(&certificate, &pass.enrolled);
-    let desired = [certificate, pass.enrolled, ready];
+    let ready = status::ready(&pass.certificate, &pass.enrolled);
+    let desired = [pass.certificate.clone(), pass.enrolled.clone(), ready];
 
     let secrets_api: Api<Secret> = Api::namespaced(ctx.client.clone(), &namespace);
     let stored = secrets::read(&secrets_api, &name).await.unwrap_or_default();
@@ -292,9 +344,12 @@ async fn apply(obj: &ApiCredential, ctx: &Context) -> Result<Action, Error> {
         obj.metadata.generation,
         &now,
         &name,
-        stored.enrollment_state(),
-        (!stored.recovery_codes.is_empty())
-            .then(|| u32::try_from(stored.recovery_codes.len()).unwrap_or(u32::MAX)),
+        status::Observed {
+            enrollment: stored.enrollment_state(),
+            recovery_codes: (!stored.recovery_codes.is_empty())
+                .then(|| u32::try_from(stored.recovery_codes.len()).unwrap_or(u32::MAX)),
+            certificate_not_after: pass.certificate_not_after.map(Time),
+        },
     );
     if obj.status.as_ref() != Some(&new_status) {
         let previous = obj
@@ -321,7 +376,16 @@ async fn apply(obj: &ApiCredential, ctx: &Context) -> Result<Action, Error> {
     Ok(match pass.retry {
         None => {
             ctx.succeeded(&k);
-            Action::requeue(RESYNC)
+            let until_renewal = pass.renew_at.map(|t| {
+                Duration::from_secs(
+                    u64::try_from(jiff::Timestamp::now().duration_until(t).as_secs()).unwrap_or(0),
+                )
+            });
+            Action::requeue(
+                until_renewal
+                    .map(|d| d.clamp(Duration::from_secs(1), RESYNC))
+                    .unwrap_or(RESYNC),
+            )
         }
         Some((needs_a_person, retry_after)) => {
             let attempts = ctx.failed(&k);

@@ -27,23 +27,29 @@ pub fn ready(certificate: &Desired, enrolled: &Desired) -> Desired {
     }
 }
 
-/// `CertificateReady` for a credential without a client certificate, or
-/// one this build cannot issue yet (pure).
-pub fn certificate(wants_client_certificate: bool) -> Desired {
-    if wants_client_certificate {
-        Desired::failed(
-            CERTIFICATE_READY,
-            local::ISSUANCE_UNAVAILABLE,
-            "this operator build does not issue client certificates yet; remove \
-             spec.clientCertificate for vendors without mTLS",
-        )
-    } else {
-        Desired::ok(
-            CERTIFICATE_READY,
-            local::CERTIFICATE_NOT_REQUIRED,
-            "spec.clientCertificate is not set: the vendor is called without a client certificate",
-        )
-    }
+/// `CertificateReady` for a credential without a client certificate (pure).
+pub fn certificate_not_required() -> Desired {
+    Desired::ok(
+        CERTIFICATE_READY,
+        local::CERTIFICATE_NOT_REQUIRED,
+        "spec.clientCertificate is not set: the vendor is called without a client certificate",
+    )
+}
+
+/// `CertificateReady` for an issued certificate (pure).
+pub fn certificate_issued(
+    ca: &str,
+    not_after: jiff::Timestamp,
+    renew_at: Option<jiff::Timestamp>,
+) -> Desired {
+    let renewal = renew_at
+        .map(|t| format!("; renewed at {t}"))
+        .unwrap_or_default();
+    Desired::ok(
+        CERTIFICATE_READY,
+        reasons::ISSUED,
+        format!("issued by ClientCA {ca}, valid until {not_after}{renewal}"),
+    )
 }
 
 pub fn enrolled_ok() -> Desired {
@@ -54,6 +60,14 @@ pub fn enrolled_ok() -> Desired {
     )
 }
 
+/// What the Secrets and the certificate say, for status.
+#[derive(Debug, Default)]
+pub struct Observed {
+    pub enrollment: Option<EnrollmentState>,
+    pub recovery_codes: Option<u32>,
+    pub certificate_not_after: Option<Time>,
+}
+
 /// The full status (pure).
 pub fn build(
     previous: Option<&ApiCredentialStatus>,
@@ -61,13 +75,17 @@ pub fn build(
     generation: Option<i64>,
     now: &Time,
     credential: &str,
-    enrollment: Option<EnrollmentState>,
-    recovery_codes: Option<u32>,
+    observed: Observed,
 ) -> ApiCredentialStatus {
+    let Observed {
+        enrollment,
+        recovery_codes,
+        certificate_not_after,
+    } = observed;
     let previous_conditions = previous.map(|s| s.conditions.as_slice()).unwrap_or(&[]);
     ApiCredentialStatus {
         conditions: conditions::merge(previous_conditions, desired, generation, now),
-        certificate_not_after: None,
+        certificate_not_after,
         enrollment: enrollment.or(Some(EnrollmentState::NotStarted)),
         recovery_codes_remaining: recovery_codes,
         secrets: Some(OwnedSecrets {
@@ -84,13 +102,13 @@ mod tests {
 
     #[test]
     fn ready_names_the_first_blocker() {
-        let cert_ok = certificate(false);
-        let cert_bad = certificate(true);
+        let cert_ok = certificate_not_required();
+        let cert_bad = Desired::failed(CERTIFICATE_READY, "ClientCANotFound", "create it");
         let enrolled_bad = Desired::failed(ENROLLED, "SecretNotFound", "create Secret pw");
         let cases = [
             (&cert_ok, &enrolled_ok(), true, "Reconciled"),
             (&cert_ok, &enrolled_bad, false, "SecretNotFound"),
-            (&cert_bad, &enrolled_bad, false, "IssuanceUnavailable"),
+            (&cert_bad, &enrolled_bad, false, "ClientCANotFound"),
         ];
         for (c, e, ok, reason) in cases {
             let r = ready(c, e);
@@ -109,8 +127,11 @@ mod tests {
             Some(3),
             &now,
             "bot",
-            Some(EnrollmentState::Enrolled),
-            Some(10),
+            Observed {
+                enrollment: Some(EnrollmentState::Enrolled),
+                recovery_codes: Some(10),
+                certificate_not_after: None,
+            },
         );
         assert_eq!(s.observed_generation, Some(3));
         assert_eq!(s.recovery_codes_remaining, Some(10));
