@@ -7,6 +7,7 @@ mod cli;
 mod conditions;
 mod context;
 mod controllers;
+mod failpoint;
 mod leader;
 mod metrics;
 mod run;

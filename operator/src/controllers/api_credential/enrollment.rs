@@ -23,6 +23,7 @@ use super::dereference::Resolved;
 use super::secrets::{self, SecretsError, Stored};
 use crate::context::Context;
 use crate::controllers::reasons as local;
+use crate::failpoint;
 
 /// What to do about enrollment, from what the Secrets hold (pure).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -229,14 +230,40 @@ pub async fn ensure_enrolled(
         &runtime_bundle(credential, resolved, None, None),
     )
     .await?;
+    failpoint::point("enroll-before-first-checkpoint").await;
     // Persisted before the first vendor call: from here on, a restart resumes.
     persist(secrets_api, credential, run.checkpoint(), engine, stored).await?;
 
-    while run.step().await?.is_some() {
+    let resumed_at = (action == NextAction::Resume).then(|| run.checkpoint().next_step);
+    let enrollment = loop {
+        let index = run.checkpoint().next_step;
+        failpoint::point(&format!("enroll-before-step-{index}")).await;
+        match run.step().await {
+            Ok(None) => break run.into_enrollment()?,
+            Ok(Some(_)) => {}
+            Err(error) => {
+                let safe = profile
+                    .spec()
+                    .enroll
+                    .steps
+                    .get(index)
+                    .is_none_or(|s| s.safe_to_repeat);
+                let seed = run.checkpoint().totp.clone();
+                let Some(key) = seed.filter(|_| should_probe(safe, resumed_at, index, &error.kind))
+                else {
+                    return Err(error.into());
+                };
+                let last_code_step = probe(engine, &inputs, key, &name, error).await?;
+                // The step had taken effect: go on after it.
+                let mut checkpoint = run.checkpoint().clone();
+                checkpoint.next_step = index + 1;
+                checkpoint.last_code_step = last_code_step.or(checkpoint.last_code_step);
+                run = engine.resume(checkpoint, &inputs)?;
+            }
+        }
+        failpoint::point(&format!("enroll-after-step-{index}")).await;
         persist(secrets_api, credential, run.checkpoint(), engine, stored).await?;
-    }
-
-    let enrollment = run.into_enrollment()?;
+    };
     let params = enrollment
         .totp
         .params()
@@ -260,11 +287,62 @@ pub async fn ensure_enrolled(
         &runtime_bundle(credential, resolved, Some(totp), enrollment.last_code_step),
     )
     .await?;
+    failpoint::point("enroll-after-runtime-write").await;
     // Only now may the checkpoint go: the runtime Secret holds the seed.
     secrets::write_recovery(secrets_api, credential, None, &codes).await?;
     ctx.metrics.enrollment_finished("Enrolled");
     tracing::info!(credential = name, "enrolled");
     Ok(())
+}
+
+/// Whether a failed step should be resolved by looking (pure): a step not
+/// safe to repeat, re-sent first thing after a resume, refused by the
+/// vendor. Its first sending may have taken effect before the crash (e.g. MFA
+/// activated), so a vendor refusing it again says nothing about the seed.
+pub fn should_probe(
+    safe_to_repeat: bool,
+    resumed_at: Option<usize>,
+    failed_index: usize,
+    kind: &FlowErrorKind,
+) -> bool {
+    !safe_to_repeat
+        && resumed_at == Some(failed_index)
+        && matches!(
+            kind,
+            FlowErrorKind::Status { .. }
+                | FlowErrorKind::CodeRejected { .. }
+                | FlowErrorKind::CodeAlreadyUsed { .. }
+        )
+}
+
+/// Looks whether the vendor already knows the checkpoint's seed, by logging
+/// in with it (one code): the time step of that code if it does, the step's
+/// own error if not.
+async fn probe(
+    engine: &Engine,
+    inputs: &Inputs,
+    key: otpilot_profile::TotpKey,
+    name: &str,
+    step_error: FlowError,
+) -> Result<Option<u64>, EnrollmentError> {
+    tracing::info!(
+        credential = name,
+        "a resumed step was refused; logging in with the stored seed to see whether it took effect"
+    );
+    match engine.login(&inputs.with_totp(key.clone())).await {
+        Ok(session) => {
+            tracing::warn!(
+                credential = name,
+                "the vendor already had MFA on with the stored seed; values the interrupted \
+                 step returned (recovery codes, if it carried them) were not received"
+            );
+            Ok(session.last_code_step)
+        }
+        Err(login_error) => {
+            tracing::info!(credential = name, error = %login_error, "the stored seed does not log in");
+            Err(step_error.into())
+        }
+    }
 }
 
 async fn persist(
@@ -320,6 +398,39 @@ mod tests {
                 next_action(state, checkpoint),
                 want,
                 "{state:?} checkpoint={checkpoint}"
+            );
+        }
+    }
+
+    #[test]
+    fn only_a_refused_unsafe_step_right_after_resume_is_resolved_by_looking() {
+        let refused = FlowErrorKind::Status {
+            status: 404,
+            detail: None,
+        };
+        let down = FlowErrorKind::Transport {
+            attempts: 1,
+            message: "refused".into(),
+        };
+        let cases = [
+            (false, Some(2), 2, &refused, true),
+            (true, Some(2), 2, &refused, false),
+            (false, None, 2, &refused, false),
+            (false, Some(1), 2, &refused, false),
+            (false, Some(2), 2, &down, false),
+            (
+                false,
+                Some(2),
+                2,
+                &FlowErrorKind::CodeRejected { status: 401 },
+                true,
+            ),
+        ];
+        for (safe, resumed, failed, kind, want) in cases {
+            assert_eq!(
+                should_probe(safe, resumed, failed, kind),
+                want,
+                "safe={safe} resumed={resumed:?} failed={failed} {kind:?}"
             );
         }
     }

@@ -398,6 +398,7 @@ async fn apply(obj: &ApiCredential, ctx: &Context) -> Result<Action, Error> {
             tracing::info!(
                 credential = k,
                 reason = desired[1].reason,
+                message = desired[1].message,
                 attempts,
                 retry_in_s = delay.as_secs(),
                 "not ready"
