@@ -49,11 +49,25 @@ pub struct ProfileSpec {
     #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
     pub headers: BTreeMap<String, String>,
 
-    /// Lifetime of an access token in seconds, used only when a flow
-    /// extracts no `expires_at` and the token is not a JWT with an `exp`
-    /// claim.
+    /// Lifetime of an access token in seconds (1 to 366 days). How it
+    /// combines with an extracted `expires_at` and the JWT's `exp` claim is
+    /// `tokenExpiry`'s choice.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub token_lifetime_seconds: Option<u64>,
+
+    /// Which source decides when an access token expires: `firstFound`
+    /// (default: an extracted `expires_at`, else the JWT's `exp` unless it
+    /// is more than 366 days ahead, else `tokenLifetimeSeconds`),
+    /// `earliest` (the earliest of all three that are known, for a vendor
+    /// whose `exp` may be wrong), or `configured` (`tokenLifetimeSeconds`
+    /// only).
+    #[serde(default, skip_serializing_if = "is_default")]
+    pub token_expiry: TokenExpiry,
+
+    /// How an access token is presented to the vendor's API. Default:
+    /// `Authorization: Bearer <token>`.
+    #[serde(default, skip_serializing_if = "is_default")]
+    pub token_presentation: TokenPresentation,
 
     /// Turns on MFA for the account: obtains a TOTP secret (extract
     /// `totp_secret`), proves it with a code, and collects recovery codes
@@ -77,6 +91,55 @@ pub struct ProfileSpec {
     /// `deletionPolicy: Disable` is deleted).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub disable: Option<Flow>,
+}
+
+/// Which source decides when an access token expires.
+#[derive(Serialize, Deserialize, JsonSchema, Clone, Copy, Debug, PartialEq, Eq, Default)]
+#[serde(rename_all = "camelCase")]
+pub enum TokenExpiry {
+    // An extracted `expires_at`, else a plausible JWT `exp`, else
+    // `tokenLifetimeSeconds`.
+    #[default]
+    FirstFound,
+    // The earliest of those that are known.
+    Earliest,
+    // `tokenLifetimeSeconds` only.
+    Configured,
+}
+
+/// How an access token is sent to the vendor's API: in `header`, as
+/// `<scheme> <token>`, or the bare token when `scheme` is empty.
+#[derive(Serialize, Deserialize, JsonSchema, Clone, Debug, PartialEq, Eq)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct TokenPresentation {
+    /// The request header. Default `Authorization`.
+    #[serde(default = "default_token_header")]
+    pub header: String,
+    /// The scheme before the token, e.g. `Bearer` (default) or `jwt`; empty
+    /// for the bare token (a custom header such as `X-Auth-Token`).
+    #[serde(default = "default_token_scheme")]
+    pub scheme: String,
+}
+
+impl Default for TokenPresentation {
+    fn default() -> Self {
+        Self {
+            header: default_token_header(),
+            scheme: default_token_scheme(),
+        }
+    }
+}
+
+fn default_token_header() -> String {
+    "Authorization".to_owned()
+}
+
+fn default_token_scheme() -> String {
+    "Bearer".to_owned()
+}
+
+fn is_default<T: Default + PartialEq>(value: &T) -> bool {
+    *value == T::default()
 }
 
 /// TOTP parameters (RFC 6238).

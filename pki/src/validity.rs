@@ -49,6 +49,11 @@ pub(crate) fn window(
         not_before = not_before.max(issuer.not_before);
         not_after = not_after.min(issuer.not_after);
     }
+    if not_after <= not_before {
+        return Err(invalid(
+            "the certificate would end before it starts (the CA is not valid yet)",
+        ));
+    }
     Ok(Window {
         not_before,
         not_after,
@@ -123,6 +128,21 @@ mod tests {
         )
         .expect_err("expired issuer");
         assert!(matches!(error, PkiError::CaExpired { .. }), "{error:?}");
+    }
+
+    #[test]
+    fn a_certificate_that_would_end_before_its_issuer_starts_is_an_error() {
+        let issuer = Window {
+            not_before: at("2026-03-01T12:04:00Z"),
+            not_after: at("2027-03-01T12:00:00Z"),
+        };
+        let error = window(
+            at("2026-03-01T12:00:00Z"),
+            Duration::from_secs(60),
+            Some(issuer),
+        )
+        .expect_err("empty window");
+        assert!(error.to_string().contains("not valid yet"), "{error}");
     }
 
     #[test]

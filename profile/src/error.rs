@@ -317,6 +317,9 @@ pub enum ClientError {
     /// rustls or reqwest refused the configuration.
     #[error("failed to build the HTTPS client: {0}")]
     Build(String),
+    /// The proxy setting is unusable.
+    #[error("the egress proxy is not usable: {0}")]
+    Proxy(String),
     /// The base URL is unusable.
     #[error("the base URL is not usable: {0}")]
     BaseUrl(String),

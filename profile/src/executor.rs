@@ -14,6 +14,7 @@ use crate::classify::{
     AttemptFailure, Verdict, classify_in, effect_unknown, parse_retry_after, retry_delay,
 };
 use crate::error::{FlowError, FlowErrorKind, FlowKind, StepRef};
+use crate::expiry;
 use crate::extract::{self, Extracted};
 use crate::load::StepInfo;
 use crate::secret::{Scrubber, describe_body};
@@ -714,14 +715,17 @@ impl<'e> FlowRun<'e> {
             return Err(self.err(None, FlowErrorKind::MissingResult("access_token".into())));
         };
         let now = self.engine.timer.clock().now();
-        let lifetime = self.engine.profile().spec().token_lifetime_seconds;
-        let expires_at = self
-            .state
-            .times
-            .get("expires_at")
-            .copied()
-            .or_else(|| plausible_jwt_exp(access_token.expose_secret(), now))
-            .or_else(|| lifetime.map(|s| now + Duration::from_secs(s)));
+        let spec = self.engine.profile().spec();
+        let configured = spec
+            .token_lifetime_seconds
+            .and_then(|s| now.checked_add(Duration::from_secs(s)));
+        let expires_at = expiry::decide(
+            spec.token_expiry,
+            self.state.times.get("expires_at").copied(),
+            extract::jwt_exp(access_token.expose_secret()).ok(),
+            configured,
+            now,
+        );
         let Some(expires_at) = expires_at else {
             return Err(self.err(None, FlowErrorKind::UnknownExpiry));
         };
@@ -746,15 +750,17 @@ impl<'e> FlowRun<'e> {
             refresh_expires_at,
             reenroll_required,
             last_code_step: self.state.last_code_step,
+            presentation: self.engine.profile().token_presentation().clone(),
         })
     }
 }
 
-/// A JWT's `exp`, unless it is absurd (more than a year ahead: a vendor
-/// that wrote milliseconds where seconds belong, as Conduit v0.15 does).
+/// A JWT's `exp`, unless it is absurd (more than a year ahead).
 fn plausible_jwt_exp(token: &str, now: SystemTime) -> Option<SystemTime> {
     let exp = extract::jwt_exp(token).ok()?;
-    (exp <= now + Duration::from_secs(366 * 24 * 3600)).then_some(exp)
+    now.checked_add(expiry::IMPLAUSIBLE_JWT_EXP)
+        .is_none_or(|limit| exp <= limit)
+        .then_some(exp)
 }
 
 /// Whether the TLS layer failed (a handshake refused, e.g. TLS 1.3's late

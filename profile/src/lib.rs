@@ -17,10 +17,12 @@ pub mod checkpoint_record;
 pub mod classify;
 pub mod error;
 pub mod executor;
+mod expiry;
 pub mod extract;
 pub mod http;
 pub mod load;
 pub mod otpauth;
+pub mod presentation;
 pub mod secret;
 pub mod template;
 pub mod timing;
@@ -38,8 +40,9 @@ pub use checkpoint_record::{CheckpointRecordError, profile_digest};
 pub use classify::RetryPolicy;
 pub use error::{ClientError, FlowError, FlowErrorKind, FlowKind, LoadError, Problem, StepRef};
 pub use executor::{Checkpoint, FlowRun, StepReport};
-pub use http::{ClientIdentity, HttpSettings};
+pub use http::{ClientIdentity, EgressProxy, HttpSettings};
 pub use load::{Profile, StepInfo};
+pub use presentation::{TokenPresentation, TokenVerdict, token_verdict};
 pub use timing::{Clock, CodeTimer, ManualClock, SystemClock};
 pub use totp::{TotpError, TotpKey, TotpParams};
 
@@ -105,6 +108,26 @@ pub struct Session {
     pub reenroll_required: bool,
     /// The time step of the last code sent.
     pub last_code_step: Option<u64>,
+    /// How the access token is sent to the vendor's API (the profile's
+    /// `tokenPresentation`).
+    pub presentation: TokenPresentation,
+}
+
+impl Session {
+    /// The header and value that present the access token to the vendor,
+    /// e.g. `Authorization: jwt <token>` for goaxr.
+    pub fn authorization(&self) -> (reqwest::header::HeaderName, SecretString) {
+        (
+            self.presentation.header().clone(),
+            self.presentation.value(&self.access_token),
+        )
+    }
+
+    /// The token's type, to report with it (`Bearer`, `jwt`), or `None`
+    /// when the vendor takes the bare token.
+    pub fn token_type(&self) -> Option<&str> {
+        self.presentation.scheme()
+    }
 }
 
 /// Why a base URL cannot be used, if it cannot: not `https` (plain `http`

@@ -3,9 +3,10 @@
 
 use std::collections::{BTreeMap, BTreeSet};
 
-use otpilot_api::profile::{Flow, HttpMethod, Outcome, ProfileSpec, Step, ValueKind};
+use otpilot_api::profile::{Flow, HttpMethod, Outcome, ProfileSpec, Step, TokenExpiry, ValueKind};
 
 use crate::error::{FlowKind, LoadError, Problem};
+use crate::presentation::TokenPresentation;
 use crate::template;
 
 /// Values the caller provides to every flow (besides profile variables).
@@ -61,6 +62,7 @@ pub struct Profile {
     origin: String,
     spec: ProfileSpec,
     steps: BTreeMap<FlowKind, Vec<StepInfo>>,
+    presentation: TokenPresentation,
 }
 
 impl Profile {
@@ -94,11 +96,21 @@ impl Profile {
     pub fn from_spec(origin: &str, spec: ProfileSpec) -> Result<Self, LoadError> {
         let mut problems = Vec::new();
         let steps = validate(&spec, &mut problems);
+        let presentation = TokenPresentation::from_spec(&spec.token_presentation)
+            .map_err(|message| {
+                let (field, message) = message.split_once(": ").unwrap_or(("", message));
+                problems.push(Problem {
+                    path: format!("tokenPresentation.{field}"),
+                    message: message.to_owned(),
+                });
+            })
+            .unwrap_or_default();
         if problems.is_empty() {
             Ok(Self {
                 origin: origin.to_owned(),
                 spec,
                 steps,
+                presentation,
             })
         } else {
             Err(LoadError::Invalid {
@@ -126,6 +138,11 @@ impl Profile {
     /// Whether the profile has a flow.
     pub fn has_flow(&self, kind: FlowKind) -> bool {
         self.flow(kind).is_some()
+    }
+
+    /// How the access token is presented to the vendor's API.
+    pub fn token_presentation(&self) -> &TokenPresentation {
+        &self.presentation
     }
 
     /// What validation learnt about a flow's steps.
@@ -374,6 +391,17 @@ fn validate(spec: &ProfileSpec, problems: &mut Vec<Problem>) -> BTreeMap<FlowKin
     }
     if spec.totp.period == 0 {
         c.problem("totp.period", "must be at least 1 second");
+    }
+    if let Some(s) = spec.token_lifetime_seconds
+        && !(1..=366 * 24 * 3600).contains(&s)
+    {
+        c.problem(
+            "tokenLifetimeSeconds",
+            format!("must be 1 second to 366 days, not {s}"),
+        );
+    }
+    if spec.token_expiry == TokenExpiry::Configured && spec.token_lifetime_seconds.is_none() {
+        c.problem("tokenExpiry", "configured needs tokenLifetimeSeconds");
     }
     let reserved: BTreeSet<&str> = COMMON_INPUTS
         .iter()

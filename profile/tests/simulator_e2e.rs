@@ -325,7 +325,7 @@ enroll:
     - name: sign-in
       method: POST
       path: /auth/password
-      body: {username: "{{ username }}", password: "{{ password }}"}
+      headers: {Authorization: "Basic {{ (username ~ ':' ~ password) | b64encode }}"}
       extract:
         bearer: {pointer: /token}
         me: {pointer: /uid}
@@ -348,7 +348,7 @@ login:
   steps:
     - method: POST
       path: /auth/password
-      body: {username: "{{ username }}", password: "{{ password }}"}
+      headers: {Authorization: "Basic {{ (username ~ ':' ~ password) | b64encode }}"}
       extract:
         challenge: {pointer: /token}
     - method: POST
@@ -362,7 +362,7 @@ recoveryLogin:
   steps:
     - method: POST
       path: /auth/password
-      body: {username: "{{ username }}", password: "{{ password }}"}
+      headers: {Authorization: "Basic {{ (username ~ ':' ~ password) | b64encode }}"}
       extract:
         challenge: {pointer: /token}
     - method: POST

@@ -31,6 +31,7 @@ pub mod accounts;
 pub mod admin;
 pub mod clock;
 pub mod config;
+pub mod duration;
 pub mod error;
 pub mod faults;
 pub mod mfa;
@@ -44,7 +45,9 @@ pub mod vendors;
 
 pub use accounts::AccountState;
 pub use admin::{AdminClient, AdminError};
-pub use config::{AccountSpec, ServerCaMaterial, SimConfig, TotpAlgorithm, TotpParams, Vendor};
+pub use config::{
+    AccountSpec, ClientCredentials, ServerCaMaterial, SimConfig, TotpAlgorithm, TotpParams, Vendor,
+};
 pub use faults::Faults;
 
 use crate::accounts::{AccountError, AccountStore};
@@ -165,15 +168,23 @@ fn display_addr(addr: SocketAddr) -> String {
     }
 }
 
-/// The vendor router with its middleware: faults, body limit, JSON 404 and
-/// 405, panics turned into JSON 500. Tests can call it without a socket
+/// The vendor router with its middleware: a `Date` header from the vendor's
+/// (possibly skewed) clock, faults, body limit, JSON 404 and 405, panics
+/// turned into JSON 500. Tests can call it without a socket
 /// (AUDD routes then refuse: no client certificate).
 pub fn vendor_router(state: SharedState) -> Router {
     vendors::routes(state.clone())
         .fallback(error::not_found)
         .method_not_allowed_fallback(error::method_not_allowed)
         .layer(DefaultBodyLimit::max(state.config.max_body_bytes))
-        .layer(axum::middleware::from_fn_with_state(state, faults::apply))
+        .layer(axum::middleware::from_fn_with_state(
+            state.clone(),
+            faults::apply,
+        ))
+        .layer(axum::middleware::from_fn_with_state(
+            state,
+            serve::vendor_date,
+        ))
         .layer(CatchPanicLayer::custom(error::panic_response))
 }
 

@@ -11,7 +11,7 @@ async fn password_login(sim: &Sim) -> Value {
     let (status, body) = json(
         sim.http
             .post(sim.url("/auth/password"))
-            .json(&json!({ "username": USER, "password": PASSWORD }))
+            .basic_auth(USER, Some(PASSWORD))
             .send()
             .await
             .expect("login"),
@@ -186,4 +186,31 @@ async fn goaxr_token_of_another_user_is_forbidden() {
         .expect("secret")
         .status();
     assert_eq!(status, 403);
+}
+
+#[tokio::test]
+async fn goaxr_password_login_is_http_basic_only() {
+    let sim = Sim::start(fast_config(Vendor::Goaxr)).await;
+    // Credentials in a JSON body are not a login.
+    let (status, body) = json(
+        sim.http
+            .post(sim.url("/auth/password"))
+            .json(&json!({ "username": USER, "password": PASSWORD }))
+            .send()
+            .await
+            .expect("send"),
+    )
+    .await;
+    assert_eq!(status, 401, "{body}");
+    let (status, _) = json(
+        sim.http
+            .post(sim.url("/auth/password"))
+            .basic_auth(USER, Some("wrong"))
+            .send()
+            .await
+            .expect("send"),
+    )
+    .await;
+    assert_eq!(status, 401);
+    assert_eq!(password_login(&sim).await["type"], "FULL");
 }
