@@ -93,7 +93,7 @@ async fn missing_key_in_the_password_secret_is_reported_and_recovers_once_added(
     let operator = Operator::start(ns.name()).await;
     create_credential(&ns, &credential("bot", "goaxr", &sim.base_url(), "Retain")).await;
 
-    let c = wait_for_reason(&ns, &operator, "Enrolled", "InvalidSecret").await;
+    let c = wait_for_reason(&ns, &operator, "Enrolled", "SecretKeyMissing").await;
     let msg = message(&c, "Enrolled");
     assert!(
         msg.contains("'password'") && msg.contains("missing"),

@@ -154,3 +154,57 @@ async fn a_missing_client_ca_is_reported_on_certificate_ready() {
         "nothing sent to the vendor without a certificate"
     );
 }
+
+#[tokio::test]
+async fn a_namespace_not_allowed_by_the_client_ca_gets_no_certificate() {
+    let cluster = TestCluster::with_crds().await.expect("test control plane");
+    let ns = cluster
+        .namespace("ca-not-allowed")
+        .await
+        .expect("namespace");
+    let sim = mtls_vendor(Vendor::Audd).await;
+    create_login_secret(&ns).await;
+    create_server_ca(&ns, &sim).await;
+    let operator = Operator::start(ns.name()).await;
+    let (ca, _) = create_client_ca(&cluster, &ns, &operator).await;
+    // Only this namespace's neighbour is allowed now.
+    let patch =
+        serde_json::json!({ "spec": { "allowedNamespaces": { "names": ["someone-else"] } } });
+    kube::Api::<otpilot_api::ClientCA>::all(cluster.client())
+        .patch(
+            &ca,
+            &kube::api::PatchParams::default(),
+            &kube::api::Patch::Merge(&patch),
+        )
+        .await
+        .expect("narrow allowedNamespaces");
+    create_credential(
+        &ns,
+        &mtls_credential("bot", "audd", &sim.base_url(), &ca, "2160h", "720h"),
+    )
+    .await;
+    let c = wait_for(
+        &ns,
+        "bot",
+        Duration::from_secs(60),
+        &operator,
+        "NamespaceNotAllowed",
+        |c| {
+            condition(c, "CertificateReady")
+                .is_some_and(|(s, r)| s == "False" && r == "NamespaceNotAllowed")
+        },
+    )
+    .await;
+    assert!(
+        ns.api::<Secret>()
+            .get_opt("bot-runtime")
+            .await
+            .expect("get")
+            .is_none_or(|s| { !s.data.unwrap_or_default().contains_key("tls.crt") }),
+        "no certificate was issued"
+    );
+    assert_eq!(
+        condition(&c, "Ready").map(|x| x.1),
+        Some("NamespaceNotAllowed".into())
+    );
+}

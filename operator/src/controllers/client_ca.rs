@@ -304,7 +304,10 @@ async fn reconcile(ca: Arc<ClientCA>, ctx: Arc<Context>) -> Result<Action, Error
                 source: Some(source.to_owned()),
                 certificate: Some(material.cert_pem.clone()),
                 fingerprint_sha256: Some(material.fingerprint_sha256.clone()),
+                not_before: Some(Time(material.not_before)),
                 not_after: Some(Time(material.not_after)),
+                renewal_time: warn_at.map(Time),
+                serial_number: Some(material.serial.clone()),
                 config_map_name: Some(config_map_name(&name)),
                 observed_generation: ca.metadata.generation,
             };

@@ -6,20 +6,10 @@
 pub const SHADOWS_BUILTIN: &str = "ShadowsBuiltinProfile";
 /// The credential uses no client certificate.
 pub const CERTIFICATE_NOT_REQUIRED: &str = "NotRequired";
-/// A key the credential names is missing from its Secret or ConfigMap.
-pub const KEY_NOT_FOUND: &str = "KeyNotFound";
 /// The server CA ConfigMap is missing.
 pub const CONFIG_MAP_NOT_FOUND: &str = "ConfigMapNotFound";
 /// The vendor refused the password, API key or account.
 pub const CREDENTIALS_REJECTED: &str = "CredentialsRejected";
-/// The vendor refused a TOTP code.
-pub const CODE_REJECTED: &str = "CodeRejected";
-/// The vendor locked the account out or rate-limits it.
-pub const LOCKED_OUT: &str = "LockedOut";
-/// The vendor's answer did not fit the profile.
-pub const UNEXPECTED_RESPONSE: &str = "UnexpectedResponse";
-/// The profile changed while an enrollment was in progress.
-pub const PROFILE_CHANGED: &str = "ProfileChangedDuringEnrollment";
 /// The stored enrollment checkpoint cannot be read.
 pub const CHECKPOINT_UNREADABLE: &str = "CheckpointUnreadable";
 /// A Kubernetes API call failed.

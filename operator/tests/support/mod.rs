@@ -418,7 +418,8 @@ pub async fn create_client_ca(
         "spec": { "generate": {
             "subject": { "commonName": "otpilot test client CA", "organizations": ["otpilot tests"] },
             "duration": "8760h",
-        }},
+        },
+        "allowedNamespaces": { "names": [ns.name()] }},
     }))
     .expect("ClientCA");
     let api = kube::Api::<ClientCA>::all(cluster.client());

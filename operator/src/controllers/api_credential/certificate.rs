@@ -5,6 +5,7 @@
 use std::time::Duration;
 
 use jiff::Timestamp;
+use k8s_openapi::api::core::v1::Namespace;
 use kube::{Api, ResourceExt};
 use otpilot_api::ApiCredential;
 use otpilot_api::api_credential::ClientCertificateSpec;
@@ -42,6 +43,13 @@ pub enum CertificateError {
     CaNotFound(String),
     #[error("failed to use ClientCA {name}: it is not ready ({message})")]
     CaNotReady { name: String, message: String },
+    #[error(
+        "failed to use ClientCA {ca}: namespace {namespace} is not in its \
+         spec.allowedNamespaces; a cluster admin must add it there"
+    )]
+    NamespaceNotAllowed { ca: String, namespace: String },
+    #[error("failed to use ClientCA {ca}: {message}")]
+    CaInvalid { ca: String, message: String },
     #[error("failed to issue the client certificate: {0}")]
     Issue(String),
     #[error("failed to read ClientCA {name}: {source}")]
@@ -59,7 +67,9 @@ impl CertificateError {
             CertificateError::CaNotReady { .. } | CertificateError::Kubernetes { .. } => {
                 reasons::CA_NOT_READY
             }
-            CertificateError::Issue(_) => reasons::INVALID_SECRET,
+            CertificateError::NamespaceNotAllowed { .. } => reasons::NAMESPACE_NOT_ALLOWED,
+            CertificateError::CaInvalid { .. } => reasons::CA_INVALID,
+            CertificateError::Issue(_) => reasons::ISSUE_FAILED,
         }
     }
 
@@ -108,6 +118,45 @@ pub async fn ensure(
             source,
         })?
         .ok_or_else(|| CertificateError::CaNotFound(spec.ca_ref.clone()))?;
+    let namespace = credential.namespace().unwrap_or_default();
+    let listed = ca
+        .spec
+        .allowed_namespaces
+        .as_ref()
+        .is_some_and(|a| a.names.contains(&namespace));
+    let allowed = listed || {
+        let labels = if ca
+            .spec
+            .allowed_namespaces
+            .as_ref()
+            .is_some_and(|a| a.selector.is_some())
+        {
+            let namespaces: Api<Namespace> = Api::all(ctx.client.clone());
+            namespaces
+                .get_opt(&namespace)
+                .await
+                .map_err(|source| CertificateError::Kubernetes {
+                    name: spec.ca_ref.clone(),
+                    source,
+                })?
+                .and_then(|n| n.metadata.labels)
+                .unwrap_or_default()
+        } else {
+            Default::default()
+        };
+        ca.spec
+            .allows_namespace(&namespace, &labels)
+            .map_err(|e| CertificateError::CaInvalid {
+                ca: spec.ca_ref.clone(),
+                message: e.to_string(),
+            })?
+    };
+    if !allowed {
+        return Err(CertificateError::NamespaceNotAllowed {
+            ca: spec.ca_ref.clone(),
+            namespace,
+        });
+    }
     let material = client_ca::load_material(ctx, &ca, now).await.map_err(|e| {
         CertificateError::CaNotReady {
             name: spec.ca_ref.clone(),

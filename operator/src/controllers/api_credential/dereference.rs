@@ -78,9 +78,9 @@ impl DereferenceError {
             DereferenceError::ProfileNotFound(_) => reasons::PROFILE_NOT_FOUND,
             DereferenceError::ProfileInvalid { .. } => reasons::PROFILE_INVALID,
             DereferenceError::SecretNotFound { .. } => reasons::SECRET_NOT_FOUND,
-            DereferenceError::SecretKey { .. } => reasons::INVALID_SECRET,
+            DereferenceError::SecretKey { .. } => reasons::SECRET_KEY_MISSING,
             DereferenceError::ConfigMapNotFound { .. } => local::CONFIG_MAP_NOT_FOUND,
-            DereferenceError::ConfigMapKey { .. } => local::KEY_NOT_FOUND,
+            DereferenceError::ConfigMapKey { .. } => reasons::SECRET_KEY_MISSING,
             DereferenceError::Kubernetes { .. } => local::KUBERNETES_ERROR,
         }
     }
@@ -109,14 +109,10 @@ pub async fn resolve(
 ) -> Result<Resolved, DereferenceError> {
     let (profile, profile_yaml) = resolve_profile(client, &spec.profile).await?;
     let secrets: Api<Secret> = Api::namespaced(client.clone(), namespace);
-    let password = Some(
-        read_secret_key(
-            &secrets,
-            "spec.passwordSecretRef",
-            &spec.password_secret_ref,
-        )
-        .await?,
-    );
+    let password = match &spec.password_secret_ref {
+        Some(r) => Some(read_secret_key(&secrets, "spec.passwordSecretRef", r).await?),
+        None => None,
+    };
     let api_key = match &spec.api_key_secret_ref {
         Some(r) => Some(read_secret_key(&secrets, "spec.apiKeySecretRef", r).await?),
         None => None,

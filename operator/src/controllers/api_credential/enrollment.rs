@@ -78,7 +78,7 @@ impl EnrollmentError {
             EnrollmentError::Flow(e) => flow_reason(&e.kind),
             EnrollmentError::Client(_) => reasons::INVALID_SECRET,
             EnrollmentError::Checkpoint { source, .. } => match source {
-                CheckpointRecordError::ProfileChanged { .. } => local::PROFILE_CHANGED,
+                CheckpointRecordError::ProfileChanged { .. } => reasons::PROFILE_CHANGED,
                 _ => local::CHECKPOINT_UNREADABLE,
             },
             EnrollmentError::RuntimeUnreadable { .. } => reasons::INVALID_SECRET,
@@ -121,18 +121,17 @@ pub fn flow_reason(kind: &FlowErrorKind) -> &'static str {
         FlowErrorKind::Status { .. } => reasons::VENDOR_REJECTED,
         FlowErrorKind::CodeRejected { .. }
         | FlowErrorKind::TotpHeaderRefused { .. }
-        | FlowErrorKind::CodeAlreadyUsed { .. } => local::CODE_REJECTED,
-        FlowErrorKind::LockedOut { .. } => local::LOCKED_OUT,
+        | FlowErrorKind::CodeAlreadyUsed { .. } => reasons::TOTP_REJECTED,
+        FlowErrorKind::LockedOut { .. } => reasons::LOCKED_OUT,
         FlowErrorKind::NotDefined => local::FLOW_MISSING,
-        FlowErrorKind::MissingInput { .. } | FlowErrorKind::InvalidTotpOverrides(_) => {
-            reasons::INVALID_SECRET
-        }
+        FlowErrorKind::MissingInput { .. } => reasons::MISSING_INPUT,
+        FlowErrorKind::InvalidTotpOverrides(_) => reasons::INVALID_SECRET,
         FlowErrorKind::NoTotpSecret
         | FlowErrorKind::Render { .. }
         | FlowErrorKind::InvalidRequest { .. } => reasons::PROFILE_INVALID,
         FlowErrorKind::Extract { .. }
         | FlowErrorKind::UnknownExpiry
-        | FlowErrorKind::MissingResult(_) => local::UNEXPECTED_RESPONSE,
+        | FlowErrorKind::MissingResult(_) => reasons::VENDOR_INVALID_RESPONSE,
     }
 }
 
@@ -466,9 +465,9 @@ mod tests {
                 },
                 "LockedOut",
             ),
-            (FlowErrorKind::CodeRejected { status: 401 }, "CodeRejected"),
+            (FlowErrorKind::CodeRejected { status: 401 }, "TotpRejected"),
             (FlowErrorKind::NotDefined, "ProfileFlowMissing"),
-            (FlowErrorKind::UnknownExpiry, "UnexpectedResponse"),
+            (FlowErrorKind::UnknownExpiry, "VendorInvalidResponse"),
         ];
         for (kind, want) in cases {
             assert_eq!(flow_reason(&kind), want, "{kind:?}");

@@ -331,10 +331,27 @@ async fn enroll(obj: &ApiCredential, ctx: &Context, namespace: &str) -> Pass {
 async fn apply(obj: &ApiCredential, ctx: &Context) -> Result<Action, Error> {
     let namespace = obj.namespace().unwrap_or_default();
     let name = obj.name_any();
+    if let Some(wait) = status::wait_before_retry(
+        obj.status.as_ref(),
+        obj.metadata.generation,
+        jiff::Timestamp::now(),
+    ) {
+        return Ok(Action::requeue(wait));
+    }
     let pass = enroll(obj, ctx, &namespace).await;
     let ready = status::ready(&pass.certificate, &pass.enrolled);
     let desired = [pass.certificate.clone(), pass.enrolled.clone(), ready];
 
+    let k = key(obj);
+    let retry = pass.retry.map(|(needs_a_person, retry_after)| {
+        let attempts = ctx.failed(&k);
+        let mut delay = retry_delay(attempts, retry_after);
+        if needs_a_person {
+            // Retried slowly anyway: the fix may be outside the cluster.
+            delay = delay.max(Duration::from_secs(60));
+        }
+        (attempts, delay)
+    });
     let secrets_api: Api<Secret> = Api::namespaced(ctx.client.clone(), &namespace);
     let stored = secrets::read(&secrets_api, &name).await.unwrap_or_default();
     let now = Time(jiff::Timestamp::now());
@@ -349,6 +366,11 @@ async fn apply(obj: &ApiCredential, ctx: &Context) -> Result<Action, Error> {
             recovery_codes: (!stored.recovery_codes.is_empty())
                 .then(|| u32::try_from(stored.recovery_codes.len()).unwrap_or(u32::MAX)),
             certificate_not_after: pass.certificate_not_after.map(Time),
+            renewal_time: pass.renew_at.map(Time),
+            failure: retry.map(|(attempts, delay)| status::Failure {
+                attempts,
+                next_retry: Time(now.0 + jiff::SignedDuration::try_from(delay).unwrap_or_default()),
+            }),
         },
     );
     if obj.status.as_ref() != Some(&new_status) {
@@ -372,8 +394,7 @@ async fn apply(obj: &ApiCredential, ctx: &Context) -> Result<Action, Error> {
         super::publish_transitions(ctx, obj, &changed).await;
     }
 
-    let k = key(obj);
-    Ok(match pass.retry {
+    Ok(match retry {
         None => {
             ctx.succeeded(&k);
             let until_renewal = pass.renew_at.map(|t| {
@@ -387,13 +408,7 @@ async fn apply(obj: &ApiCredential, ctx: &Context) -> Result<Action, Error> {
                     .unwrap_or(RESYNC),
             )
         }
-        Some((needs_a_person, retry_after)) => {
-            let attempts = ctx.failed(&k);
-            let mut delay = retry_delay(attempts, retry_after);
-            if needs_a_person {
-                // Retried slowly anyway: the fix may be outside the cluster.
-                delay = delay.max(Duration::from_secs(60));
-            }
+        Some((attempts, delay)) => {
             ctx.metrics.reconcile_failed(CONTROLLER, desired[1].reason);
             tracing::info!(
                 credential = k,

@@ -60,12 +60,43 @@ pub fn enrolled_ok() -> Desired {
     )
 }
 
+/// How long to wait before calling out again (pure): a failed pass set
+/// `nextRetryTime`, and only a spec change (new generation) cuts the wait
+/// short. Status writes and restarts do not, so the vendor is never
+/// hammered, not even by a crash-looping operator.
+pub fn wait_before_retry(
+    status: Option<&ApiCredentialStatus>,
+    generation: Option<i64>,
+    now: jiff::Timestamp,
+) -> Option<std::time::Duration> {
+    let status = status?;
+    if status.failed_attempts.unwrap_or(0) == 0 || status.observed_generation != generation {
+        return None;
+    }
+    let next = status.next_retry_time.as_ref()?.0;
+    if next <= now {
+        return None;
+    }
+    let wait = now.duration_until(next);
+    std::time::Duration::try_from(wait).ok()
+}
+
 /// What the Secrets and the certificate say, for status.
 #[derive(Debug, Default)]
 pub struct Observed {
     pub enrollment: Option<EnrollmentState>,
     pub recovery_codes: Option<u32>,
     pub certificate_not_after: Option<Time>,
+    pub renewal_time: Option<Time>,
+    /// Consecutive failures, and when the next attempt is due (None after a success).
+    pub failure: Option<Failure>,
+}
+
+/// A failed pass, for status.
+#[derive(Debug)]
+pub struct Failure {
+    pub attempts: u32,
+    pub next_retry: Time,
 }
 
 /// The full status (pure).
@@ -81,11 +112,22 @@ pub fn build(
         enrollment,
         recovery_codes,
         certificate_not_after,
+        renewal_time,
+        failure,
     } = observed;
+    let last_failure_time = match &failure {
+        Some(_) => Some(now.clone()),
+        None => previous.and_then(|p| p.last_failure_time.clone()),
+    };
     let previous_conditions = previous.map(|s| s.conditions.as_slice()).unwrap_or(&[]);
     ApiCredentialStatus {
         conditions: conditions::merge(previous_conditions, desired, generation, now),
         certificate_not_after,
+        renewal_time,
+        last_failure_time,
+        failed_attempts: failure.as_ref().map(|f| f.attempts),
+        next_retry_time: failure.map(|f| f.next_retry),
+        clock_offset_seconds: None,
         enrollment: enrollment.or(Some(EnrollmentState::NotStarted)),
         recovery_codes_remaining: recovery_codes,
         secrets: Some(OwnedSecrets {
@@ -119,6 +161,32 @@ mod tests {
     }
 
     #[test]
+    fn a_failed_credential_waits_for_its_retry_time_unless_the_spec_changed() {
+        let at = |s: i64| jiff::Timestamp::from_second(s).expect("valid");
+        let failed = |attempts: u32, next: i64, generation: i64| ApiCredentialStatus {
+            failed_attempts: Some(attempts),
+            next_retry_time: Some(Time(at(next))),
+            observed_generation: Some(generation),
+            ..ApiCredentialStatus::default()
+        };
+        let secs = std::time::Duration::from_secs;
+        let cases = [
+            ("no status", None, Some(1), None),
+            ("waiting", Some(failed(2, 130, 1)), Some(1), Some(secs(30))),
+            ("due", Some(failed(2, 100, 1)), Some(1), None),
+            ("spec changed", Some(failed(2, 130, 1)), Some(2), None),
+            ("succeeded", Some(failed(0, 130, 1)), Some(1), None),
+        ];
+        for (name, status, generation, want) in cases {
+            assert_eq!(
+                wait_before_retry(status.as_ref(), generation, at(100)),
+                want,
+                "{name}"
+            );
+        }
+    }
+
+    #[test]
     fn status_names_the_owned_secrets_and_generation() {
         let now = Time(jiff::Timestamp::from_second(5).expect("valid"));
         let s = build(
@@ -131,6 +199,8 @@ mod tests {
                 enrollment: Some(EnrollmentState::Enrolled),
                 recovery_codes: Some(10),
                 certificate_not_after: None,
+                renewal_time: None,
+                failure: None,
             },
         );
         assert_eq!(s.observed_generation, Some(3));
