@@ -20,7 +20,7 @@ use kube::runtime::controller::Action;
 use kube::runtime::{Controller, watcher};
 use kube::{Api, Resource, ResourceExt};
 use otpilot_api::client_ca::{ClientCA, ClientCAStatus};
-use otpilot_api::conditions::{READY, reasons};
+use otpilot_api::conditions::{EXPIRING, READY, reasons};
 use otpilot_api::labels;
 use otpilot_pki::{CaMaterial, Renewal, renewal};
 use secrecy::{ExposeSecret, SecretString};
@@ -213,54 +213,65 @@ async fn ensure_material(
     }
 }
 
-/// The Ready condition for a CA with this validity (pure): it warns ahead
-/// of expiry, so people have time to hand vendors a new CA.
+/// The Ready and Expiring conditions for a CA with this validity (pure):
+/// Expiring turns True `warn_before` ahead of expiry, so people have time
+/// to hand vendors a new CA; Ready turns False once it expired.
 pub fn readiness(
     source_reason: &'static str,
     not_before: Timestamp,
     not_after: Timestamp,
     warn_before: Duration,
     now: Timestamp,
-) -> (Desired, Option<Timestamp>) {
+) -> ([Desired; 2], Option<Timestamp>) {
+    let ready_ok = Desired::ok(
+        READY,
+        source_reason,
+        format!(
+            "the CA is valid until {not_after}; hand vendors the certificate in status.certificate"
+        ),
+    );
     match renewal(not_before, not_after, warn_before, now) {
         Renewal::Valid { renew_at } => (
-            Desired::ok(
-                READY,
-                source_reason,
-                format!(
-                    "the CA is valid until {not_after}; hand vendors the certificate in status.certificate"
+            [
+                ready_ok,
+                Desired::failed(
+                    EXPIRING,
+                    source_reason,
+                    format!(
+                        "the CA expires at {not_after}; this condition turns True at {renew_at}"
+                    ),
                 ),
-            ),
+            ],
             Some(renew_at),
         ),
         Renewal::RenewNow { .. } => (
-            Desired::ok(
-                READY,
-                EXPIRES_SOON,
-                format!(
-                    "the CA expires at {not_after}: create a new ClientCA, register it with the \
-                     vendors and move the ApiCredentials to it before then"
+            [
+                ready_ok,
+                Desired::ok(
+                    EXPIRING,
+                    reasons::CERTIFICATE_EXPIRING,
+                    format!(
+                        "the CA expires at {not_after}: create a new ClientCA, register it with the \
+                         vendors and move the ApiCredentials to it before then"
+                    ),
                 ),
-            ),
+            ],
             None,
         ),
-        Renewal::Expired => (
-            Desired::failed(
-                READY,
-                EXPIRED,
-                format!(
-                    "the CA expired at {not_after}: vendors refuse what it issued; create a new ClientCA"
-                ),
-            ),
-            None,
-        ),
+        Renewal::Expired => {
+            let message = format!(
+                "the CA expired at {not_after}: vendors refuse what it issued; create a new ClientCA"
+            );
+            (
+                [
+                    Desired::failed(READY, reasons::CERTIFICATE_EXPIRED, message.clone()),
+                    Desired::ok(EXPIRING, reasons::CERTIFICATE_EXPIRED, message),
+                ],
+                None,
+            )
+        }
     }
 }
-
-/// Reason of a CA within its warning period.
-pub const EXPIRES_SOON: &str = "ExpiresSoon";
-/// Reason of an expired CA.
-pub const EXPIRED: &str = "Expired";
 
 async fn reconcile(ca: Arc<ClientCA>, ctx: Arc<Context>) -> Result<Action, Error> {
     ctx.metrics.reconciled(CONTROLLER);
@@ -282,7 +293,7 @@ async fn reconcile(ca: Arc<ClientCA>, ctx: Arc<Context>) -> Result<Action, Error
                 .and_then(|g| g.renew_before.as_ref())
                 .and_then(|d| d.parse().ok())
                 .unwrap_or(DEFAULT_WARN_BEFORE);
-            let (ready, warn_at) = readiness(
+            let (desired, warn_at) = readiness(
                 source,
                 material.not_before,
                 material.not_after,
@@ -293,7 +304,6 @@ async fn reconcile(ca: Arc<ClientCA>, ctx: Arc<Context>) -> Result<Action, Error
                 .map(|t| Duration::from_secs(now.duration_until(t).as_secs().max(1) as u64))
                 .unwrap_or(Duration::from_secs(3600))
                 .min(Duration::from_secs(3600));
-            let desired = [ready];
             let status = ClientCAStatus {
                 conditions: conditions::merge(
                     &previous.conditions,
@@ -311,14 +321,14 @@ async fn reconcile(ca: Arc<ClientCA>, ctx: Arc<Context>) -> Result<Action, Error
                 config_map_name: Some(config_map_name(&name)),
                 observed_generation: ca.metadata.generation,
             };
-            (status, requeue, desired)
+            (status, requeue, desired.to_vec())
         }
         Err(error) => {
             let reason = match error {
                 MaterialError::ImportSecretMissing { .. } => reasons::SECRET_NOT_FOUND,
                 _ => reasons::INVALID_SECRET,
             };
-            let desired = [Desired::failed(READY, reason, error.to_string())];
+            let desired = vec![Desired::failed(READY, reason, error.to_string())];
             let status = ClientCAStatus {
                 conditions: conditions::merge(
                     &previous.conditions,
@@ -422,13 +432,26 @@ mod tests {
     fn a_ca_warns_ahead_of_expiry_and_fails_once_expired() {
         let month = Duration::from_secs(30 * 86_400);
         let cases = [
-            (at(10), true, "Generated"),
-            (at(340), true, "ExpiresSoon"),
-            (at(365), false, "Expired"),
+            (at(10), (true, "Generated"), (false, "Generated")),
+            (at(340), (true, "Generated"), (true, "CertificateExpiring")),
+            (
+                at(365),
+                (false, "CertificateExpired"),
+                (true, "CertificateExpired"),
+            ),
         ];
-        for (now, ok, reason) in cases {
-            let (d, _) = readiness(reasons::GENERATED, at(0), at(365), month, now);
-            assert_eq!((d.ok, d.reason), (ok, reason), "{now}");
+        for (now, ready, expiring) in cases {
+            let ([r, e], _) = readiness(reasons::GENERATED, at(0), at(365), month, now);
+            assert_eq!(
+                (r.type_, r.ok, r.reason),
+                ("Ready", ready.0, ready.1),
+                "{now}"
+            );
+            assert_eq!(
+                (e.type_, e.ok, e.reason),
+                ("Expiring", expiring.0, expiring.1),
+                "{now}"
+            );
         }
         let (_, warn_at) = readiness(reasons::GENERATED, at(0), at(365), month, at(10));
         assert_eq!(warn_at, Some(at(335)));

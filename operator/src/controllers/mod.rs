@@ -57,8 +57,10 @@ where
 {
     let reference = obj.object_ref(&());
     for d in changed {
+        // Expiring is the one condition whose True is bad news.
+        let good = d.ok != (d.type_ == otpilot_api::conditions::EXPIRING);
         let event = Event {
-            type_: if d.ok {
+            type_: if good {
                 EventType::Normal
             } else {
                 EventType::Warning
