@@ -22,6 +22,7 @@ mod expiry;
 mod extract;
 mod flow_kind;
 pub mod http;
+mod kinds;
 mod load;
 mod otpauth;
 mod presentation;

@@ -23,23 +23,28 @@ impl Profile {
     /// Parses and validates a profile from YAML. `origin` names it in
     /// errors (a file name).
     pub fn from_yaml(origin: &str, yaml: &str) -> Result<Self, LoadError> {
-        let de = serde_yaml::Deserializer::from_str(yaml);
-        let spec: ProfileSpec = serde_path_to_error::deserialize(de).map_err(|e| {
-            let path = match e.path().to_string() {
-                p if p == "." => String::new(),
-                p => p,
-            };
-            let inner = e.into_inner();
+        let options = serde_saphyr::options! { with_snippet: false };
+        let mut path = String::new();
+        let parsed = serde_saphyr::with_deserializer_from_str_with_options(yaml, options, |de| {
+            serde_path_to_error::deserialize::<_, ProfileSpec>(de).map_err(|e| {
+                path = match e.path().to_string() {
+                    p if p == "." => String::new(),
+                    p => p,
+                };
+                e.into_inner()
+            })
+        });
+        let spec = parsed.map_err(|inner| {
             let message = strip_path_prefix(&strip_location(&inner.to_string()), &path);
             let (line, column) = inner
                 .location()
-                .map(|l| (l.line(), l.column()))
+                .map(|l| (l.line() as usize, l.column() as usize))
                 .unwrap_or((0, 0));
             LoadError::Parse {
                 origin: origin.to_owned(),
                 line,
                 column,
-                path,
+                path: path.clone(),
                 message,
             }
         })?;
@@ -105,8 +110,8 @@ impl Profile {
     }
 }
 
-/// serde_yaml appends " at line X column Y" to messages; the location is
-/// reported separately.
+/// A YAML library may append " at line X column Y" to messages; the
+/// location is reported separately.
 fn strip_location(message: &str) -> String {
     match message.rfind(" at line ") {
         Some(i) => message[..i].to_owned(),
@@ -114,8 +119,8 @@ fn strip_location(message: &str) -> String {
     }
 }
 
-/// serde_yaml prefixes messages with its own path, which is the field path
-/// or (for an unknown key) its parent; the path is reported apart.
+/// A YAML library may prefix messages with its own path, the field path or
+/// (for an unknown key) its parent; the path is reported apart.
 fn strip_path_prefix(message: &str, path: &str) -> String {
     match message.split_once(": ") {
         Some((prefix, rest)) if !prefix.contains(' ') && path.starts_with(prefix) => {
@@ -130,7 +135,7 @@ mod path_prefix_tests {
     use super::strip_path_prefix;
 
     #[test]
-    fn serde_yaml_path_prefix_is_removed_once() {
+    fn a_path_prefix_in_the_message_is_removed_once() {
         let cases = [
             (
                 "enroll.steps[2]: unknown field `respones`",
