@@ -31,7 +31,6 @@ pub mod accounts;
 pub mod admin;
 pub mod clock;
 pub mod config;
-pub mod duration;
 pub mod error;
 pub mod faults;
 pub mod mfa;

@@ -111,8 +111,10 @@ struct Args {
     client_cas: Vec<PathBuf>,
 }
 
+// The project's one Go-duration parser (units h, m, s, ms); it never
+// panics, whatever the size.
 fn parse_duration(text: &str) -> Result<Duration, String> {
-    otpilot_sim::duration::parse(text).map_err(|e| e.to_string())
+    otpilot_api::duration::parse_go_duration(text.trim()).map_err(|e| e.to_string())
 }
 
 fn parse_client(text: &str) -> Result<otpilot_sim::ClientCredentials, String> {
@@ -262,15 +264,25 @@ mod tests {
     use super::*;
 
     #[test]
-    fn durations_take_seconds_minutes_and_hours() {
-        assert_eq!(parse_duration("2"), Ok(Duration::from_secs(2)));
-        assert_eq!(parse_duration("2s"), Ok(Duration::from_secs(2)));
-        assert_eq!(parse_duration("5m"), Ok(Duration::from_secs(300)));
-        assert_eq!(parse_duration("1h"), Ok(Duration::from_secs(3600)));
-        assert_eq!(parse_duration("1h30m"), Ok(Duration::from_secs(5400)));
-        assert!(parse_duration("5d").is_err());
-        assert!(parse_duration("x").is_err());
-        assert!(parse_duration("99999999999999999999h").is_err());
+    fn durations_are_go_durations_and_never_overflow() {
+        let cases = [
+            ("2s", Some(Duration::from_secs(2))),
+            ("300ms", Some(Duration::from_millis(300))),
+            ("5m", Some(Duration::from_secs(300))),
+            ("1h", Some(Duration::from_secs(3600))),
+            ("1h30m", Some(Duration::from_secs(5400))),
+            ("1.5s", Some(Duration::from_millis(1500))),
+            ("2", None),
+            ("5d", None),
+            ("x", None),
+            ("-5s", None),
+            ("", None),
+            ("99999999999999999999h", None),
+            ("9999999999999999h", None),
+        ];
+        for (text, want) in cases {
+            assert_eq!(parse_duration(text).ok(), want, "{text}");
+        }
     }
 
     #[test]
