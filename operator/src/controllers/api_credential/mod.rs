@@ -9,6 +9,7 @@ mod certificate;
 mod cleanup;
 mod dereference;
 mod enrollment;
+mod failure;
 mod secrets;
 mod status;
 
@@ -19,11 +20,10 @@ use futures::StreamExt;
 use k8s_openapi::api::core::v1::Secret;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
 use kube::runtime::controller::Action;
-use kube::runtime::events::{Event, EventType};
 use kube::runtime::finalizer::{self, finalizer};
 use kube::runtime::reflector::ObjectRef;
 use kube::runtime::{Controller, watcher};
-use kube::{Api, Resource, ResourceExt};
+use kube::{Api, ResourceExt};
 use otpilot_api::conditions::{ENROLLED, reasons};
 use otpilot_api::labels;
 use otpilot_api::{ApiCredential, ClusterMfaProfile};
@@ -145,7 +145,7 @@ async fn reconcile(obj: Arc<ApiCredential>, ctx: Arc<Context>) -> Result<Action,
         |event| async {
             match event {
                 finalizer::Event::Apply(o) => apply(&o, &ctx).await,
-                finalizer::Event::Cleanup(o) => cleanup_with_events(&o, &ctx).await,
+                finalizer::Event::Cleanup(o) => cleanup::cleanup_with_events(&o, &ctx).await,
             }
         },
     )
@@ -169,29 +169,6 @@ fn error_policy(obj: Arc<ApiCredential>, error: &Error, ctx: Arc<Context>) -> Ac
     );
     ctx.metrics.reconcile_failed(CONTROLLER, error.category());
     Action::requeue(delay)
-}
-
-async fn cleanup_with_events(obj: &ApiCredential, ctx: &Context) -> Result<Action, Error> {
-    let result = cleanup::cleanup(obj, ctx).await;
-    if let Err(Error::Disable {
-        reason, message, ..
-    }) = &result
-    {
-        let event = Event {
-            type_: EventType::Warning,
-            reason: (*reason).to_owned(),
-            note: Some(format!(
-                "deletion waits: failed to turn MFA off at the vendor ({message}); fix the cause, \
-                 or set spec.deletionPolicy to Retain to delete without calling the vendor"
-            )),
-            action: "Delete".to_owned(),
-            secondary: None,
-        };
-        if let Err(error) = ctx.recorder.publish(&event, &obj.object_ref(&())).await {
-            tracing::warn!(%error, "failed to publish an Event");
-        }
-    }
-    result
 }
 
 /// The HTTPS settings for this credential's vendor.
