@@ -61,6 +61,13 @@ async fn audd_credential_with_a_generated_client_ca_reaches_ready_and_logs_in_ov
     let runtime = secret_data(&ns, "bot-runtime").await;
     assert!(runtime.contains_key("tls.crt") && runtime.contains_key("tls.key"));
     login_with_secrets(&ns, "bot").await;
+    let metrics = operator.metrics().await;
+    assert!(
+        metrics.lines().any(|l| l
+            .strip_prefix("otpilot_operator_client_certificate_earliest_expiry_timestamp_seconds ")
+            .is_some_and(|v| v.parse::<i64>().is_ok_and(|t| t > 0))),
+        "certificate expiry metric:\n{metrics}"
+    );
 
     let mut values = secret_values(&ns, "bot").await;
     values.push(ca_key);

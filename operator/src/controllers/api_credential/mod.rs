@@ -153,6 +153,7 @@ async fn reconcile(obj: Arc<ApiCredential>, ctx: Arc<Context>) -> Result<Action,
     .map_err(|e| Error::Finalizer(Box::new(e)));
     if result.is_ok() && obj.metadata.deletion_timestamp.is_some() {
         ctx.succeeded(&key(&obj));
+        ctx.metrics.credential(&key(&obj), None);
     }
     result
 }
@@ -349,6 +350,16 @@ async fn apply(obj: &ApiCredential, ctx: &Context) -> Result<Action, Error> {
                 next_retry: Time(now.0 + jiff::SignedDuration::try_from(delay).unwrap_or_default()),
             }),
         },
+    );
+    ctx.metrics.credential(
+        &k,
+        Some(crate::metrics::CredentialFigures {
+            certificate_not_after: new_status
+                .certificate_not_after
+                .as_ref()
+                .map(|t| t.0.as_second()),
+            recovery_codes: new_status.recovery_codes_remaining,
+        }),
     );
     if obj.status.as_ref() != Some(&new_status) {
         let previous = obj
