@@ -3,7 +3,7 @@
 use std::collections::BTreeMap;
 
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::{Condition, Time};
-use kube::{CustomResource, KubeSchema};
+use kube_derive::{CustomResource, KubeSchema};
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
@@ -18,7 +18,9 @@ use crate::profile::TotpAlgorithm;
 // clippy reads each printcolumn's `type_ = ...` as a duplicated attribute.
 #[allow(clippy::duplicated_attributes)]
 #[derive(CustomResource, KubeSchema, Serialize, Deserialize, Clone, Debug, PartialEq)]
+#[x_kube(crates(kube_core = "::kube_core"))]
 #[kube(
+    crates(kube_core = "::kube_core"),
     group = "otpilot.dev",
     version = "v1alpha1",
     kind = "ApiCredential",
@@ -134,6 +136,7 @@ pub struct ApiCredentialSpec {
 
 /// The client certificate to issue.
 #[derive(KubeSchema, Serialize, Deserialize, Clone, Debug, PartialEq)]
+#[x_kube(crates(kube_core = "::kube_core"))]
 #[x_kube(validation = Rule::new("duration(self.renewBefore) < duration(self.duration)").message("renewBefore must be shorter than duration"))]
 #[serde(rename_all = "camelCase")]
 pub struct ClientCertificateSpec {
@@ -165,6 +168,7 @@ fn default_certificate_renew_before() -> Duration {
 /// advertised at enrollment and over the profile's defaults; use it when a
 /// vendor advertises parameters it does not actually use.
 #[derive(KubeSchema, Serialize, Deserialize, Clone, Debug, PartialEq, Default)]
+#[x_kube(crates(kube_core = "::kube_core"))]
 #[serde(rename_all = "camelCase")]
 pub struct TotpOverrides {
     /// HMAC algorithm: SHA1, SHA256 or SHA512.
@@ -182,6 +186,7 @@ pub struct TotpOverrides {
 
 /// Bearer-token handling.
 #[derive(KubeSchema, Serialize, Deserialize, Clone, Debug, PartialEq)]
+#[x_kube(crates(kube_core = "::kube_core"))]
 #[serde(rename_all = "camelCase")]
 pub struct TokenSpec {
     /// Refresh the access token this long before it expires.
@@ -205,6 +210,7 @@ pub enum DeletionPolicy {
 
 /// Observed state of an ApiCredential. Never holds secret material.
 #[derive(KubeSchema, Serialize, Deserialize, Clone, Debug, PartialEq, Default)]
+#[x_kube(crates(kube_core = "::kube_core"))]
 #[serde(rename_all = "camelCase")]
 pub struct ApiCredentialStatus {
     /// Current state, as conditions keyed by type (CertificateReady,
@@ -277,6 +283,7 @@ pub enum EnrollmentState {
 
 /// Names of the Secrets an ApiCredential owns.
 #[derive(KubeSchema, Serialize, Deserialize, Clone, Debug, PartialEq, Default)]
+#[x_kube(crates(kube_core = "::kube_core"))]
 #[serde(rename_all = "camelCase")]
 pub struct OwnedSecrets {
     /// Mounted into workloads: base URL, profile, TOTP seed, client certificate.

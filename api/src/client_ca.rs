@@ -1,11 +1,11 @@
 //! `ClientCA`: a root CA whose certificate the platform team hands to vendors,
 //! and which issues the client certificates of `ApiCredential`s.
 
-use k8s_openapi::apimachinery::pkg::apis::meta::v1::{Condition, LabelSelector, Time};
 use std::collections::BTreeMap;
 
-use kube::core::{Selector, SelectorExt};
-use kube::{CustomResource, KubeSchema};
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::{Condition, LabelSelector, Time};
+use kube_core::{Selector, SelectorExt};
+use kube_derive::{CustomResource, KubeSchema};
 use serde::{Deserialize, Serialize};
 
 use crate::common::{CertificateSubject, KeyAlgorithm};
@@ -18,7 +18,9 @@ use crate::duration::Duration;
 // clippy reads each printcolumn's `type_ = ...` as a duplicated attribute.
 #[allow(clippy::duplicated_attributes)]
 #[derive(CustomResource, KubeSchema, Serialize, Deserialize, Clone, Debug, PartialEq)]
+#[x_kube(crates(kube_core = "::kube_core"))]
 #[kube(
+    crates(kube_core = "::kube_core"),
     group = "otpilot.dev",
     version = "v1alpha1",
     kind = "ClientCA",
@@ -78,6 +80,7 @@ pub struct ClientCASpec {
 
 /// Namespaces, by name or by label selector.
 #[derive(KubeSchema, Serialize, Deserialize, Clone, Debug, PartialEq, Default)]
+#[x_kube(crates(kube_core = "::kube_core"))]
 #[serde(rename_all = "camelCase")]
 pub struct AllowedNamespaces {
     /// Namespace names.
@@ -123,6 +126,7 @@ pub struct InvalidNamespaceSelector(pub String);
 
 /// How to generate the CA.
 #[derive(KubeSchema, Serialize, Deserialize, Clone, Debug, PartialEq)]
+#[x_kube(crates(kube_core = "::kube_core"))]
 #[x_kube(validation = Rule::new("!has(self.renewBefore) || duration(self.renewBefore) < duration(self.duration)").message("renewBefore must be shorter than duration"))]
 #[serde(rename_all = "camelCase")]
 pub struct GeneratedCA {
@@ -146,6 +150,7 @@ fn default_ca_duration() -> Duration {
 
 /// Where to import the CA from.
 #[derive(KubeSchema, Serialize, Deserialize, Clone, Debug, PartialEq)]
+#[x_kube(crates(kube_core = "::kube_core"))]
 #[serde(rename_all = "camelCase")]
 pub struct ImportedCA {
     /// Name of a kubernetes.io/tls Secret in the operator's namespace.
@@ -155,6 +160,7 @@ pub struct ImportedCA {
 
 /// Observed state of a ClientCA. Holds only public material.
 #[derive(KubeSchema, Serialize, Deserialize, Clone, Debug, PartialEq, Default)]
+#[x_kube(crates(kube_core = "::kube_core"))]
 #[serde(rename_all = "camelCase")]
 pub struct ClientCAStatus {
     /// Current state, as conditions keyed by type: Ready, and Expiring

@@ -1,6 +1,6 @@
 //! Types shared by several resources.
 
-use kube::KubeSchema;
+use kube_derive::KubeSchema;
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
@@ -69,6 +69,7 @@ pub enum KeyAlgorithm {
 /// A vendor secret beyond the password and the API key (e.g. Conduit's
 /// client secret), given to the profile as a template value.
 #[derive(Serialize, Deserialize, KubeSchema, Clone, Debug, PartialEq, Eq)]
+#[x_kube(crates(kube_core = "::kube_core"))]
 #[serde(rename_all = "camelCase")]
 pub struct SecretValue {
     /// The name the profile's templates use for the value, in snake_case

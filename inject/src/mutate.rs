@@ -148,7 +148,7 @@ fn readiness(credential: &ApiCredential) -> Result<(), String> {
 fn forbidden_secret(refs: &SecretRefs, credential: &str) -> Option<Decision> {
     let recovery = recovery_secret_name(credential);
     let named = [
-        Some(("passwordSecretRef", &refs.password)),
+        refs.password.as_ref().map(|r| ("passwordSecretRef", r)),
         refs.api_key.as_ref().map(|r| ("apiKeySecretRef", r)),
     ];
     named.into_iter().flatten().find(|(_, r)| r.name == recovery).map(|(field, _)| {

@@ -74,9 +74,13 @@ pub fn container(
         "run".to_owned(),
         "--runtime-dir".to_owned(),
         RUNTIME_DIR.to_owned(),
-        "--password-file".to_owned(),
-        format!("{PASSWORD_DIR}/{PASSWORD_FILE}"),
     ];
+    if spec_refs.password.is_some() {
+        args.extend([
+            "--password-file".to_owned(),
+            format!("{PASSWORD_DIR}/{PASSWORD_FILE}"),
+        ]);
+    }
     if spec_refs.api_key.is_some() {
         args.extend([
             "--api-key-file".to_owned(),
@@ -89,10 +93,10 @@ pub fn container(
         "--proxy-addr".to_owned(),
         proxy_addr,
     ]);
-    let mut mounts = vec![
-        read_only_mount(RUNTIME_VOLUME, RUNTIME_DIR),
-        read_only_mount(PASSWORD_VOLUME, PASSWORD_DIR),
-    ];
+    let mut mounts = vec![read_only_mount(RUNTIME_VOLUME, RUNTIME_DIR)];
+    if spec_refs.password.is_some() {
+        mounts.push(read_only_mount(PASSWORD_VOLUME, PASSWORD_DIR));
+    }
     if spec_refs.api_key.is_some() {
         mounts.push(read_only_mount(API_KEY_VOLUME, API_KEY_DIR));
     }
@@ -155,7 +159,8 @@ pub fn container(
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct SecretRefs {
     pub runtime: String,
-    pub password: SecretKeyRef,
+    /// Absent for vendors whose profile uses no password.
+    pub password: Option<SecretKeyRef>,
     pub api_key: Option<SecretKeyRef>,
 }
 
@@ -172,20 +177,20 @@ impl SecretRefs {
 /// The volumes the sidecar mounts. The user's Secrets are projected with
 /// `items`, so only the referenced key reaches the Pod.
 pub fn volumes(refs: &SecretRefs, request: &InjectRequest) -> Vec<Volume> {
-    let mut volumes = vec![
-        Volume {
-            name: RUNTIME_VOLUME.to_owned(),
-            // The whole runtime Secret: every key in it is for the sidecar,
-            // and the operator may add keys within a layout version.
-            secret: Some(SecretVolumeSource {
-                secret_name: Some(refs.runtime.clone()),
-                default_mode: Some(SECRET_FILE_MODE),
-                ..SecretVolumeSource::default()
-            }),
-            ..Volume::default()
-        },
-        single_key_volume(PASSWORD_VOLUME, &refs.password, PASSWORD_FILE),
-    ];
+    let mut volumes = vec![Volume {
+        name: RUNTIME_VOLUME.to_owned(),
+        // The whole runtime Secret: every key in it is for the sidecar,
+        // and the operator may add keys within a layout version.
+        secret: Some(SecretVolumeSource {
+            secret_name: Some(refs.runtime.clone()),
+            default_mode: Some(SECRET_FILE_MODE),
+            ..SecretVolumeSource::default()
+        }),
+        ..Volume::default()
+    }];
+    if let Some(password) = &refs.password {
+        volumes.push(single_key_volume(PASSWORD_VOLUME, password, PASSWORD_FILE));
+    }
     if let Some(api_key) = &refs.api_key {
         volumes.push(single_key_volume(API_KEY_VOLUME, api_key, API_KEY_FILE));
     }

@@ -216,10 +216,10 @@ fn check_invariants(case: &str, before: &Pod, after: &Pod, cred: &ApiCredential)
         "{case}"
     );
     let name = cred.metadata.name.as_deref().expect("name");
-    let mut referenced = vec![(
-        cred.spec.password_secret_ref.name.clone(),
-        cred.spec.password_secret_ref.key.clone(),
-    )];
+    let mut referenced = Vec::new();
+    if let Some(password) = &cred.spec.password_secret_ref {
+        referenced.push((password.name.clone(), password.key.clone()));
+    }
     if let Some(api_key) = &cred.spec.api_key_secret_ref {
         referenced.push((api_key.name.clone(), api_key.key.clone()));
     }

@@ -11,7 +11,7 @@ use x509_parser::certificate::X509Certificate;
 use x509_parser::pem::Pem;
 
 use crate::error::PkiError;
-use crate::info::{certificates_der, info_from_parsed, invalid_certificate, parse_der};
+use crate::info::{certificates_der, info_from_parsed, invalid_certificate, parse_der, pem_encode};
 use crate::issue::{check_issuer_name, random_serial};
 use crate::subject::{distinguished_name, generate_key, private_key_pem};
 use crate::validity::{CLOCK_SKEW_ALLOWANCE, Window, to_offset_date_time, window};
@@ -20,7 +20,8 @@ use crate::validity::{CLOCK_SKEW_ALLOWANCE, Window, to_offset_date_time, window}
 #[derive(Clone)]
 pub struct CaMaterial {
     /// The CA certificate (PEM). When the CA was imported with its issuers'
-    /// certificates after it, those follow, in the order given.
+    /// certificates after it, those follow, in the order given. Imported
+    /// PEM is re-encoded (LF line ends, nothing between the blocks).
     pub cert_pem: String,
     /// The CA private key (PEM, PKCS#8).
     pub key_pem: SecretString,
@@ -116,8 +117,14 @@ impl CaMaterial {
                 not_after: info.not_after,
             });
         }
+        // Re-encoded: what users paste may carry CRLFs or text around the
+        // blocks, and this PEM is published for vendors as it stands.
+        let cert_pem = ders
+            .iter()
+            .map(|der| pem_encode("CERTIFICATE", der))
+            .collect();
         let material = CaMaterial {
-            cert_pem: cert_pem.to_owned(),
+            cert_pem,
             key_pem: key_pem.clone(),
             not_before: info.not_before,
             not_after: info.not_after,

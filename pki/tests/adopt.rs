@@ -274,8 +274,13 @@ fn adopting_refuses_unusable_cas_and_keys_with_clear_messages_and_no_key_materia
             .unwrap_or_else(|error| panic!("{name}: {error}"));
         assert_eq!(&adopted.cert_pem, cert);
     }
-    let adopted =
-        CaMaterial::from_pem(&generated.cert_pem, &generated.key_pem, now).expect("adopt");
+    // Pasted PEM with CRLFs and text around it is published clean.
+    let pasted = format!(
+        "issued by the security team\r\n{}\r\n",
+        generated.cert_pem.replace('\n', "\r\n")
+    );
+    let adopted = CaMaterial::from_pem(&pasted, &generated.key_pem, now).expect("adopt");
+    assert_eq!(adopted.cert_pem, generated.cert_pem);
     assert_eq!(adopted.fingerprint_sha256, generated.fingerprint_sha256);
     assert_eq!(adopted.not_after, generated.not_after);
     assert_eq!(adopted.serial, generated.serial);

@@ -10,8 +10,8 @@ use rustls_pki_types::pem::PemObject;
 use rustls_pki_types::{CertificateDer, PrivateKeyDer};
 use secrecy::{ExposeSecret, SecretString};
 
-use crate::classify::RetryPolicy;
 use crate::error::ClientError;
+use crate::retry::RetryPolicy;
 
 /// A client certificate chain and its private key, PEM.
 #[derive(Clone)]

@@ -13,21 +13,28 @@
 //! ```
 
 pub mod builtin;
-pub mod checkpoint_record;
-pub mod classify;
-pub mod error;
-pub mod executor;
+mod check;
+mod checkpoint_record;
+mod classify;
+mod error;
+mod executor;
 mod expiry;
-pub mod extract;
+mod extract;
+mod flow_kind;
 pub mod http;
-pub mod load;
-pub mod otpauth;
-pub mod presentation;
-pub mod secret;
-pub mod template;
-pub mod timing;
-pub mod totp;
+mod kinds;
+mod load;
+mod otpauth;
+mod presentation;
+mod request;
+mod results;
+mod retry;
+mod secret;
+mod template;
+mod timing;
+mod totp;
 mod url_scope;
+mod vendor_clock;
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
@@ -36,15 +43,16 @@ use std::time::SystemTime;
 use otpilot_api::api_credential::TotpOverrides;
 use secrecy::SecretString;
 
-pub use checkpoint_record::{CheckpointRecordError, profile_digest};
-pub use classify::RetryPolicy;
+pub use checkpoint_record::{CheckpointRecordError, RECORD_VERSION, profile_digest};
 pub use error::{ClientError, FlowError, FlowErrorKind, FlowKind, LoadError, Problem, StepRef};
 pub use executor::{Checkpoint, FlowRun, StepReport};
-pub use http::{ClientIdentity, EgressProxy, HttpSettings};
+pub use http::{ClientIdentity, EgressProxy, HttpSettings, build_client};
 pub use load::{Profile, StepInfo};
 pub use presentation::{TokenPresentation, TokenVerdict, token_verdict};
-pub use timing::{Clock, CodeTimer, ManualClock, SystemClock};
+pub use retry::RetryPolicy;
+pub use timing::{Clock, Code, CodeTimer, ManualClock, SystemClock};
 pub use totp::{TotpError, TotpKey, TotpParams};
+pub use vendor_clock::{OffsetSettings, VendorClock};
 
 /// What a flow is run with. `Debug` shows no secret.
 #[derive(Debug, Clone, Default)]
@@ -166,6 +174,7 @@ pub struct Engine {
     client: reqwest::Client,
     settings: HttpSettings,
     timer: Arc<CodeTimer>,
+    vendor_clock: Arc<VendorClock>,
     env: minijinja::Environment<'static>,
 }
 
@@ -197,6 +206,7 @@ impl Engine {
             client,
             settings,
             timer: Arc::new(CodeTimer::new(Arc::new(SystemClock))),
+            vendor_clock: Arc::new(VendorClock::default()),
             env: template::environment(),
         })
     }
@@ -211,6 +221,34 @@ impl Engine {
     /// The code timer.
     pub fn timer(&self) -> &Arc<CodeTimer> {
         &self.timer
+    }
+
+    /// Uses a shared estimate of the vendor's clock (one per vendor base
+    /// URL), so that a new engine computes its first code on the vendor's
+    /// time before it has seen an answer of its own.
+    pub fn with_vendor_clock(mut self, vendor_clock: Arc<VendorClock>) -> Self {
+        self.vendor_clock = vendor_clock;
+        self
+    }
+
+    /// The estimate of the vendor's clock, from its answers' `Date`.
+    pub fn vendor_clock(&self) -> &Arc<VendorClock> {
+        &self.vendor_clock
+    }
+
+    /// Milliseconds the vendor's clock is ahead of ours (negative: behind),
+    /// once an answer has shown it; codes are computed on that time. For
+    /// metrics and status.
+    pub fn clock_offset_ms(&self) -> Option<i64> {
+        self.vendor_clock.offset_ms()
+    }
+
+    /// Now on the vendor's clock, as far as it is known.
+    pub(crate) fn vendor_now(&self) -> std::time::SystemTime {
+        vendor_clock::shifted(
+            self.timer.clock().now(),
+            self.vendor_clock.offset_ms().unwrap_or(0),
+        )
     }
 
     /// The profile.
@@ -297,7 +335,7 @@ impl Engine {
         let recorded = checkpoint.last_code_step;
         let run = self.open(checkpoint, inputs)?;
         if let Some(key) = run.totp_key() {
-            let now = timing::unix_millis(self.timer.clock().now()) / 1000;
+            let now = timing::unix_millis(self.vendor_now()) / 1000;
             if let Some(step) =
                 timing::used_step_on_resume(recorded, key.step_at(now), next_sends_code)
             {

@@ -181,11 +181,12 @@ pub fn vendor_router(state: SharedState) -> Router {
             state.clone(),
             faults::apply,
         ))
+        .layer(CatchPanicLayer::custom(error::panic_response))
+        // Outermost, so a 500 from a panic carries the vendor's Date too.
         .layer(axum::middleware::from_fn_with_state(
             state,
             serve::vendor_date,
         ))
-        .layer(CatchPanicLayer::custom(error::panic_response))
 }
 
 /// Builds the shared state: accounts and client CAs from the config.

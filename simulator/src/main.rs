@@ -61,8 +61,8 @@ struct Args {
     #[arg(long)]
     no_replay_protection: bool,
 
-    /// Access token lifetime (Go duration, e.g. 300s, 5m). Default: 1h for
-    /// Conduit (its document's tokens), 5m for the others.
+    /// Access token lifetime (Go duration, e.g. 300s, 5m). Default: the
+    /// vendor's (AUDD 5m, goaxr 1h, Conduit 1h, Acreto 600s, Cryptr 5m).
     #[arg(long, value_parser = parse_duration)]
     access_token_ttl: Option<Duration>,
 

@@ -432,3 +432,30 @@ async fn client_validation_requires_the_application_headers() {
     let config = sim.admin().config().await.expect("config");
     assert!(config.client_validation);
 }
+
+#[tokio::test]
+async fn local_login_takes_email_not_username() {
+    let sim = Sim::start(config()).await;
+    let (status, body) = json(
+        sim.http
+            .post(sim.url("/authentication/local"))
+            .json(&json!({ "username": USER, "password": PASSWORD }))
+            .send()
+            .await
+            .expect("send"),
+    )
+    .await;
+    assert_eq!(status, 422, "{body}");
+    let (status, _) = json(
+        sim.http
+            .post(sim.url("/authentication/local"))
+            .header("content-type", "text/plain")
+            .body(json!({ "email": USER, "password": PASSWORD }).to_string())
+            .send()
+            .await
+            .expect("send"),
+    )
+    .await;
+    assert_eq!(status, 415, "JSON sent as text/plain is refused");
+    local(&sim).await;
+}

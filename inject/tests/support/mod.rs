@@ -188,10 +188,10 @@ impl CredentialBuilder {
     }
 
     pub fn password(mut self, secret: &str, key: &str) -> Self {
-        self.credential.spec.password_secret_ref = SecretKeyRef {
+        self.credential.spec.password_secret_ref = Some(SecretKeyRef {
             name: secret.to_owned(),
             key: key.to_owned(),
-        };
+        });
         self
     }
 

@@ -42,17 +42,31 @@ pub struct Scripted {
     pub base_url: String,
     answers: Arc<Mutex<VecDeque<Answer>>>,
     received: Arc<Mutex<Vec<Received>>>,
+    handler: Option<Handler>,
 }
+
+/// Computes the answer to a request (instead of a script).
+pub type Handler = Arc<dyn Fn(&Received) -> Answer + Send + Sync>;
 
 impl Scripted {
     /// Starts a server that gives `answers` in order; after them, 500.
     pub async fn start(answers: Vec<Answer>) -> Self {
+        Self::spawn(answers, None).await
+    }
+
+    /// Starts a server that answers every request with `handler`.
+    pub async fn start_with(handler: Handler) -> Self {
+        Self::spawn(Vec::new(), Some(handler)).await
+    }
+
+    async fn spawn(answers: Vec<Answer>, handler: Option<Handler>) -> Self {
         let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind");
         let addr = listener.local_addr().expect("addr");
         let server = Scripted {
             base_url: format!("http://{addr}"),
             answers: Arc::new(Mutex::new(answers.into())),
             received: Arc::new(Mutex::new(Vec::new())),
+            handler,
         };
         let handle = server.clone();
         tokio::spawn(async move {
@@ -82,13 +96,18 @@ impl Scripted {
             let Some(request) = read_request(&mut sock).await else {
                 return;
             };
+            let answer = match &self.handler {
+                Some(handler) => handler(&request),
+                None => self
+                    .answers
+                    .lock()
+                    .expect("lock")
+                    .pop_front()
+                    .unwrap_or_else(|| {
+                        Answer::json(500, serde_json::json!({"error": "script ended"}))
+                    }),
+            };
             self.received.lock().expect("lock").push(request);
-            let answer = self
-                .answers
-                .lock()
-                .expect("lock")
-                .pop_front()
-                .unwrap_or_else(|| Answer::json(500, serde_json::json!({"error": "script ended"})));
             match answer {
                 Answer::Drop => return,
                 Answer::Json(status, headers, body) => {

@@ -143,7 +143,8 @@ fn no_user() -> ApiError {
 
 #[derive(Debug, Deserialize)]
 struct LocalBody {
-    #[serde(alias = "username")]
+    // Only `email`: a client sending `username` would pass a lenient
+    // simulator and fail against a deployment whose identifier is email.
     email: String,
     password: String,
 }

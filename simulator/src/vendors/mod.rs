@@ -116,7 +116,7 @@ pub fn issue_tokens(
             access_extra,
         )
         .map_err(|_| ApiError::internal("failed to sign a token"))?;
-    let refresh = if with_refresh {
+    let (refresh, refresh_jti) = if with_refresh {
         let (refresh, refresh_claims) = state
             .tokens
             .issue(
@@ -136,7 +136,6 @@ pub fn issue_tokens(
     } else {
         (None, None)
     };
-    let (refresh, refresh_jti) = refresh;
     Ok(IssuedTokens {
         access,
         access_exp: claims.exp,
