@@ -340,7 +340,11 @@ async fn apply(obj: &ApiCredential, ctx: &Context) -> Result<Action, Error> {
         &now,
         &name,
         status::Observed {
-            enrollment: stored.enrollment_state(),
+            enrollment: Some(status::enrollment_state(
+                stored.enrollment_state(),
+                &pass.enrolled,
+                pass.retry.is_some_and(|(person, _)| person),
+            )),
             recovery_codes: (!stored.recovery_codes.is_empty())
                 .then(|| u32::try_from(stored.recovery_codes.len()).unwrap_or(u32::MAX)),
             certificate_not_after: pass.certificate_not_after.map(Time),
