@@ -215,3 +215,41 @@ async fn a_namespace_not_allowed_by_the_client_ca_gets_no_certificate() {
         Some("NamespaceNotAllowed".into())
     );
 }
+
+#[tokio::test]
+async fn a_client_ca_the_vendor_does_not_know_is_reported_as_a_refused_certificate() {
+    let cluster = TestCluster::with_crds().await.expect("test control plane");
+    let ns = cluster
+        .namespace("ca-unregistered")
+        .await
+        .expect("namespace");
+    let sim = mtls_vendor(Vendor::Audd).await;
+    create_login_secret(&ns).await;
+    create_server_ca(&ns, &sim).await;
+    let operator = Operator::start(ns.name()).await;
+    let (ca, _) = create_client_ca(&cluster, &ns, &operator).await;
+    // The CA is never registered with the vendor.
+    create_credential(
+        &ns,
+        &mtls_credential("bot", "audd", &sim.base_url(), &ca, "2160h", "720h"),
+    )
+    .await;
+    let c = wait_for(
+        &ns,
+        "bot",
+        Duration::from_secs(60),
+        &operator,
+        "Enrolled False",
+        |c| condition(c, "Enrolled").is_some_and(|(s, r)| s == "False" && r != "EnrollmentPending"),
+    )
+    .await;
+    let (_, reason) = condition(&c, "Enrolled").expect("Enrolled");
+    let message = c
+        .status
+        .as_ref()
+        .and_then(|s| s.conditions.iter().find(|x| x.type_ == "Enrolled"))
+        .map(|x| x.message.clone())
+        .unwrap_or_default();
+    assert_eq!(reason, "ClientCertificateRejected", "{message}");
+    assert!(message.contains("register"), "{message}");
+}

@@ -70,9 +70,41 @@ impl EnrollmentError {
     }
 }
 
+/// Whether a transport failure is the vendor's TLS stack refusing our
+/// client certificate (pure): the alerts a server sends for an unknown
+/// issuer, a bad or missing certificate.
+pub fn is_client_certificate_refusal(message: &str) -> bool {
+    const ALERTS: &[&str] = &[
+        "alert: UnknownCA",
+        "alert: BadCertificate",
+        "alert: CertificateRequired",
+        "alert: CertificateUnknown",
+        "alert: UnsupportedCertificate",
+        "alert: CertificateExpired",
+        "alert: CertificateRevoked",
+    ];
+    ALERTS.iter().any(|a| message.contains(a))
+}
+
+/// The condition message: the failure, plus what to do where the reason
+/// alone does not say it.
+pub fn message(error: &EnrollmentError) -> String {
+    if error.reason() == reasons::CLIENT_CERTIFICATE_REJECTED {
+        format!(
+            "{error}. The vendor refused the client certificate in the TLS handshake: register \
+             the ClientCA's certificate (its status.certificate) with the vendor"
+        )
+    } else {
+        error.to_string()
+    }
+}
+
 /// The condition reason for a flow failure (pure).
 pub fn flow_reason(kind: &FlowErrorKind) -> &'static str {
     match kind {
+        FlowErrorKind::Transport { message, .. } if is_client_certificate_refusal(message) => {
+            reasons::CLIENT_CERTIFICATE_REJECTED
+        }
         // An ambiguous answer to a step not safe to repeat: the next pass
         // resumes from the checkpoint and resolves it by looking.
         FlowErrorKind::Transport { .. }
@@ -102,6 +134,20 @@ pub fn flow_reason(kind: &FlowErrorKind) -> &'static str {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn tls_alerts_about_the_client_certificate_are_told_apart_from_outages() {
+        let cases = [
+            ("connection error: received fatal alert: UnknownCA", true),
+            ("received fatal alert: CertificateRequired", true),
+            ("received fatal alert: BadCertificate", true),
+            ("tcp connect error: Connection refused", false),
+            ("invalid peer certificate: UnknownIssuer", false),
+        ];
+        for (message, want) in cases {
+            assert_eq!(is_client_certificate_refusal(message), want, "{message}");
+        }
+    }
 
     #[test]
     fn flow_failures_map_to_actionable_reasons() {

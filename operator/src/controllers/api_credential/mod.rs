@@ -298,7 +298,7 @@ async fn enroll(obj: &ApiCredential, ctx: &Context, namespace: &str) -> Pass {
             failed(
                 pass,
                 e.reason(),
-                e.to_string(),
+                failure::message(&e),
                 e.retry_after(),
                 e.needs_a_person(),
             )
