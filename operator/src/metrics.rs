@@ -10,12 +10,49 @@ use prometheus_client::registry::Registry;
 
 type Labels = Vec<(&'static str, &'static str)>;
 
+/// Fewer recovery codes than this is "low".
+pub const RECOVERY_CODES_LOW: u32 = 3;
+
+/// What one credential contributes to the fleet-wide gauges.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct CredentialFigures {
+    /// Client certificate notAfter, Unix seconds.
+    pub certificate_not_after: Option<i64>,
+    /// Recovery codes held, for an enrolled credential of a vendor that has them.
+    pub recovery_codes: Option<u32>,
+}
+
+/// The fleet-wide figures (pure): earliest certificate expiry, fewest
+/// recovery codes, and how many credentials run low on codes.
+pub fn fleet(figures: impl Iterator<Item = CredentialFigures>) -> (Option<i64>, Option<u32>, i64) {
+    let mut earliest = None;
+    let mut fewest = None;
+    let mut low = 0;
+    for f in figures {
+        if let Some(t) = f.certificate_not_after {
+            earliest = Some(earliest.map_or(t, |e: i64| e.min(t)));
+        }
+        if let Some(n) = f.recovery_codes {
+            fewest = Some(fewest.map_or(n, |e: u32| e.min(n)));
+            if n < RECOVERY_CODES_LOW {
+                low += 1;
+            }
+        }
+    }
+    (earliest, fewest, low)
+}
+
 pub struct Metrics {
     registry: Registry,
     reconciles: Family<Labels, Counter>,
     reconcile_errors: Family<Labels, Counter>,
     enrollments: Family<Labels, Counter>,
     leader: Gauge,
+    earliest_certificate_expiry: Gauge,
+    fewest_recovery_codes: Gauge,
+    recovery_codes_low: Gauge,
+    // Keyed by namespace/name; only aggregates are exported (bounded labels).
+    credentials: std::sync::Mutex<std::collections::HashMap<String, CredentialFigures>>,
 }
 
 impl Default for Metrics {
@@ -45,12 +82,34 @@ impl Default for Metrics {
             "Whether this replica holds the leader Lease (1) or waits for it (0)",
             leader.clone(),
         );
+        let earliest_certificate_expiry = Gauge::default();
+        registry.register(
+            "client_certificate_earliest_expiry_timestamp_seconds",
+            "notAfter of the client certificate that expires first, Unix seconds (absent: none issued)",
+            earliest_certificate_expiry.clone(),
+        );
+        let fewest_recovery_codes = Gauge::default();
+        registry.register(
+            "recovery_codes_fewest",
+            "Fewest unused recovery codes held for any enrolled credential",
+            fewest_recovery_codes.clone(),
+        );
+        let recovery_codes_low = Gauge::default();
+        registry.register(
+            "credentials_recovery_codes_low",
+            "Enrolled credentials holding fewer than 3 unused recovery codes",
+            recovery_codes_low.clone(),
+        );
         Self {
             registry,
             reconciles,
             reconcile_errors,
             enrollments,
             leader,
+            earliest_certificate_expiry,
+            fewest_recovery_codes,
+            recovery_codes_low,
+            credentials: Default::default(),
         }
     }
 }
@@ -78,6 +137,24 @@ impl Metrics {
         self.leader.set(i64::from(leader));
     }
 
+    /// Records a credential's figures (`None` when it is gone) and updates
+    /// the fleet-wide gauges.
+    pub fn credential(&self, key: &str, figures: Option<CredentialFigures>) {
+        let mut all = self.credentials.lock().unwrap_or_else(|e| e.into_inner());
+        match figures {
+            Some(f) => {
+                all.insert(key.to_owned(), f);
+            }
+            None => {
+                all.remove(key);
+            }
+        }
+        let (earliest, fewest, low) = fleet(all.values().copied());
+        self.earliest_certificate_expiry.set(earliest.unwrap_or(0));
+        self.fewest_recovery_codes.set(fewest.map_or(-1, i64::from));
+        self.recovery_codes_low.set(low);
+    }
+
     /// The text exposition format.
     pub fn render(&self) -> String {
         let mut out = String::new();
@@ -90,6 +167,28 @@ impl Metrics {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn fleet_figures_are_the_earliest_expiry_and_fewest_codes() {
+        let f = |t: Option<i64>, n: Option<u32>| CredentialFigures {
+            certificate_not_after: t,
+            recovery_codes: n,
+        };
+        let cases = [
+            (vec![], (None, None, 0)),
+            (
+                vec![f(Some(50), Some(10)), f(Some(20), None)],
+                (Some(20), Some(10), 0),
+            ),
+            (
+                vec![f(None, Some(2)), f(None, Some(7)), f(None, Some(0))],
+                (None, Some(0), 2),
+            ),
+        ];
+        for (input, want) in cases {
+            assert_eq!(fleet(input.into_iter()), want);
+        }
+    }
 
     #[test]
     fn rendered_metrics_carry_the_prefix_and_bounded_labels() {

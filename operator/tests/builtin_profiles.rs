@@ -47,6 +47,12 @@ async fn reaches_ready_and_logs_in(vendor_kind: Vendor, profile: &str) {
             status.recovery_codes_remaining,
             Some(u32::try_from(account.recovery_codes_left).expect("small"))
         );
+        let metrics = operator.metrics().await;
+        let want = format!(
+            "otpilot_operator_recovery_codes_fewest {}",
+            account.recovery_codes_left
+        );
+        assert!(metrics.lines().any(|l| l == want), "{want} in\n{metrics}");
     }
     login_with_secrets(&ns, "bot").await;
 

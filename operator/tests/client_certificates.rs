@@ -61,6 +61,13 @@ async fn audd_credential_with_a_generated_client_ca_reaches_ready_and_logs_in_ov
     let runtime = secret_data(&ns, "bot-runtime").await;
     assert!(runtime.contains_key("tls.crt") && runtime.contains_key("tls.key"));
     login_with_secrets(&ns, "bot").await;
+    let metrics = operator.metrics().await;
+    assert!(
+        metrics.lines().any(|l| l
+            .strip_prefix("otpilot_operator_client_certificate_earliest_expiry_timestamp_seconds ")
+            .is_some_and(|v| v.parse::<i64>().is_ok_and(|t| t > 0))),
+        "certificate expiry metric:\n{metrics}"
+    );
 
     let mut values = secret_values(&ns, "bot").await;
     values.push(ca_key);
@@ -207,4 +214,42 @@ async fn a_namespace_not_allowed_by_the_client_ca_gets_no_certificate() {
         condition(&c, "Ready").map(|x| x.1),
         Some("NamespaceNotAllowed".into())
     );
+}
+
+#[tokio::test]
+async fn a_client_ca_the_vendor_does_not_know_is_reported_as_a_refused_certificate() {
+    let cluster = TestCluster::with_crds().await.expect("test control plane");
+    let ns = cluster
+        .namespace("ca-unregistered")
+        .await
+        .expect("namespace");
+    let sim = mtls_vendor(Vendor::Audd).await;
+    create_login_secret(&ns).await;
+    create_server_ca(&ns, &sim).await;
+    let operator = Operator::start(ns.name()).await;
+    let (ca, _) = create_client_ca(&cluster, &ns, &operator).await;
+    // The CA is never registered with the vendor.
+    create_credential(
+        &ns,
+        &mtls_credential("bot", "audd", &sim.base_url(), &ca, "2160h", "720h"),
+    )
+    .await;
+    let c = wait_for(
+        &ns,
+        "bot",
+        Duration::from_secs(60),
+        &operator,
+        "Enrolled False",
+        |c| condition(c, "Enrolled").is_some_and(|(s, r)| s == "False" && r != "EnrollmentPending"),
+    )
+    .await;
+    let (_, reason) = condition(&c, "Enrolled").expect("Enrolled");
+    let message = c
+        .status
+        .as_ref()
+        .and_then(|s| s.conditions.iter().find(|x| x.type_ == "Enrolled"))
+        .map(|x| x.message.clone())
+        .unwrap_or_default();
+    assert_eq!(reason, "ClientCertificateRejected", "{message}");
+    assert!(message.contains("register"), "{message}");
 }

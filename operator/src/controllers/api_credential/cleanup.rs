@@ -4,13 +4,15 @@
 
 use k8s_openapi::api::core::v1::Secret;
 use kube::runtime::controller::Action;
-use kube::{Api, ResourceExt};
+use kube::runtime::events::{Event, EventType};
+use kube::{Api, Resource, ResourceExt};
 use otpilot_api::ApiCredential;
 use otpilot_api::api_credential::{DeletionPolicy, EnrollmentState};
 use otpilot_profile::{Engine, HttpSettings, TotpKey, TotpParams};
 
 use super::dereference;
-use super::enrollment::{flow_reason, inputs};
+use super::enrollment::inputs;
+use super::failure::flow_reason;
 use super::secrets;
 use super::{Error, engine_settings};
 use crate::context::Context;
@@ -69,6 +71,30 @@ pub async fn cleanup(credential: &ApiCredential, ctx: &Context) -> Result<Action
     ctx.metrics.enrollment_finished("Disabled");
     tracing::info!(credential = name, "MFA turned off at the vendor");
     Ok(Action::await_change())
+}
+
+/// [`cleanup`], with a Warning Event while deletion waits for the vendor.
+pub async fn cleanup_with_events(obj: &ApiCredential, ctx: &Context) -> Result<Action, Error> {
+    let result = cleanup(obj, ctx).await;
+    if let Err(Error::Disable {
+        reason, message, ..
+    }) = &result
+    {
+        let event = Event {
+            type_: EventType::Warning,
+            reason: (*reason).to_owned(),
+            note: Some(format!(
+                "deletion waits: failed to turn MFA off at the vendor ({message}); fix the cause, \
+                 or set spec.deletionPolicy to Retain to delete without calling the vendor"
+            )),
+            action: "Delete".to_owned(),
+            secondary: None,
+        };
+        if let Err(error) = ctx.recorder.publish(&event, &obj.object_ref(&())).await {
+            tracing::warn!(%error, "failed to publish an Event");
+        }
+    }
+    result
 }
 
 #[cfg(test)]

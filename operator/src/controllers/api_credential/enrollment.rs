@@ -5,24 +5,21 @@
 //! once the vendor confirmed it. A restart resumes from the stored record and
 //! never starts a second enrollment while one is stored.
 
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use std::time::{SystemTime, UNIX_EPOCH};
 
 use k8s_openapi::api::core::v1::Secret;
 use kube::Api;
 use otpilot_api::ApiCredential;
 use otpilot_api::api_credential::EnrollmentState;
-use otpilot_api::conditions::reasons;
 use otpilot_api::labels;
 use otpilot_api::runtime_secret::{RuntimeBundle, StoredTotp, StoredTotpParams};
-use otpilot_profile::{
-    Checkpoint, CheckpointRecordError, Engine, FlowError, FlowErrorKind, FlowKind, Inputs,
-};
+use otpilot_profile::{Checkpoint, Engine, FlowError, FlowErrorKind, FlowKind, Inputs};
 use secrecy::{ExposeSecret, SecretString};
 
 use super::dereference::Resolved;
+use super::failure::EnrollmentError;
 use super::secrets::{self, SecretsError, Stored};
 use crate::context::Context;
-use crate::controllers::reasons as local;
 use crate::failpoint;
 
 /// What to do about enrollment, from what the Secrets hold (pure).
@@ -41,97 +38,6 @@ pub fn next_action(runtime_state: Option<EnrollmentState>, has_checkpoint: bool)
         (Some(EnrollmentState::Enrolled), _) => NextAction::AlreadyEnrolled,
         (_, true) => NextAction::Resume,
         (_, false) => NextAction::Start,
-    }
-}
-
-#[derive(Debug, thiserror::Error)]
-pub enum EnrollmentError {
-    #[error("{0}")]
-    Flow(#[from] FlowError),
-    #[error("failed to set up the HTTPS client for the vendor: {0}")]
-    Client(#[from] otpilot_profile::ClientError),
-    #[error(
-        "failed to resume the interrupted enrollment: {source}. The vendor may already know the \
-         TOTP secret stored in Secret {recovery} (key enrollment-checkpoint). Restore the profile \
-         the enrollment started with, or reset MFA for the account at the vendor and then delete \
-         that key so that enrollment starts again"
-    )]
-    Checkpoint {
-        recovery: String,
-        #[source]
-        source: CheckpointRecordError,
-    },
-    #[error(
-        "failed to read Secret {runtime}: {problem}. It may hold an enrolled TOTP secret, so no new \
-         enrollment is started: repair the Secret, or reset MFA for the account at the vendor and \
-         delete the Secret"
-    )]
-    RuntimeUnreadable { runtime: String, problem: String },
-    #[error(transparent)]
-    Secrets(#[from] SecretsError),
-}
-
-impl EnrollmentError {
-    /// The condition reason (bounded).
-    pub fn reason(&self) -> &'static str {
-        match self {
-            EnrollmentError::Flow(e) => flow_reason(&e.kind),
-            EnrollmentError::Client(_) => reasons::INVALID_SECRET,
-            EnrollmentError::Checkpoint { source, .. } => match source {
-                CheckpointRecordError::ProfileChanged { .. } => reasons::PROFILE_CHANGED,
-                _ => local::CHECKPOINT_UNREADABLE,
-            },
-            EnrollmentError::RuntimeUnreadable { .. } => reasons::INVALID_SECRET,
-            EnrollmentError::Secrets(_) => local::KUBERNETES_ERROR,
-        }
-    }
-
-    /// What `Retry-After` asked for, if the vendor said.
-    pub fn retry_after(&self) -> Option<Duration> {
-        match self {
-            EnrollmentError::Flow(FlowError {
-                kind: FlowErrorKind::LockedOut { retry_after, .. },
-                ..
-            }) => *retry_after,
-            _ => None,
-        }
-    }
-
-    /// Whether retrying without a change of input can help.
-    pub fn needs_a_person(&self) -> bool {
-        matches!(
-            self,
-            EnrollmentError::Checkpoint { .. } | EnrollmentError::RuntimeUnreadable { .. }
-        )
-    }
-}
-
-/// The condition reason for a flow failure (pure).
-pub fn flow_reason(kind: &FlowErrorKind) -> &'static str {
-    match kind {
-        // An ambiguous answer to a step not safe to repeat: the next pass
-        // resumes from the checkpoint and resolves it by looking.
-        FlowErrorKind::Transport { .. }
-        | FlowErrorKind::Unavailable { .. }
-        | FlowErrorKind::OutcomeUnknown { .. } => reasons::VENDOR_UNREACHABLE,
-        FlowErrorKind::LoginRequired { .. } => reasons::VENDOR_REJECTED,
-        FlowErrorKind::Status {
-            status: 401 | 403, ..
-        } => local::CREDENTIALS_REJECTED,
-        FlowErrorKind::Status { .. } => reasons::VENDOR_REJECTED,
-        FlowErrorKind::CodeRejected { .. }
-        | FlowErrorKind::TotpHeaderRefused { .. }
-        | FlowErrorKind::CodeAlreadyUsed { .. } => reasons::TOTP_REJECTED,
-        FlowErrorKind::LockedOut { .. } => reasons::LOCKED_OUT,
-        FlowErrorKind::NotDefined => local::FLOW_MISSING,
-        FlowErrorKind::MissingInput { .. } => reasons::MISSING_INPUT,
-        FlowErrorKind::InvalidTotpOverrides(_) => reasons::INVALID_SECRET,
-        FlowErrorKind::NoTotpSecret
-        | FlowErrorKind::Render { .. }
-        | FlowErrorKind::InvalidRequest { .. } => reasons::PROFILE_INVALID,
-        FlowErrorKind::Extract { .. }
-        | FlowErrorKind::UnknownExpiry
-        | FlowErrorKind::MissingResult(_) => reasons::VENDOR_INVALID_RESPONSE,
     }
 }
 
@@ -431,46 +337,6 @@ mod tests {
                 want,
                 "safe={safe} resumed={resumed:?} failed={failed} {kind:?}"
             );
-        }
-    }
-
-    #[test]
-    fn flow_failures_map_to_actionable_reasons() {
-        let cases = [
-            (
-                FlowErrorKind::Transport {
-                    attempts: 3,
-                    message: "refused".into(),
-                },
-                "VendorUnreachable",
-            ),
-            (
-                FlowErrorKind::Status {
-                    status: 401,
-                    detail: None,
-                },
-                "CredentialsRejected",
-            ),
-            (
-                FlowErrorKind::Status {
-                    status: 400,
-                    detail: None,
-                },
-                "VendorRejected",
-            ),
-            (
-                FlowErrorKind::LockedOut {
-                    status: 429,
-                    retry_after: None,
-                },
-                "LockedOut",
-            ),
-            (FlowErrorKind::CodeRejected { status: 401 }, "TotpRejected"),
-            (FlowErrorKind::NotDefined, "ProfileFlowMissing"),
-            (FlowErrorKind::UnknownExpiry, "VendorInvalidResponse"),
-        ];
-        for (kind, want) in cases {
-            assert_eq!(flow_reason(&kind), want, "{kind:?}");
         }
     }
 }

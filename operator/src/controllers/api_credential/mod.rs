@@ -9,6 +9,7 @@ mod certificate;
 mod cleanup;
 mod dereference;
 mod enrollment;
+mod failure;
 mod secrets;
 mod status;
 
@@ -19,11 +20,10 @@ use futures::StreamExt;
 use k8s_openapi::api::core::v1::Secret;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
 use kube::runtime::controller::Action;
-use kube::runtime::events::{Event, EventType};
 use kube::runtime::finalizer::{self, finalizer};
 use kube::runtime::reflector::ObjectRef;
 use kube::runtime::{Controller, watcher};
-use kube::{Api, Resource, ResourceExt};
+use kube::{Api, ResourceExt};
 use otpilot_api::conditions::{ENROLLED, reasons};
 use otpilot_api::labels;
 use otpilot_api::{ApiCredential, ClusterMfaProfile};
@@ -145,7 +145,7 @@ async fn reconcile(obj: Arc<ApiCredential>, ctx: Arc<Context>) -> Result<Action,
         |event| async {
             match event {
                 finalizer::Event::Apply(o) => apply(&o, &ctx).await,
-                finalizer::Event::Cleanup(o) => cleanup_with_events(&o, &ctx).await,
+                finalizer::Event::Cleanup(o) => cleanup::cleanup_with_events(&o, &ctx).await,
             }
         },
     )
@@ -153,6 +153,7 @@ async fn reconcile(obj: Arc<ApiCredential>, ctx: Arc<Context>) -> Result<Action,
     .map_err(|e| Error::Finalizer(Box::new(e)));
     if result.is_ok() && obj.metadata.deletion_timestamp.is_some() {
         ctx.succeeded(&key(&obj));
+        ctx.metrics.credential(&key(&obj), None);
     }
     result
 }
@@ -169,29 +170,6 @@ fn error_policy(obj: Arc<ApiCredential>, error: &Error, ctx: Arc<Context>) -> Ac
     );
     ctx.metrics.reconcile_failed(CONTROLLER, error.category());
     Action::requeue(delay)
-}
-
-async fn cleanup_with_events(obj: &ApiCredential, ctx: &Context) -> Result<Action, Error> {
-    let result = cleanup::cleanup(obj, ctx).await;
-    if let Err(Error::Disable {
-        reason, message, ..
-    }) = &result
-    {
-        let event = Event {
-            type_: EventType::Warning,
-            reason: (*reason).to_owned(),
-            note: Some(format!(
-                "deletion waits: failed to turn MFA off at the vendor ({message}); fix the cause, \
-                 or set spec.deletionPolicy to Retain to delete without calling the vendor"
-            )),
-            action: "Delete".to_owned(),
-            secondary: None,
-        };
-        if let Err(error) = ctx.recorder.publish(&event, &obj.object_ref(&())).await {
-            tracing::warn!(%error, "failed to publish an Event");
-        }
-    }
-    result
 }
 
 /// The HTTPS settings for this credential's vendor.
@@ -320,7 +298,7 @@ async fn enroll(obj: &ApiCredential, ctx: &Context, namespace: &str) -> Pass {
             failed(
                 pass,
                 e.reason(),
-                e.to_string(),
+                failure::message(&e),
                 e.retry_after(),
                 e.needs_a_person(),
             )
@@ -362,7 +340,11 @@ async fn apply(obj: &ApiCredential, ctx: &Context) -> Result<Action, Error> {
         &now,
         &name,
         status::Observed {
-            enrollment: stored.enrollment_state(),
+            enrollment: Some(status::enrollment_state(
+                stored.enrollment_state(),
+                &pass.enrolled,
+                pass.retry.is_some_and(|(person, _)| person),
+            )),
             recovery_codes: (!stored.recovery_codes.is_empty())
                 .then(|| u32::try_from(stored.recovery_codes.len()).unwrap_or(u32::MAX)),
             certificate_not_after: pass.certificate_not_after.map(Time),
@@ -372,6 +354,16 @@ async fn apply(obj: &ApiCredential, ctx: &Context) -> Result<Action, Error> {
                 next_retry: Time(now.0 + jiff::SignedDuration::try_from(delay).unwrap_or_default()),
             }),
         },
+    );
+    ctx.metrics.credential(
+        &k,
+        Some(crate::metrics::CredentialFigures {
+            certificate_not_after: new_status
+                .certificate_not_after
+                .as_ref()
+                .map(|t| t.0.as_second()),
+            recovery_codes: new_status.recovery_codes_remaining,
+        }),
     );
     if obj.status.as_ref() != Some(&new_status) {
         let previous = obj

@@ -81,6 +81,22 @@ pub fn wait_before_retry(
     std::time::Duration::try_from(wait).ok()
 }
 
+/// `status.enrollment` (pure): what the Secrets say, refined by why the
+/// last pass failed (locked out; or stuck until a person acts).
+pub fn enrollment_state(
+    stored: Option<EnrollmentState>,
+    enrolled: &Desired,
+    needs_a_person: bool,
+) -> EnrollmentState {
+    match stored {
+        Some(EnrollmentState::Enrolled) => EnrollmentState::Enrolled,
+        _ if enrolled.ok => stored.unwrap_or(EnrollmentState::NotStarted),
+        _ if enrolled.reason == reasons::LOCKED_OUT => EnrollmentState::LockedOut,
+        _ if needs_a_person => EnrollmentState::Failed,
+        other => other.unwrap_or(EnrollmentState::NotStarted),
+    }
+}
+
 /// What the Secrets and the certificate say, for status.
 #[derive(Debug, Default)]
 pub struct Observed {
@@ -182,6 +198,31 @@ mod tests {
                 wait_before_retry(status.as_ref(), generation, at(100)),
                 want,
                 "{name}"
+            );
+        }
+    }
+
+    #[test]
+    fn enrollment_state_says_locked_out_or_failed_when_that_is_why_it_waits() {
+        use EnrollmentState::*;
+        let locked = Desired::failed(ENROLLED, "LockedOut", "wait");
+        let changed = Desired::failed(ENROLLED, "ProfileChanged", "restore it");
+        let down = Desired::failed(ENROLLED, "VendorUnreachable", "later");
+        let cases = [
+            (Some(Enrolled), &locked, false, Enrolled),
+            (Some(Pending), &enrolled_ok(), false, Pending),
+            (None, &enrolled_ok(), false, NotStarted),
+            (Some(Pending), &locked, false, LockedOut),
+            (Some(Pending), &changed, true, Failed),
+            (Some(Pending), &down, false, Pending),
+            (None, &down, false, NotStarted),
+        ];
+        for (stored, enrolled, person, want) in cases {
+            assert_eq!(
+                enrollment_state(stored, enrolled, person),
+                want,
+                "{stored:?} {}",
+                enrolled.reason
             );
         }
     }

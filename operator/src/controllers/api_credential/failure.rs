@@ -1,0 +1,191 @@
+//! Why enrollment did not finish, as condition reasons a person can act on.
+
+use std::time::Duration;
+
+use otpilot_api::conditions::reasons;
+use otpilot_profile::{CheckpointRecordError, FlowError, FlowErrorKind};
+
+use super::secrets::SecretsError;
+use crate::controllers::reasons as local;
+
+#[derive(Debug, thiserror::Error)]
+pub enum EnrollmentError {
+    #[error("{0}")]
+    Flow(#[from] FlowError),
+    #[error("failed to set up the HTTPS client for the vendor: {0}")]
+    Client(#[from] otpilot_profile::ClientError),
+    #[error(
+        "failed to resume the interrupted enrollment: {source}. The vendor may already know the \
+         TOTP secret stored in Secret {recovery} (key enrollment-checkpoint). Restore the profile \
+         the enrollment started with, or reset MFA for the account at the vendor and then delete \
+         that key so that enrollment starts again"
+    )]
+    Checkpoint {
+        recovery: String,
+        #[source]
+        source: CheckpointRecordError,
+    },
+    #[error(
+        "failed to read Secret {runtime}: {problem}. It may hold an enrolled TOTP secret, so no new \
+         enrollment is started: repair the Secret, or reset MFA for the account at the vendor and \
+         delete the Secret"
+    )]
+    RuntimeUnreadable { runtime: String, problem: String },
+    #[error(transparent)]
+    Secrets(#[from] SecretsError),
+}
+
+impl EnrollmentError {
+    /// The condition reason (bounded).
+    pub fn reason(&self) -> &'static str {
+        match self {
+            EnrollmentError::Flow(e) => flow_reason(&e.kind),
+            EnrollmentError::Client(_) => reasons::INVALID_SECRET,
+            EnrollmentError::Checkpoint { source, .. } => match source {
+                CheckpointRecordError::ProfileChanged { .. } => reasons::PROFILE_CHANGED,
+                _ => local::CHECKPOINT_UNREADABLE,
+            },
+            EnrollmentError::RuntimeUnreadable { .. } => reasons::INVALID_SECRET,
+            EnrollmentError::Secrets(_) => local::KUBERNETES_ERROR,
+        }
+    }
+
+    /// What `Retry-After` asked for, if the vendor said.
+    pub fn retry_after(&self) -> Option<Duration> {
+        match self {
+            EnrollmentError::Flow(FlowError {
+                kind: FlowErrorKind::LockedOut { retry_after, .. },
+                ..
+            }) => *retry_after,
+            _ => None,
+        }
+    }
+
+    /// Whether retrying without a change of input can help.
+    pub fn needs_a_person(&self) -> bool {
+        matches!(
+            self,
+            EnrollmentError::Checkpoint { .. } | EnrollmentError::RuntimeUnreadable { .. }
+        )
+    }
+}
+
+/// Whether a transport failure is the vendor's TLS stack refusing our
+/// client certificate (pure): the alerts a server sends for an unknown
+/// issuer, a bad or missing certificate.
+pub fn is_client_certificate_refusal(message: &str) -> bool {
+    const ALERTS: &[&str] = &[
+        "alert: UnknownCA",
+        "alert: BadCertificate",
+        "alert: CertificateRequired",
+        "alert: CertificateUnknown",
+        "alert: UnsupportedCertificate",
+        "alert: CertificateExpired",
+        "alert: CertificateRevoked",
+    ];
+    ALERTS.iter().any(|a| message.contains(a))
+}
+
+/// The condition message: the failure, plus what to do where the reason
+/// alone does not say it.
+pub fn message(error: &EnrollmentError) -> String {
+    if error.reason() == reasons::CLIENT_CERTIFICATE_REJECTED {
+        format!(
+            "{error}. The vendor refused the client certificate in the TLS handshake: register \
+             the ClientCA's certificate (its status.certificate) with the vendor"
+        )
+    } else {
+        error.to_string()
+    }
+}
+
+/// The condition reason for a flow failure (pure).
+pub fn flow_reason(kind: &FlowErrorKind) -> &'static str {
+    match kind {
+        FlowErrorKind::Transport { message, .. } if is_client_certificate_refusal(message) => {
+            reasons::CLIENT_CERTIFICATE_REJECTED
+        }
+        // An ambiguous answer to a step not safe to repeat: the next pass
+        // resumes from the checkpoint and resolves it by looking.
+        FlowErrorKind::Transport { .. }
+        | FlowErrorKind::Unavailable { .. }
+        | FlowErrorKind::OutcomeUnknown { .. } => reasons::VENDOR_UNREACHABLE,
+        FlowErrorKind::LoginRequired { .. } => reasons::VENDOR_REJECTED,
+        FlowErrorKind::Status {
+            status: 401 | 403, ..
+        } => local::CREDENTIALS_REJECTED,
+        FlowErrorKind::Status { .. } => reasons::VENDOR_REJECTED,
+        FlowErrorKind::CodeRejected { .. }
+        | FlowErrorKind::TotpHeaderRefused { .. }
+        | FlowErrorKind::CodeAlreadyUsed { .. } => reasons::TOTP_REJECTED,
+        FlowErrorKind::LockedOut { .. } => reasons::LOCKED_OUT,
+        FlowErrorKind::NotDefined => local::FLOW_MISSING,
+        FlowErrorKind::MissingInput { .. } => reasons::MISSING_INPUT,
+        FlowErrorKind::InvalidTotpOverrides(_) => reasons::INVALID_SECRET,
+        FlowErrorKind::NoTotpSecret
+        | FlowErrorKind::Render { .. }
+        | FlowErrorKind::InvalidRequest { .. } => reasons::PROFILE_INVALID,
+        FlowErrorKind::Extract { .. }
+        | FlowErrorKind::UnknownExpiry
+        | FlowErrorKind::MissingResult(_) => reasons::VENDOR_INVALID_RESPONSE,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn tls_alerts_about_the_client_certificate_are_told_apart_from_outages() {
+        let cases = [
+            ("connection error: received fatal alert: UnknownCA", true),
+            ("received fatal alert: CertificateRequired", true),
+            ("received fatal alert: BadCertificate", true),
+            ("tcp connect error: Connection refused", false),
+            ("invalid peer certificate: UnknownIssuer", false),
+        ];
+        for (message, want) in cases {
+            assert_eq!(is_client_certificate_refusal(message), want, "{message}");
+        }
+    }
+
+    #[test]
+    fn flow_failures_map_to_actionable_reasons() {
+        let cases = [
+            (
+                FlowErrorKind::Transport {
+                    attempts: 3,
+                    message: "refused".into(),
+                },
+                "VendorUnreachable",
+            ),
+            (
+                FlowErrorKind::Status {
+                    status: 401,
+                    detail: None,
+                },
+                "CredentialsRejected",
+            ),
+            (
+                FlowErrorKind::Status {
+                    status: 400,
+                    detail: None,
+                },
+                "VendorRejected",
+            ),
+            (
+                FlowErrorKind::LockedOut {
+                    status: 429,
+                    retry_after: None,
+                },
+                "LockedOut",
+            ),
+            (FlowErrorKind::CodeRejected { status: 401 }, "TotpRejected"),
+            (FlowErrorKind::NotDefined, "ProfileFlowMissing"),
+            (FlowErrorKind::UnknownExpiry, "VendorInvalidResponse"),
+        ];
+        for (kind, want) in cases {
+            assert_eq!(flow_reason(&kind), want, "{kind:?}");
+        }
+    }
+}
