@@ -65,7 +65,7 @@ async fn token(State(shared): State<Arc<Shared>>, headers: HeaderMap) -> Respons
     let Some(token) = shared.servable(SystemTime::now()) else {
         return text(
             StatusCode::SERVICE_UNAVAILABLE,
-            shared.not_ready_reason().as_str().to_owned(),
+            format!("{}\n", shared.describe_not_ready(SystemTime::now())),
         );
     };
     let (content_type, body) = if wants_plain_text(&headers) {
@@ -100,7 +100,10 @@ async fn readyz(State(shared): State<Arc<Shared>>) -> Response {
         Some(_) => text(StatusCode::OK, "ready: holding an unexpired token\n"),
         None => text(
             StatusCode::SERVICE_UNAVAILABLE,
-            format!("not ready: {}\n", shared.not_ready_reason()),
+            format!(
+                "not ready: {}\n",
+                shared.describe_not_ready(SystemTime::now())
+            ),
         ),
     }
 }

@@ -45,6 +45,7 @@ pub async fn run(
     let mut due = Instant::now();
     let mut failures = 0u32;
     let mut last_success: Option<Instant> = None;
+    let mut last_failure: Option<String> = None;
     loop {
         let prepared = inputs.borrow_and_update().clone();
         let prepared = match prepared {
@@ -89,6 +90,13 @@ pub async fn run(
             }
             _ => Attempt::Login,
         };
+        shared.set_not_ready_reason(match &last_failure {
+            Some(failure) => format!(
+                "a {} is under way; the previous attempt failed {failure}",
+                attempt.as_str()
+            ),
+            None => format!("a {} is under way", attempt.as_str()),
+        });
         let started = Instant::now();
         let result = tokio::select! {
             () = cancel.cancelled() => return,
@@ -105,6 +113,7 @@ pub async fn run(
         match result {
             Ok(new_session) => {
                 failures = 0;
+                last_failure = None;
                 last_success = Some(Instant::now());
                 match attempt {
                     Attempt::Login => shared.metrics.logins.inc(),
@@ -169,11 +178,13 @@ pub async fn run(
                     error = %error,
                     "failed to get a token"
                 );
+                let failure = format!("({}): {error}", class.as_str());
                 shared.set_not_ready_reason(format!(
-                    "no valid token: the last {} failed ({}): {error}",
+                    "the last {} failed {failure}; retrying in {} s",
                     attempt.as_str(),
-                    class.as_str()
+                    next.wait.as_secs()
                 ));
+                last_failure = Some(failure);
             }
         }
     }
@@ -214,8 +225,7 @@ async fn publish(
     };
     let plain = token.plain.clone();
     shared.publish(token);
-    shared
-        .set_not_ready_reason("no valid token: the last one expired before a new one came".into());
+    shared.set_not_ready_reason("its renewal has not succeeded yet".into());
     if let Some(path) = config.token_file.clone() {
         let written =
             tokio::task::spawn_blocking(move || token_file::write_atomically(&path, &plain)).await;

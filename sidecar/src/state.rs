@@ -161,6 +161,22 @@ impl Shared {
         self.not_ready.load_full()
     }
 
+    /// Why no token is served at `now`, in words for `/readyz` and `/token`.
+    pub fn describe_not_ready(&self, now: SystemTime) -> String {
+        let reason = self.not_ready_reason();
+        match self.current() {
+            Some(token) if !token.servable_at(now) => {
+                let expired = jiff::Timestamp::try_from(token.expires_at)
+                    .map(|t| t.to_string())
+                    .unwrap_or_else(|_| "an unrepresentable time".to_owned());
+                format!(
+                    "no valid token: the last one expires at {expired} and is no longer served; {reason}"
+                )
+            }
+            _ => reason.as_str().to_owned(),
+        }
+    }
+
     /// Records why no token is coming (or that one is on its way).
     pub fn set_not_ready_reason(&self, reason: String) {
         self.not_ready.store(Arc::new(reason));

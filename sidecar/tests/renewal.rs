@@ -83,12 +83,21 @@ async fn renews_without_a_gap(profile: &'static str, vendor_kind: Vendor) {
         .expect("built-in")
         .has_flow(otpilot_profile::FlowKind::Refresh);
     if has_refresh {
-        assert!(refreshes >= 3.0, "{profile}: {refreshes} refreshes, {logins} logins");
+        assert!(
+            refreshes >= 3.0,
+            "{profile}: {refreshes} refreshes, {logins} logins"
+        );
     } else {
-        assert!(logins >= 4.0, "{profile}: {logins} logins without a refresh flow");
+        assert!(
+            logins >= 4.0,
+            "{profile}: {logins} logins without a refresh flow"
+        );
     }
     let on_disk = read(&token_file);
-    assert!(seen.contains(&on_disk), "{profile}: the token file holds a served token");
+    assert!(
+        seen.contains(&on_disk),
+        "{profile}: the token file holds a served token"
+    );
     sidecar.assert_no_secret_leaked(&secrets).await;
     v.sim.shutdown().await;
 }

@@ -82,7 +82,11 @@ pub fn profile_yaml(name: &str) -> &'static str {
 
 /// Starts the simulator and enrolls the account with the engine, as the
 /// operator would.
-pub async fn vendor(profile_name: &'static str, vendor: Vendor, options: VendorOptions) -> Vendored {
+pub async fn vendor(
+    profile_name: &'static str,
+    vendor: Vendor,
+    options: VendorOptions,
+) -> Vendored {
     install_crypto_provider();
     let mut config = SimConfig::new(vendor)
         .with_period(Duration::from_secs(PERIOD_SECS))
@@ -97,7 +101,9 @@ pub async fn vendor(profile_name: &'static str, vendor: Vendor, options: VendorO
     let mut identity = None;
     if vendor.requires_mtls() {
         let ca = ClientCa::generate("otpilot sidecar test client CA").expect("client CA");
-        let id = ca.issue("otpilot sidecar test client").expect("client certificate");
+        let id = ca
+            .issue("otpilot sidecar test client")
+            .expect("client certificate");
         config = config.with_client_ca(ca.cert_pem.clone());
         identity = Some(id);
     }
@@ -223,7 +229,11 @@ impl KubeletVolume {
     /// `..data`; per-key links are created for new keys, stale ones removed.
     pub fn write(&mut self, data: &BTreeMap<String, Vec<u8>>) {
         self.generation += 1;
-        let stamp = format!("..2026_12_02_00_00_{:02}.{}", self.generation, std::process::id());
+        let stamp = format!(
+            "..2026_12_02_00_00_{:02}.{}",
+            self.generation,
+            std::process::id()
+        );
         let real = self.dir.join(&stamp);
         std::fs::create_dir(&real).expect("timestamped dir");
         for (key, value) in data {
@@ -503,8 +513,14 @@ impl Sidecar {
         let metrics = self.metrics().await;
         let output = self.output();
         for secret in secrets.iter().filter(|s| s.len() >= 6) {
-            assert!(!output.contains(secret.as_str()), "a secret value appears in the sidecar's output");
-            assert!(!metrics.contains(secret.as_str()), "a secret value appears in the metrics");
+            assert!(
+                !output.contains(secret.as_str()),
+                "a secret value appears in the sidecar's output"
+            );
+            assert!(
+                !metrics.contains(secret.as_str()),
+                "a secret value appears in the metrics"
+            );
         }
     }
 }
