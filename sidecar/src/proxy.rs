@@ -141,7 +141,7 @@ async fn forward(State(state): State<ProxyState>, request: Request) -> Response 
         && response.status() == StatusCode::UNAUTHORIZED
     {
         // The body is spent: the client retries; the next token is on its way.
-        shared.request_refresh();
+        shared.request_renewal(token.generation);
     }
     shared
         .metrics
@@ -199,7 +199,9 @@ async fn renewed_token(
     {
         return Some(current);
     }
-    shared.request_refresh();
+    if !shared.request_renewal(stale.generation) {
+        return None;
+    }
     let newer = async {
         loop {
             if updates.changed().await.is_err() {

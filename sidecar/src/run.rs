@@ -80,7 +80,6 @@ pub async fn run(args: RunArgs) -> anyhow::Result<()> {
             },
             backoff: Backoff::default(),
             token_file: args.token_file,
-            min_forced_renewal_interval: Duration::from_secs(2),
         },
         cancel.clone(),
     ));

@@ -26,8 +26,6 @@ pub struct SessionConfig {
     pub backoff: Backoff,
     /// Where to write the token, if anywhere.
     pub token_file: Option<PathBuf>,
-    /// A renewal asked for by the proxy is ignored this soon after a new token.
-    pub min_forced_renewal_interval: Duration,
 }
 
 /// Runs until cancelled.
@@ -44,7 +42,6 @@ pub async fn run(
     };
     let mut due = Instant::now();
     let mut failures = 0u32;
-    let mut last_success: Option<Instant> = None;
     let mut last_failure: Option<String> = None;
     loop {
         let prepared = inputs.borrow_and_update().clone();
@@ -73,8 +70,7 @@ pub async fn run(
                 continue;
             }
             () = shared.refresh_requested() => {
-                let recent = last_success.is_some_and(|t| t.elapsed() < config.min_forced_renewal_interval);
-                if !recent && due > Instant::now() {
+                if due > Instant::now() {
                     tracing::info!("the vendor refused the token; renewing now");
                     due = Instant::now();
                 }
@@ -114,7 +110,6 @@ pub async fn run(
             Ok(new_session) => {
                 failures = 0;
                 last_failure = None;
-                last_success = Some(Instant::now());
                 match attempt {
                     Attempt::Login => shared.metrics.logins.inc(),
                     Attempt::Refresh => shared.metrics.refreshes.inc(),

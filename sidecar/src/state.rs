@@ -3,8 +3,9 @@
 //! is not ready, and the vendor the proxy forwards to.
 
 use std::sync::Arc;
+use std::sync::Mutex;
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::time::SystemTime;
+use std::time::{Duration, Instant, SystemTime};
 
 use arc_swap::{ArcSwap, ArcSwapOption};
 use axum::body::Bytes;
@@ -14,6 +15,9 @@ use tokio::sync::{Notify, watch};
 
 use crate::metrics::Metrics;
 use crate::presentation::{self, Presentation};
+
+/// Renewals forced by the proxy happen at most this often.
+pub const FORCED_RENEWAL_MIN_INTERVAL: Duration = Duration::from_secs(5);
 
 /// A token ready to hand out.
 pub struct ServedToken {
@@ -103,6 +107,7 @@ pub struct Shared {
     generation: AtomicU64,
     new_token: watch::Sender<u64>,
     refresh_requested: Notify,
+    last_forced_renewal: Mutex<Option<Instant>>,
     /// The metrics.
     pub metrics: Metrics,
 }
@@ -123,6 +128,7 @@ impl Shared {
             generation: AtomicU64::new(0),
             new_token: watch::channel(0).0,
             refresh_requested: Notify::new(),
+            last_forced_renewal: Mutex::new(None),
             metrics: Metrics::new(),
         }
     }
@@ -192,9 +198,26 @@ impl Shared {
         self.proxy_target.store(Some(Arc::new(target)));
     }
 
-    /// Asks the session for a new token now (the vendor refused the current one).
-    pub fn request_refresh(&self) {
+    /// The vendor refused the token of `refused_generation`: asks the
+    /// session for a new one now, at most once per
+    /// [`FORCED_RENEWAL_MIN_INTERVAL`] (an endpoint that answers 401 for
+    /// reasons of its own must not make the sidecar hammer the login).
+    /// Returns whether a newer token is coming or already here.
+    pub fn request_renewal(&self, refused_generation: u64) -> bool {
+        let current = self.current().map(|t| t.generation);
+        if current.is_some_and(|g| g > refused_generation) {
+            return true;
+        }
+        let mut last = self
+            .last_forced_renewal
+            .lock()
+            .unwrap_or_else(|e| e.into_inner());
+        if last.is_some_and(|t| t.elapsed() < FORCED_RENEWAL_MIN_INTERVAL) {
+            return false;
+        }
+        *last = Some(Instant::now());
         self.refresh_requested.notify_one();
+        true
     }
 
     /// Completes when someone asked for a new token.

@@ -59,6 +59,30 @@ pub struct VendorOptions {
     pub refresh: Duration,
     pub lockout: Option<(u32, Duration)>,
     pub max_body_bytes: Option<usize>,
+    pub clock: Option<Arc<OffsetClock>>,
+}
+
+/// The vendor's clock: real time plus an offset the test moves, to make the
+/// vendor see a token as expired while the sidecar does not.
+#[derive(Debug, Default)]
+pub struct OffsetClock {
+    offset_ms: std::sync::atomic::AtomicU64,
+}
+
+impl OffsetClock {
+    pub fn advance(&self, by: Duration) {
+        self.offset_ms.fetch_add(
+            u64::try_from(by.as_millis()).expect("ms"),
+            std::sync::atomic::Ordering::SeqCst,
+        );
+    }
+}
+
+impl otpilot_sim::clock::Clock for OffsetClock {
+    fn now_ms(&self) -> u64 {
+        otpilot_sim::clock::SystemClock.now_ms()
+            + self.offset_ms.load(std::sync::atomic::Ordering::SeqCst)
+    }
 }
 
 impl Default for VendorOptions {
@@ -68,6 +92,7 @@ impl Default for VendorOptions {
             refresh: Duration::from_secs(900),
             lockout: None,
             max_body_bytes: None,
+            clock: None,
         }
     }
 }
@@ -94,6 +119,9 @@ pub async fn vendor(
         .with_account(AccountSpec::new(USERNAME, PASSWORD, API_KEY));
     if let Some((threshold, window)) = options.lockout {
         config = config.with_lockout(threshold, window);
+    }
+    if let Some(clock) = &options.clock {
+        config = config.with_clock(clock.clone());
     }
     if let Some(max) = options.max_body_bytes {
         config.max_body_bytes = max;
