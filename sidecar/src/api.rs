@@ -55,7 +55,9 @@ fn wants_plain_text(headers: &HeaderMap) -> bool {
         })
 }
 
-async fn token(State(shared): State<Arc<Shared>>, headers: HeaderMap) -> Response {
+// Takes the request whole: the `HeaderMap` extractor would clone every header.
+async fn token(State(shared): State<Arc<Shared>>, request: axum::extract::Request) -> Response {
+    let headers = request.headers();
     let asked = headers
         .get(TOKEN_REQUEST_HEADER)
         .is_some_and(|v| v.as_bytes() == TOKEN_REQUEST_HEADER_VALUE.as_bytes());
@@ -68,7 +70,7 @@ async fn token(State(shared): State<Arc<Shared>>, headers: HeaderMap) -> Respons
             format!("{}\n", shared.describe_not_ready(SystemTime::now())),
         );
     };
-    let (content_type, body) = if wants_plain_text(&headers) {
+    let (content_type, body) = if wants_plain_text(headers) {
         (TEXT, token.plain.clone())
     } else {
         (JSON, token.json.clone())

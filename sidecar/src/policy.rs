@@ -172,6 +172,17 @@ pub fn classify(error: &FlowError) -> FailureClass {
     }
 }
 
+/// Whether a failure of this class may be fixed by new inputs (a corrected
+/// password, a re-enrolled seed, a renewed certificate), so that new inputs
+/// are tried at once instead of after the backoff. Never for a lock-out:
+/// the vendor's wait stands whatever the inputs.
+pub fn new_inputs_may_fix(class: FailureClass) -> bool {
+    matches!(
+        class,
+        FailureClass::Rejected | FailureClass::Misconfigured | FailureClass::Other
+    )
+}
+
 /// Backoff bounds after failures.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Backoff {
@@ -448,6 +459,22 @@ mod tests {
                 *want,
                 "{what}"
             );
+        }
+    }
+
+    #[test]
+    fn new_inputs_are_tried_at_once_only_when_they_may_be_the_fix() {
+        let cases = [
+            (FailureClass::Rejected, true),
+            (FailureClass::Misconfigured, true),
+            (FailureClass::Other, true),
+            (FailureClass::LockedOut(None), false),
+            (FailureClass::Unreachable, false),
+            (FailureClass::CodeAlreadyUsed, false),
+            (FailureClass::RefreshRejected, false),
+        ];
+        for (class, want) in cases {
+            assert_eq!(new_inputs_may_fix(class), want, "{class:?}");
         }
     }
 

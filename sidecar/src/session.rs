@@ -12,7 +12,7 @@ use tokio_util::sync::CancellationToken;
 
 use crate::inputs::Prepared;
 use crate::metrics::{FailureLabels, FlowLabels};
-use crate::policy::{self, Attempt, Backoff, NextMove, RenewPolicy};
+use crate::policy::{self, Attempt, Backoff, FailureClass, NextMove, RenewPolicy};
 use crate::presentation;
 use crate::state::{ServedToken, Shared};
 use crate::token_file;
@@ -43,6 +43,9 @@ pub async fn run(
     let mut due = Instant::now();
     let mut failures = 0u32;
     let mut last_failure: Option<String> = None;
+    let mut last_class: Option<FailureClass> = None;
+    let mut account: Option<(String, Option<String>)> = None;
+    let mut inputs_changed = false;
     loop {
         let prepared = inputs.borrow_and_update().clone();
         let prepared = match prepared {
@@ -61,12 +64,29 @@ pub async fn run(
                 () = cancel.cancelled() => return,
                 changed = inputs.changed() => if changed.is_err() { return },
             }
+            inputs_changed = true;
             continue;
         };
+        let now_account = (prepared.base_url.clone(), prepared.inputs.username.clone());
+        if account.as_ref().is_some_and(|a| *a != now_account) {
+            // Another vendor or account: the session belongs to the old one.
+            tracing::info!("the vendor or account changed; logging in afresh");
+            session = None;
+            next.attempt = Attempt::Login;
+            due = Instant::now();
+        }
+        account = Some(now_account);
+        if std::mem::take(&mut inputs_changed) && last_class.is_some_and(policy::new_inputs_may_fix)
+        {
+            // New inputs may be the fix: try them now rather than after the backoff.
+            last_class = None;
+            due = Instant::now();
+        }
         tokio::select! {
             () = cancel.cancelled() => return,
             changed = inputs.changed() => {
                 if changed.is_err() { return }
+                inputs_changed = true;
                 continue;
             }
             () = shared.refresh_requested() => {
@@ -110,6 +130,7 @@ pub async fn run(
             Ok(new_session) => {
                 failures = 0;
                 last_failure = None;
+                last_class = None;
                 match attempt {
                     Attempt::Login => shared.metrics.logins.inc(),
                     Attempt::Refresh => shared.metrics.refreshes.inc(),
@@ -180,6 +201,7 @@ pub async fn run(
                     next.wait.as_secs()
                 ));
                 last_failure = Some(failure);
+                last_class = Some(class);
             }
         }
     }
