@@ -1,44 +1,107 @@
 //! The local API on 127.0.0.1: `/token`, `/healthz`, `/readyz`, `/metrics`.
-//! No CORS: a preflight gets 405 like any other unrouted method, so a
-//! browser page can never read the token.
+//! No CORS: a preflight gets 405 like any other method the API does not
+//! serve, so a browser page can never read the token.
+//!
+//! Served by hyper without a router framework: `/token` is the hot path
+//! (see BENCHMARKS.md), and four fixed paths need no routing table.
+//! [`respond`] is a plain function, so tests call it without a socket.
 
+use std::convert::Infallible;
 use std::sync::Arc;
 use std::time::SystemTime;
 
-use axum::Router;
-use axum::body::Body;
-use axum::extract::State;
-use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
-use axum::response::{IntoResponse, Response};
-use axum::routing::get;
+use axum::body::Bytes;
+use http::{HeaderMap, HeaderValue, Method, Request, Response, StatusCode, header};
+use http_body_util::Full;
+use hyper::service::service_fn;
+use hyper_util::rt::{TokioExecutor, TokioIo};
+use hyper_util::server::conn::auto::Builder;
 use otpilot_api::sidecar::{TOKEN_REQUEST_HEADER, TOKEN_REQUEST_HEADER_VALUE};
+use tokio::net::TcpListener;
+use tokio_util::sync::CancellationToken;
 
 use crate::state::Shared;
 
-/// The router, without a socket (tests call it directly).
-pub fn router(shared: Arc<Shared>) -> Router {
-    Router::new()
-        .route("/token", get(token))
-        .route("/healthz", get(healthz))
-        .route("/readyz", get(readyz))
-        .route("/metrics", get(metrics))
-        .with_state(shared)
-}
+/// An answer of the local API.
+pub type ApiResponse = Response<Full<Bytes>>;
 
 const NO_STORE: HeaderValue = HeaderValue::from_static("no-store");
 const JSON: HeaderValue = HeaderValue::from_static("application/json");
 const TEXT: HeaderValue = HeaderValue::from_static("text/plain; charset=utf-8");
+const GET_ONLY: HeaderValue = HeaderValue::from_static("GET, HEAD");
 
-fn text(status: StatusCode, body: impl Into<Body>) -> Response {
-    (
-        status,
-        [
-            (header::CONTENT_TYPE, TEXT),
-            (header::CACHE_CONTROL, NO_STORE),
-        ],
-        body.into(),
-    )
-        .into_response()
+fn answer(status: StatusCode, content_type: HeaderValue, body: impl Into<Bytes>) -> ApiResponse {
+    let mut response = Response::new(Full::new(body.into()));
+    *response.status_mut() = status;
+    let headers = response.headers_mut();
+    headers.insert(header::CONTENT_TYPE, content_type);
+    headers.insert(header::CACHE_CONTROL, NO_STORE);
+    response
+}
+
+fn text(status: StatusCode, body: impl Into<Bytes>) -> ApiResponse {
+    answer(status, TEXT, body)
+}
+
+/// The answer to one request.
+pub fn respond<B>(shared: &Shared, request: &Request<B>) -> ApiResponse {
+    let path = request.uri().path();
+    let known = matches!(path, "/token" | "/healthz" | "/readyz" | "/metrics");
+    if !known {
+        return text(StatusCode::NOT_FOUND, "not found\n");
+    }
+    if !matches!(*request.method(), Method::GET | Method::HEAD) {
+        let mut response = text(StatusCode::METHOD_NOT_ALLOWED, "method not allowed\n");
+        response.headers_mut().insert(header::ALLOW, GET_ONLY);
+        return response;
+    }
+    match path {
+        "/token" => token(shared, request.headers()),
+        "/healthz" => text(StatusCode::OK, "ok\n"),
+        "/readyz" => readyz(shared),
+        _ => metrics(shared),
+    }
+}
+
+/// Serves the API on `listener` until `shutdown` is cancelled. Open
+/// connections are then closed once their current request is answered.
+pub async fn serve(
+    listener: TcpListener,
+    shared: Arc<Shared>,
+    shutdown: CancellationToken,
+) -> std::io::Result<()> {
+    loop {
+        let (stream, _) = tokio::select! {
+            () = shutdown.cancelled() => return Ok(()),
+            accepted = listener.accept() => match accepted {
+                Ok(accepted) => accepted,
+                Err(e) => {
+                    // Out of file descriptors and the like: wait, do not spin.
+                    tracing::warn!(error = %e, "failed to accept a connection");
+                    tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+                    continue;
+                }
+            },
+        };
+        let shared = shared.clone();
+        let shutdown = shutdown.clone();
+        tokio::spawn(async move {
+            let service = service_fn(move |request: Request<hyper::body::Incoming>| {
+                let response = respond(&shared, &request);
+                async move { Ok::<_, Infallible>(response) }
+            });
+            let builder = Builder::new(TokioExecutor::new());
+            let connection = builder.serve_connection(TokioIo::new(stream), service);
+            tokio::pin!(connection);
+            tokio::select! {
+                _ = connection.as_mut() => {}
+                () = shutdown.cancelled() => {
+                    connection.as_mut().graceful_shutdown();
+                    let _ = connection.await;
+                }
+            }
+        });
+    }
 }
 
 fn wants_plain_text(headers: &HeaderMap) -> bool {
@@ -55,62 +118,50 @@ fn wants_plain_text(headers: &HeaderMap) -> bool {
         })
 }
 
-// Takes the request whole: the `HeaderMap` extractor would clone every header.
-async fn token(State(shared): State<Arc<Shared>>, request: axum::extract::Request) -> Response {
-    let headers = request.headers();
+fn token(shared: &Shared, headers: &HeaderMap) -> ApiResponse {
     let asked = headers
         .get(TOKEN_REQUEST_HEADER)
         .is_some_and(|v| v.as_bytes() == TOKEN_REQUEST_HEADER_VALUE.as_bytes());
     if !asked {
-        return text(StatusCode::FORBIDDEN, const_format_forbidden());
+        return text(StatusCode::FORBIDDEN, forbidden_message());
     }
-    let Some(token) = shared.servable(SystemTime::now()) else {
-        return text(
+    let now = SystemTime::now();
+    let plain = wants_plain_text(headers);
+    let body = shared.with_servable(now, |token| {
+        if plain {
+            (TEXT, token.plain.clone())
+        } else {
+            (JSON, token.json.clone())
+        }
+    });
+    match body {
+        Some((content_type, body)) => answer(StatusCode::OK, content_type, body),
+        None => text(
             StatusCode::SERVICE_UNAVAILABLE,
-            format!("{}\n", shared.describe_not_ready(SystemTime::now())),
-        );
-    };
-    let (content_type, body) = if wants_plain_text(headers) {
-        (TEXT, token.plain.clone())
-    } else {
-        (JSON, token.json.clone())
-    };
-    (
-        StatusCode::OK,
-        [
-            (header::CONTENT_TYPE, content_type),
-            (header::CACHE_CONTROL, NO_STORE),
-        ],
-        body,
-    )
-        .into_response()
+            format!("{}\n", shared.describe_not_ready(now)),
+        ),
+    }
 }
 
-fn const_format_forbidden() -> String {
+fn forbidden_message() -> String {
     format!(
         "failed to serve the token: the request lacks the header {TOKEN_REQUEST_HEADER}: {TOKEN_REQUEST_HEADER_VALUE} \
          (it keeps browsers and server-side request forgeries from reading the token)\n"
     )
 }
 
-async fn healthz() -> Response {
-    text(StatusCode::OK, "ok\n")
-}
-
-async fn readyz(State(shared): State<Arc<Shared>>) -> Response {
-    match shared.servable(SystemTime::now()) {
+fn readyz(shared: &Shared) -> ApiResponse {
+    let now = SystemTime::now();
+    match shared.servable(now) {
         Some(_) => text(StatusCode::OK, "ready: holding an unexpired token\n"),
         None => text(
             StatusCode::SERVICE_UNAVAILABLE,
-            format!(
-                "not ready: {}\n",
-                shared.describe_not_ready(SystemTime::now())
-            ),
+            format!("not ready: {}\n", shared.describe_not_ready(now)),
         ),
     }
 }
 
-async fn metrics(State(shared): State<Arc<Shared>>) -> Response {
+fn metrics(shared: &Shared) -> ApiResponse {
     let seconds = shared.current().map_or(0.0, |t| {
         match t.expires_at.duration_since(SystemTime::now()) {
             Ok(left) => left.as_secs_f64(),
@@ -119,17 +170,11 @@ async fn metrics(State(shared): State<Arc<Shared>>) -> Response {
     });
     shared.metrics.token_expiry_seconds.set(seconds);
     match shared.metrics.encode() {
-        Ok(body) => (
+        Ok(body) => answer(
             StatusCode::OK,
-            [(
-                header::CONTENT_TYPE,
-                HeaderValue::from_static(
-                    "application/openmetrics-text; version=1.0.0; charset=utf-8",
-                ),
-            )],
+            HeaderValue::from_static("application/openmetrics-text; version=1.0.0; charset=utf-8"),
             body,
-        )
-            .into_response(),
+        ),
         Err(_) => text(
             StatusCode::INTERNAL_SERVER_ERROR,
             "failed to encode the metrics\n",
@@ -142,11 +187,11 @@ mod tests {
     use super::*;
     use crate::presentation::Presentation;
     use crate::state::ServedToken;
-    use axum::body::to_bytes;
-    use axum::http::Request;
+    use http_body_util::BodyExt;
     use secrecy::SecretString;
     use std::time::Duration;
-    use tower::ServiceExt;
+
+    type Body = ();
 
     fn with_token(expires_in: Duration) -> Arc<Shared> {
         let shared = Arc::new(Shared::new());
@@ -168,9 +213,9 @@ mod tests {
     }
 
     async fn call(shared: Arc<Shared>, req: Request<Body>) -> (StatusCode, String) {
-        let res = router(shared).oneshot(req).await.expect("infallible");
+        let res = respond(&shared, &req);
         let status = res.status();
-        let body = to_bytes(res.into_body(), 1 << 20).await.expect("body");
+        let body = res.into_body().collect().await.expect("body").to_bytes();
         (status, String::from_utf8_lossy(&body).into_owned())
     }
 
@@ -182,7 +227,7 @@ mod tests {
         if let Some(a) = accept {
             b = b.header(header::ACCEPT, a);
         }
-        b.body(Body::empty()).expect("request")
+        b.body(()).expect("request")
     }
 
     #[tokio::test]
@@ -234,15 +279,15 @@ mod tests {
         let (status, body) = call(shared.clone(), get_token(None, true)).await;
         assert_eq!(status, StatusCode::SERVICE_UNAVAILABLE);
         assert!(!body.contains("the-token"), "{body}");
-        let ready = Request::get("/readyz").body(Body::empty()).expect("req");
+        let ready = Request::get("/readyz").body(()).expect("req");
         assert_eq!(
             call(shared.clone(), ready).await.0,
             StatusCode::SERVICE_UNAVAILABLE
         );
-        let live = Request::get("/healthz").body(Body::empty()).expect("req");
+        let live = Request::get("/healthz").body(()).expect("req");
         assert_eq!(call(shared.clone(), live).await.0, StatusCode::OK);
         let good = with_token(Duration::from_secs(60));
-        let ready = Request::get("/readyz").body(Body::empty()).expect("req");
+        let ready = Request::get("/readyz").body(()).expect("req");
         assert_eq!(call(good, ready).await.0, StatusCode::OK);
     }
 
@@ -253,9 +298,9 @@ mod tests {
             .header(header::ORIGIN, "https://evil.example")
             .header(header::ACCESS_CONTROL_REQUEST_METHOD, "GET")
             .header(header::ACCESS_CONTROL_REQUEST_HEADERS, TOKEN_REQUEST_HEADER)
-            .body(Body::empty())
+            .body(())
             .expect("req");
-        let res = router(shared).oneshot(req).await.expect("infallible");
+        let res = respond(&shared, &req);
         assert_eq!(res.status(), StatusCode::METHOD_NOT_ALLOWED);
         assert!(
             res.headers()

@@ -83,11 +83,7 @@ pub async fn run(args: RunArgs) -> anyhow::Result<()> {
         },
         cancel.clone(),
     ));
-    let api = tokio::spawn(serve(
-        api_listener,
-        api::router(shared.clone()),
-        cancel.clone(),
-    ));
+    let api = tokio::spawn(api::serve(api_listener, shared.clone(), cancel.clone()));
     let proxy = tokio::spawn(serve(
         proxy_listener,
         proxy::router(

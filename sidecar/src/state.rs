@@ -140,6 +140,17 @@ impl Shared {
             .filter(|token| token.servable_at(now))
     }
 
+    /// Applies `f` to the current token if it is servable at `now`, without
+    /// touching its reference count (the `/token` hot path).
+    pub fn with_servable<R>(
+        &self,
+        now: SystemTime,
+        f: impl FnOnce(&ServedToken) -> R,
+    ) -> Option<R> {
+        let guard = self.current.load();
+        guard.as_deref().filter(|t| t.servable_at(now)).map(f)
+    }
+
     /// The current token, servable or not (for metrics and readiness text).
     pub fn current(&self) -> Option<Arc<ServedToken>> {
         self.current.load_full()
