@@ -81,6 +81,7 @@ async fn main() -> anyhow::Result<()> {
     std::fs::write(dir.join("password"), PASSWORD)?;
     std::fs::write(dir.join("api-key"), API_KEY)?;
     println!("BASE_URL={}", sim.base_url());
+    println!("ADMIN_URL={}", sim.admin_url());
     // Wait for a TOTP step after the enrollment's, so that start→ready
     // measures the sidecar, not the wait for a fresh code.
     let used = enrollment.last_code_step.unwrap_or(0);

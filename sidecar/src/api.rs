@@ -63,8 +63,7 @@ pub fn respond<B>(shared: &Shared, request: &Request<B>) -> ApiResponse {
     }
 }
 
-/// Serves the API on `listener` until `shutdown` is cancelled. Open
-/// connections are then closed once their current request is answered.
+/// Serves the API on `listener` until `shutdown` is cancelled.
 pub async fn serve(
     listener: TcpListener,
     shared: Arc<Shared>,
@@ -84,22 +83,17 @@ pub async fn serve(
             },
         };
         let shared = shared.clone();
-        let shutdown = shutdown.clone();
+        // Connections are not watched for shutdown one by one: that would
+        // poll a shared waiter list on every request. Answers here take
+        // microseconds; open connections end with the process.
         tokio::spawn(async move {
             let service = service_fn(move |request: Request<hyper::body::Incoming>| {
                 let response = respond(&shared, &request);
                 async move { Ok::<_, Infallible>(response) }
             });
-            let builder = Builder::new(TokioExecutor::new());
-            let connection = builder.serve_connection(TokioIo::new(stream), service);
-            tokio::pin!(connection);
-            tokio::select! {
-                _ = connection.as_mut() => {}
-                () = shutdown.cancelled() => {
-                    connection.as_mut().graceful_shutdown();
-                    let _ = connection.await;
-                }
-            }
+            let _ = Builder::new(TokioExecutor::new())
+                .serve_connection(TokioIo::new(stream), service)
+                .await;
         });
     }
 }
