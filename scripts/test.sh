@@ -24,7 +24,9 @@ BIN=$(scripts/build-control-plane.sh)
 echo "$BIN"
 
 section "test tools"
-eval "$(scripts/test-tools.sh)"
+# Assign first: `eval "$(cmd)"` would hide a failing cmd.
+tool_env=$(scripts/test-tools.sh)
+eval "$tool_env"
 cargo nextest --version
 "$OTPILOT_PYTHON" -c 'import pyotp; print("pyotp", pyotp.__version__ if hasattr(pyotp, "__version__") else "ok")'
 
@@ -33,8 +35,12 @@ cargo fmt --all -- --check
 
 section "dependency policy"
 # One TLS stack for the whole workspace: rustls with the ring provider.
-banned=$(cargo tree --workspace --locked --prefix none -e normal,build,dev --format '{p}' \
-  | awk '{print $1}' | sort -u | grep -xE 'aws-lc-rs|aws-lc-sys|openssl|openssl-sys|native-tls' || true)
+# `cargo tree` runs alone so that its failure stops the run (a pipeline ending
+# in `|| true` would read a failed tree as "nothing banned").
+tree=$(cargo tree --workspace --locked --prefix none -e normal,build,dev --format '{p}')
+[ -n "$tree" ] || { echo "error: cargo tree printed nothing" >&2; exit 1; }
+banned=$(printf '%s\n' "$tree" | awk '{print $1}' | sort -u \
+  | grep -xE 'aws-lc-rs|aws-lc-sys|openssl|openssl-sys|native-tls' || true)
 if [ -n "$banned" ]; then
   echo "error: banned TLS crates in the dependency graph: $banned (use rustls with ring)" >&2
   exit 1
@@ -55,36 +61,38 @@ finish() {
     echo "FAILED (exit $status); control-plane logs kept in $OTPILOT_CP_DIR" >&2
   else
     scripts/control-plane.sh down 2>&1 || true
-    # The plain closing line, last: how many tests ran and passed.
-    echo "${passed:-0} passed, 0 failed"
   fi
+  # The plain closing line, last: the counts nextest reported (doc tests are
+  # counted by cargo test above it).
+  if [ -n "${passed:-}" ]; then echo "$passed passed, $failed failed"; fi
   exit "$status"
 }
 trap finish EXIT
 scripts/control-plane.sh down >/dev/null 2>&1 || true
-eval "$(scripts/control-plane.sh up)"
+cp_env=$(scripts/control-plane.sh up)
+eval "$cp_env"
 export OTPILOT_TEST_KUBECONFIG
 
 section "helm chart"
-# First on the fresh control plane, so the chart is what installs the CRDs.
-kubectl() { "$BIN/kubectl" --kubeconfig "$OTPILOT_TEST_KUBECONFIG" "$@"; }
-server_version=$(kubectl version -o json | python3 -c 'import json,sys; print(json.load(sys.stdin)["serverVersion"]["gitVersion"])')
-echo "kube-apiserver $server_version"
-"$BIN/helm" lint --strict charts/otpilot
-# Render, then validate every object against the real API server's schema.
-"$BIN/helm" template otpilot charts/otpilot --namespace otpilot-system --include-crds \
-  --kube-version "$server_version" | kubectl apply --dry-run=server -f -
-kubectl create namespace otpilot-system
-"$BIN/helm" install otpilot charts/otpilot --namespace otpilot-system --kubeconfig "$OTPILOT_TEST_KUBECONFIG"
-kubectl wait --for=condition=Established --timeout=60s \
+# Lint, render, server-side validation, install/upgrade/uninstall and the
+# RBAC table, against the fresh control plane; it leaves only the CRDs.
+scripts/chart-check.sh
+"$BIN/kubectl" --kubeconfig "$OTPILOT_TEST_KUBECONFIG" wait --for=condition=Established --timeout=60s \
   crd/apicredentials.otpilot.dev crd/clientcas.otpilot.dev crd/clustermfaprofiles.otpilot.dev
 
 section "tests"
 nextest_log=$(mktemp)
-cargo nextest run --workspace --locked 2>&1 | tee "$nextest_log"
-# "Summary [ 41s] 139 tests run: 139 passed, 0 skipped" -> 139
-passed=$(sed -n 's/.* tests run: \([0-9]*\) passed.*/\1/p' "$nextest_log" | tail -n 1)
+nextest_status=0
+cargo nextest run --workspace --locked --no-fail-fast 2>&1 | tee "$nextest_log" || nextest_status=$?
+# "Summary [  41s] 139 tests run: 137 passed, 2 failed, 0 skipped"
+summary=$(grep -E '^ *Summary .* tests run: ' "$nextest_log" | tail -n 1 || true)
 rm -f "$nextest_log"
+counts=$(printf '%s' "$summary" | python3 "$ROOT/scripts/nextest-counts.py") || {
+  echo "error: could not read nextest's summary line (${summary:-none}); its format changed?" >&2
+  exit 1
+}
+read -r passed failed <<< "$counts"
+[ "$nextest_status" -eq 0 ] || { echo "error: $failed test(s) failed" >&2; exit "$nextest_status"; }
 cargo test --workspace --locked --doc
 
 section "run-local check"

@@ -3,11 +3,11 @@
 use std::collections::BTreeMap;
 
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::{Condition, Time};
-use kube::{CustomResource, KubeSchema};
+use kube_derive::{CustomResource, KubeSchema};
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
-use crate::common::{CertificateSubject, ConfigMapKeyRef, KeyAlgorithm, SecretKeyRef};
+use crate::common::{CertificateSubject, ConfigMapKeyRef, KeyAlgorithm, SecretKeyRef, SecretValue};
 use crate::duration::Duration;
 use crate::profile::TotpAlgorithm;
 
@@ -18,7 +18,9 @@ use crate::profile::TotpAlgorithm;
 // clippy reads each printcolumn's `type_ = ...` as a duplicated attribute.
 #[allow(clippy::duplicated_attributes)]
 #[derive(CustomResource, KubeSchema, Serialize, Deserialize, Clone, Debug, PartialEq)]
+#[x_kube(crates(kube_core = "::kube_core"))]
 #[kube(
+    crates(kube_core = "::kube_core"),
     group = "otpilot.dev",
     version = "v1alpha1",
     kind = "ApiCredential",
@@ -40,10 +42,25 @@ use crate::profile::TotpAlgorithm;
         type_ = "string",
         json_path = ".status.conditions[?(@.type==\"Enrolled\")].status"
     ),
+    // `type: date` would print the age of the timestamp, and the API server
+    // prints `<invalid>` for every future time: an expiry is shown as its
+    // RFC 3339 text instead.
     printcolumn(
         name = "Cert-Expires",
-        type_ = "date",
+        type_ = "string",
         json_path = ".status.certificateNotAfter"
+    ),
+    printcolumn(
+        name = "Reason",
+        type_ = "string",
+        priority = "1",
+        json_path = ".status.conditions[?(@.type==\"Ready\")].reason"
+    ),
+    printcolumn(
+        name = "Message",
+        type_ = "string",
+        priority = "1",
+        json_path = ".status.conditions[?(@.type==\"Ready\")].message"
     ),
     printcolumn(
         name = "Age",
@@ -51,6 +68,7 @@ use crate::profile::TotpAlgorithm;
         json_path = ".metadata.creationTimestamp"
     )
 )]
+#[x_kube(validation = Rule::new("!has(self.secretValues) || !has(self.variables) || self.secretValues.all(v, !(v.name in self.variables))").message("a secretValues name may not also be a key of variables"))]
 #[serde(rename_all = "camelCase")]
 pub struct ApiCredentialSpec {
     /// The vendor profile: a built-in name (audd, goaxr, conduit, acreto,
@@ -72,12 +90,23 @@ pub struct ApiCredentialSpec {
     #[schemars(length(min = 1, max = 512))]
     pub username: String,
 
-    /// Secret key holding the account's password (first factor).
-    pub password_secret_ref: SecretKeyRef,
+    /// Secret key holding the account's password (first factor). Omit for
+    /// vendors whose profile uses no password; a profile that needs one
+    /// then reports a MissingInput condition.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub password_secret_ref: Option<SecretKeyRef>,
 
     /// Secret key holding the vendor API key, for vendors that require one.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub api_key_secret_ref: Option<SecretKeyRef>,
+
+    /// Further vendor secrets the profile uses (e.g. a client secret), each
+    /// a template value named `name`, read from a Secret key. They are
+    /// treated like the password: never in status, Events, logs or metrics.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    #[schemars(length(max = 16))]
+    #[schemars(extend("x-kubernetes-list-type" = "map", "x-kubernetes-list-map-keys" = ["name"]))]
+    pub secret_values: Vec<SecretValue>,
 
     /// The client certificate for mutual TLS, issued by a ClientCA. Omit for
     /// vendors that do not use mTLS.
@@ -107,6 +136,7 @@ pub struct ApiCredentialSpec {
 
 /// The client certificate to issue.
 #[derive(KubeSchema, Serialize, Deserialize, Clone, Debug, PartialEq)]
+#[x_kube(crates(kube_core = "::kube_core"))]
 #[x_kube(validation = Rule::new("duration(self.renewBefore) < duration(self.duration)").message("renewBefore must be shorter than duration"))]
 #[serde(rename_all = "camelCase")]
 pub struct ClientCertificateSpec {
@@ -138,6 +168,7 @@ fn default_certificate_renew_before() -> Duration {
 /// advertised at enrollment and over the profile's defaults; use it when a
 /// vendor advertises parameters it does not actually use.
 #[derive(KubeSchema, Serialize, Deserialize, Clone, Debug, PartialEq, Default)]
+#[x_kube(crates(kube_core = "::kube_core"))]
 #[serde(rename_all = "camelCase")]
 pub struct TotpOverrides {
     /// HMAC algorithm: SHA1, SHA256 or SHA512.
@@ -155,6 +186,7 @@ pub struct TotpOverrides {
 
 /// Bearer-token handling.
 #[derive(KubeSchema, Serialize, Deserialize, Clone, Debug, PartialEq)]
+#[x_kube(crates(kube_core = "::kube_core"))]
 #[serde(rename_all = "camelCase")]
 pub struct TokenSpec {
     /// Refresh the access token this long before it expires.
@@ -178,6 +210,7 @@ pub enum DeletionPolicy {
 
 /// Observed state of an ApiCredential. Never holds secret material.
 #[derive(KubeSchema, Serialize, Deserialize, Clone, Debug, PartialEq, Default)]
+#[x_kube(crates(kube_core = "::kube_core"))]
 #[serde(rename_all = "camelCase")]
 pub struct ApiCredentialStatus {
     /// Current state, as conditions keyed by type (CertificateReady,
@@ -188,6 +221,10 @@ pub struct ApiCredentialStatus {
     /// When the current client certificate expires.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub certificate_not_after: Option<Time>,
+    /// When the operator will issue the next client certificate
+    /// (renewBefore ahead of certificateNotAfter).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub renewal_time: Option<Time>,
     /// Where TOTP enrollment stands.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub enrollment: Option<EnrollmentState>,
@@ -197,6 +234,24 @@ pub struct ApiCredentialStatus {
     /// Names of the Secrets this credential owns (never their contents).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub secrets: Option<OwnedSecrets>,
+    /// When the last attempt (certificate, enrollment or vendor call) failed.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub last_failure_time: Option<Time>,
+    /// Consecutive failed attempts since the last success; 0 or absent
+    /// when the last attempt succeeded.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub failed_attempts: Option<u32>,
+    /// When the operator will try again after a failure (it backs off
+    /// exponentially and honours the vendor's Retry-After and lock-out
+    /// times).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub next_retry_time: Option<Time>,
+    /// The vendor's clock minus this cluster's, in seconds, as last
+    /// measured from the vendor's Date headers. TOTP codes are computed on
+    /// the vendor's time; a large offset means a node clock or the vendor's
+    /// is wrong.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub clock_offset_seconds: Option<i64>,
     /// The generation of the spec this status describes.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub observed_generation: Option<i64>,
@@ -214,10 +269,21 @@ pub enum EnrollmentState {
     Enrolled,
     /// MFA was turned off at the vendor (deletionPolicy Disable).
     Disabled,
+    /// Enrollment failed in a way retrying alone will not fix; the Enrolled
+    /// condition says what to change.
+    Failed,
+    /// The vendor locked the account out; the operator waits until
+    /// nextRetryTime before it calls the vendor again.
+    LockedOut,
+    /// The stored TOTP secret no longer works or the vendor demands a new
+    /// enrollment (e.g. after a login with a recovery code); the operator
+    /// enrolls again.
+    ReenrollRequired,
 }
 
 /// Names of the Secrets an ApiCredential owns.
 #[derive(KubeSchema, Serialize, Deserialize, Clone, Debug, PartialEq, Default)]
+#[x_kube(crates(kube_core = "::kube_core"))]
 #[serde(rename_all = "camelCase")]
 pub struct OwnedSecrets {
     /// Mounted into workloads: base URL, profile, TOTP seed, client certificate.

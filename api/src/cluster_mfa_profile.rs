@@ -1,7 +1,7 @@
 //! `ClusterMfaProfile`: a vendor's MFA flows as declarative YAML.
 
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::Condition;
-use kube::{CustomResource, KubeSchema};
+use kube_derive::{CustomResource, KubeSchema};
 use serde::{Deserialize, Serialize};
 
 use crate::profile::ProfileSpec;
@@ -10,7 +10,9 @@ use crate::profile::ProfileSpec;
 /// declarative HTTP steps, for vendors otpilot has no built-in profile for.
 /// ApiCredentials name it in spec.profile.
 #[derive(CustomResource, KubeSchema, Serialize, Deserialize, Clone, Debug, PartialEq)]
+#[x_kube(crates(kube_core = "::kube_core"))]
 #[kube(
+    crates(kube_core = "::kube_core"),
     group = "otpilot.dev",
     version = "v1alpha1",
     kind = "ClusterMfaProfile",
@@ -38,6 +40,7 @@ pub struct ClusterMfaProfileSpec {
 
 /// Observed state of a ClusterMfaProfile.
 #[derive(KubeSchema, Serialize, Deserialize, Clone, Debug, PartialEq, Default)]
+#[x_kube(crates(kube_core = "::kube_core"))]
 #[serde(rename_all = "camelCase")]
 pub struct ClusterMfaProfileStatus {
     /// Current state, as conditions keyed by type (Valid). A profile that

@@ -1,7 +1,7 @@
 //! The CustomResourceDefinitions, generated from the types.
 
 use k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::CustomResourceDefinition;
-use kube::CustomResourceExt;
+use kube_core::CustomResourceExt;
 use serde_json::Value;
 
 use crate::{ApiCredential, ClientCA, ClusterMfaProfile};

@@ -45,7 +45,11 @@ impl std::fmt::Display for InvalidDuration {
     }
 }
 
-fn parse_go_duration(text: &str) -> Result<std::time::Duration, InvalidDuration> {
+/// Parses a Go-style duration (`2160h`, `1h30m`, `90s`, `250ms`, `1.5s`;
+/// no sign, no `us`/`ns`). The one parser of the project: it never panics,
+/// and a value too large for a duration is an error. (kube-core's
+/// `Duration::from_str` panics on overflow, e.g. `99999999999999999999h`.)
+pub fn parse_go_duration(text: &str) -> Result<std::time::Duration, InvalidDuration> {
     let invalid = || InvalidDuration(text.to_owned());
     if text.is_empty() {
         return Err(invalid());
@@ -119,6 +123,20 @@ mod tests {
             Duration::new("1.5s").parse(),
             Ok(std::time::Duration::from_millis(1500))
         );
+    }
+
+    #[test]
+    fn huge_durations_are_errors_not_panics() {
+        for text in [
+            "99999999999999999999h",
+            "99999999999999999999999999999999999999999s",
+            "1e300s",
+            "5124095576030431h",
+        ] {
+            let got = std::panic::catch_unwind(|| parse_go_duration(text))
+                .unwrap_or_else(|_| panic!("{text}: panicked"));
+            assert!(got.is_err(), "{text}: {got:?}");
+        }
     }
 
     #[test]

@@ -49,11 +49,25 @@ pub struct ProfileSpec {
     #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
     pub headers: BTreeMap<String, String>,
 
-    /// Lifetime of an access token in seconds, used only when a flow
-    /// extracts no `expires_at` and the token is not a JWT with an `exp`
-    /// claim.
+    /// Lifetime of an access token in seconds (1 to 366 days). How it
+    /// combines with an extracted `expires_at` and the JWT's `exp` claim is
+    /// `tokenExpiry`'s choice.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub token_lifetime_seconds: Option<u64>,
+
+    /// Which source decides when an access token expires: `firstFound`
+    /// (default: an extracted `expires_at`, else the JWT's `exp` unless it
+    /// is more than 366 days ahead, else `tokenLifetimeSeconds`),
+    /// `earliest` (the earliest of all three that are known, for a vendor
+    /// whose `exp` may be wrong), or `configured` (`tokenLifetimeSeconds`
+    /// only).
+    #[serde(default, skip_serializing_if = "is_default")]
+    pub token_expiry: TokenExpiry,
+
+    /// How an access token is presented to the vendor's API. Default:
+    /// `Authorization: Bearer <token>`.
+    #[serde(default, skip_serializing_if = "is_default")]
+    pub token_presentation: TokenPresentation,
 
     /// Turns on MFA for the account: obtains a TOTP secret (extract
     /// `totp_secret`), proves it with a code, and collects recovery codes
@@ -77,6 +91,55 @@ pub struct ProfileSpec {
     /// `deletionPolicy: Disable` is deleted).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub disable: Option<Flow>,
+}
+
+/// Which source decides when an access token expires.
+#[derive(Serialize, Deserialize, JsonSchema, Clone, Copy, Debug, PartialEq, Eq, Default)]
+#[serde(rename_all = "camelCase")]
+pub enum TokenExpiry {
+    // An extracted `expires_at`, else a plausible JWT `exp`, else
+    // `tokenLifetimeSeconds`.
+    #[default]
+    FirstFound,
+    // The earliest of those that are known.
+    Earliest,
+    // `tokenLifetimeSeconds` only.
+    Configured,
+}
+
+/// How an access token is sent to the vendor's API: in `header`, as
+/// `<scheme> <token>`, or the bare token when `scheme` is empty.
+#[derive(Serialize, Deserialize, JsonSchema, Clone, Debug, PartialEq, Eq)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct TokenPresentation {
+    /// The request header. Default `Authorization`.
+    #[serde(default = "default_token_header")]
+    pub header: String,
+    /// The scheme before the token, e.g. `Bearer` (default) or `jwt`; empty
+    /// for the bare token (a custom header such as `X-Auth-Token`).
+    #[serde(default = "default_token_scheme")]
+    pub scheme: String,
+}
+
+impl Default for TokenPresentation {
+    fn default() -> Self {
+        Self {
+            header: default_token_header(),
+            scheme: default_token_scheme(),
+        }
+    }
+}
+
+fn default_token_header() -> String {
+    "Authorization".to_owned()
+}
+
+fn default_token_scheme() -> String {
+    "Bearer".to_owned()
+}
+
+fn is_default<T: Default + PartialEq>(value: &T) -> bool {
+    *value == T::default()
 }
 
 /// TOTP parameters (RFC 6238).
@@ -136,10 +199,41 @@ pub enum TotpAlgorithm {
 pub struct Flow {
     /// The steps, in order.
     pub steps: Vec<Step>,
+
+    /// `enroll` only: generate the TOTP secret here, before the first step,
+    /// instead of taking it from a response. For vendors that accept a
+    /// secret the client chooses (send it with `{{ totp_secret }}`); the
+    /// secret is then part of the enrollment's checkpoint before any call.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub generate_secret: Option<GenerateSecret>,
+}
+
+/// A TOTP secret generated locally from the operating system's random
+/// source.
+#[derive(Serialize, Deserialize, JsonSchema, Clone, Debug, PartialEq, Eq)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct GenerateSecret {
+    /// Length of the secret in bytes, 16 to 64. Default 20 (160 bits, as
+    /// RFC 4226 recommends).
+    #[serde(default = "default_secret_bytes")]
+    #[schemars(range(min = 16, max = 64))]
+    pub bytes: u8,
+}
+
+impl Default for GenerateSecret {
+    fn default() -> Self {
+        Self {
+            bytes: default_secret_bytes(),
+        }
+    }
+}
+
+fn default_secret_bytes() -> u8 {
+    20
 }
 
 /// One HTTP request and what to make of its response.
-#[derive(Serialize, Deserialize, JsonSchema, Clone, Debug, PartialEq, Default)]
+#[derive(Serialize, Deserialize, JsonSchema, Clone, Debug, PartialEq)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct Step {
     /// Short name used in logs and error messages. Defaults to the step's
@@ -181,6 +275,16 @@ pub struct Step {
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub responses: Vec<ResponseRule>,
 
+    /// Whether sending this request twice is harmless. Set `false` on a
+    /// step with a side effect at the vendor (create a secret, enable,
+    /// verify): after an answer that leaves its effect unknown (a timeout,
+    /// a connection lost after sending, any 5xx) it is not sent again; the
+    /// flow fails as "outcome unknown" and is resumed later, where a rule
+    /// with outcome `alreadyDone` recognises the vendor's "already done"
+    /// answer. Default true.
+    #[serde(default = "default_true", skip_serializing_if = "is_true")]
+    pub safe_to_repeat: bool,
+
     /// Values to take from a successful response, by name. Well-known
     /// names: `totp_secret` (with `as: base32Secret` or `as: otpauthUri`),
     /// `recovery_codes` (with `as: recoveryCodes`), `access_token`,
@@ -188,6 +292,31 @@ pub struct Step {
     /// `reenroll_required`. Any other name becomes a value for later steps.
     #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
     pub extract: BTreeMap<String, Extraction>,
+}
+
+impl Default for Step {
+    fn default() -> Self {
+        Self {
+            name: None,
+            method: HttpMethod::default(),
+            path: String::new(),
+            query: BTreeMap::new(),
+            headers: BTreeMap::new(),
+            body: None,
+            form: None,
+            responses: Vec::new(),
+            safe_to_repeat: true,
+            extract: BTreeMap::new(),
+        }
+    }
+}
+
+fn default_true() -> bool {
+    true
+}
+
+fn is_true(b: &bool) -> bool {
+    *b
 }
 
 /// HTTP method of a step.
@@ -225,7 +354,10 @@ pub struct ResponseRule {
     /// the next time step and send a fresh code), `codeRejected` (the code
     /// was wrong: the stored secret may not be the enrolled one, or the clock
     /// is off), `lockedOut` (wait for `Retry-After`), `fail` (explained by
-    /// `message`).
+    /// `message`), `alreadyDone` (the step's effect already happened, e.g.
+    /// "already enabled": success, without the values the answer lacks),
+    /// `loginRequired` (refresh only: the refresh token is spent or
+    /// expired, so log in again).
     pub outcome: Outcome,
 
     /// For `retryWithTotpHeader`: the header that carries the code
@@ -269,6 +401,12 @@ pub enum Outcome {
     LockedOut,
     // Any other failure, explained by `message`.
     Fail,
+    // What the step does is already done at the vendor (e.g. "MFA already
+    // enabled", when a step is sent again after a crash): counts as
+    // success; extractions the answer lacks are skipped.
+    AlreadyDone,
+    // refresh only: the refresh token is spent or expired; log in again.
+    LoginRequired,
 }
 
 /// Where a value comes from in a response, and how to read it. Exactly one

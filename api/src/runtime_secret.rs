@@ -291,6 +291,12 @@ fn enrollment_state_name(state: EnrollmentState) -> &'static str {
         EnrollmentState::Pending => "Pending",
         // A disabled credential's runtime Secret holds no usable seed.
         EnrollmentState::NotStarted | EnrollmentState::Disabled => "NotStarted",
+        // Status-only states: the operator writes the runtime Secret with
+        // NotStarted, Pending or Enrolled. Should one reach here, the safe
+        // reading for a sidecar is "no seed to log in with".
+        EnrollmentState::Failed
+        | EnrollmentState::LockedOut
+        | EnrollmentState::ReenrollRequired => "NotStarted",
     }
 }
 

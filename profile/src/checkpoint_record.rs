@@ -185,8 +185,15 @@ impl Checkpoint {
             times: record
                 .times
                 .into_iter()
-                .map(|(k, s)| (k, UNIX_EPOCH + Duration::from_secs(s)))
-                .collect(),
+                .map(|(k, s)| {
+                    UNIX_EPOCH
+                        .checked_add(Duration::from_secs(s))
+                        .map(|t| (k, t))
+                        .ok_or_else(|| {
+                            CheckpointRecordError::Malformed("an instant out of range".to_owned())
+                        })
+                })
+                .collect::<Result<_, _>>()?,
             last_code_step: record.last_code_step,
         })
     }
@@ -255,12 +262,18 @@ mod tests {
             ("not json", "SECRETVALUE"),
             ("future version", r#"{"version":99}"#),
             (
+                "instant out of range",
+                r#"{"version":1,"profileDigest":"DIGEST","flow":"enroll","nextStep":0,"times":{"expires_at":18446744073709551615}}"#,
+            ),
+            (
                 "wrong type",
                 r#"{"version":1,"profileDigest":"SECRETVALUE","flow":1,"nextStep":0}"#,
             ),
         ];
+        let digest = profile_digest(&profile);
         for (name, text) in cases {
-            let err = Checkpoint::from_record(text, &profile).expect_err(name);
+            let text = text.replace("DIGEST", &digest);
+            let err = Checkpoint::from_record(&text, &profile).expect_err(name);
             assert!(!err.to_string().contains("SECRETVALUE"), "{name}: {err}");
         }
     }

@@ -1,10 +1,9 @@
-//! What a response means, and whether and when to try again. Pure
-//! functions.
-
-use std::time::{Duration, SystemTime};
+//! What a response means to the executor. Pure functions.
 
 use otpilot_api::profile::{Outcome, ResponseRule};
 use serde_json::Value;
+
+use crate::error::FlowKind;
 
 /// The header that carries the code when a rule does not name one.
 pub const DEFAULT_TOTP_HEADER: &str = "X-OTP";
@@ -29,12 +28,30 @@ pub enum Verdict {
     Transient,
     /// Failed, with the profile's explanation if any.
     Fail(Option<String>),
+    /// The step's effect already happened at the vendor: success, with
+    /// the extractions the answer carries.
+    AlreadyDone,
+    /// Refresh refused: the refresh token is spent or expired.
+    LoginRequired,
 }
 
-/// Classifies a response by the step's rules (first match wins), then by
-/// defaults: 2xx success, 429 rate-limited, 423 locked out, 502/503/504
-/// transient, anything else a failure.
-pub fn classify(status: u16, body: Option<&Value>, rules: &[ResponseRule]) -> Verdict {
+/// Classifies a response of a step of `flow` by the step's rules (first
+/// match wins), then by the defaults: 2xx success, 429 rate-limited, 423
+/// locked out, 502/503/504 transient, in a refresh 401 "log in again" (the
+/// refresh token is spent or expired), anything else a failure.
+pub fn classify_in(
+    flow: FlowKind,
+    status: u16,
+    body: Option<&Value>,
+    rules: &[ResponseRule],
+) -> Verdict {
+    match_rules(status, body, rules).unwrap_or_else(|| match (flow, status) {
+        (FlowKind::Refresh, 401) => Verdict::LoginRequired,
+        _ => default_verdict(status),
+    })
+}
+
+fn match_rules(status: u16, body: Option<&Value>, rules: &[ResponseRule]) -> Option<Verdict> {
     for rule in rules {
         let status_ok = rule.status.is_empty() || rule.status.contains(&status);
         let body_ok = match &rule.when {
@@ -42,7 +59,7 @@ pub fn classify(status: u16, body: Option<&Value>, rules: &[ResponseRule]) -> Ve
             Some(m) => body.and_then(|b| b.pointer(&m.pointer)) == Some(&m.equals),
         };
         if status_ok && body_ok {
-            return match rule.outcome {
+            return Some(match rule.outcome {
                 Outcome::Success => Verdict::Success,
                 Outcome::RetryWithTotpHeader => Verdict::RetryWithTotpHeader(
                     rule.header
@@ -53,9 +70,15 @@ pub fn classify(status: u16, body: Option<&Value>, rules: &[ResponseRule]) -> Ve
                 Outcome::CodeRejected => Verdict::CodeRejected,
                 Outcome::LockedOut => Verdict::LockedOut,
                 Outcome::Fail => Verdict::Fail(rule.message.clone()),
-            };
+                Outcome::AlreadyDone => Verdict::AlreadyDone,
+                Outcome::LoginRequired => Verdict::LoginRequired,
+            });
         }
     }
+    None
+}
+
+fn default_verdict(status: u16) -> Verdict {
     match status {
         200..=299 => Verdict::Success,
         429 => Verdict::RateLimited,
@@ -65,70 +88,29 @@ pub fn classify(status: u16, body: Option<&Value>, rules: &[ResponseRule]) -> Ve
     }
 }
 
-/// Bounds on retrying one step.
+/// How an attempt failed, as far as its effect at the vendor goes.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct RetryPolicy {
-    /// Requests per step at most, the first included, for transport errors,
-    /// rate limits and gateway errors.
-    pub max_attempts: u32,
-    /// First backoff.
-    pub base: Duration,
-    /// Largest backoff.
-    pub cap: Duration,
-    /// The longest `Retry-After` honoured by waiting; longer ones fail the
-    /// step (the caller reschedules).
-    pub max_retry_after: Duration,
-    /// Fresh codes tried after "code already used".
-    pub max_code_retries: u32,
+pub enum AttemptFailure {
+    /// No connection was made: the request was never sent.
+    NotSent,
+    /// The request may have been sent, but no answer was read (a timeout,
+    /// a connection lost, a body cut short).
+    AnswerLost,
+    /// The vendor answered with this status.
+    Answered(u16),
 }
 
-impl Default for RetryPolicy {
-    fn default() -> Self {
-        Self {
-            max_attempts: 4,
-            base: Duration::from_millis(250),
-            cap: Duration::from_secs(8),
-            max_retry_after: Duration::from_secs(60),
-            max_code_retries: 2,
-        }
+/// Whether a failed attempt leaves the step's effect at the vendor unknown:
+/// the request may have been processed. A step that is not safe to repeat
+/// is then not sent again blindly. A refusal (4xx: wrong input, 429 rate
+/// limit, 423 lock-out) is known not to have taken effect; a 5xx is not
+/// (a gateway may time out while the vendor carries on).
+pub fn effect_unknown(failure: AttemptFailure) -> bool {
+    match failure {
+        AttemptFailure::NotSent => false,
+        AttemptFailure::AnswerLost => true,
+        AttemptFailure::Answered(status) => (500..=599).contains(&status),
     }
-}
-
-/// How long to wait before attempt number `attempts_made + 1`, or `None`
-/// to give up. `jitter` is uniform in [0, 1).
-pub fn retry_delay(
-    policy: &RetryPolicy,
-    attempts_made: u32,
-    retry_after: Option<Duration>,
-    jitter: f64,
-) -> Option<Duration> {
-    if attempts_made >= policy.max_attempts {
-        return None;
-    }
-    let jitter = jitter.clamp(0.0, 1.0);
-    let exp = policy
-        .base
-        .saturating_mul(1u32 << attempts_made.saturating_sub(1).min(16))
-        .min(policy.cap);
-    match retry_after {
-        Some(d) if d > policy.max_retry_after => None,
-        // Honour the server, plus a little jitter so that many clients told
-        // the same instant do not arrive together.
-        Some(d) => Some(d + policy.base.mul_f64(jitter)),
-        // "Equal jitter": half fixed, half random.
-        None => Some(exp / 2 + exp.mul_f64(jitter / 2.0)),
-    }
-}
-
-/// `Retry-After` as seconds or an HTTP date.
-pub fn parse_retry_after(value: &str, now: SystemTime) -> Option<Duration> {
-    let value = value.trim();
-    if let Ok(secs) = value.parse::<u64>() {
-        return Some(Duration::from_secs(secs));
-    }
-    let zoned = jiff::fmt::rfc2822::parse(value).ok()?;
-    let at = SystemTime::from(zoned.timestamp());
-    Some(at.duration_since(now).unwrap_or(Duration::ZERO))
 }
 
 #[cfg(test)]
@@ -136,7 +118,11 @@ mod tests {
     use super::*;
     use otpilot_api::profile::BodyMatch;
     use serde_json::json;
-    use std::time::UNIX_EPOCH;
+
+    /// Outside a refresh, the rules then the defaults.
+    fn classify(status: u16, body: Option<&Value>, rules: &[ResponseRule]) -> Verdict {
+        classify_in(FlowKind::Login, status, body, rules)
+    }
 
     fn rule(status: &[u16], when: Option<(&str, Value)>, outcome: Outcome) -> ResponseRule {
         ResponseRule {
@@ -229,90 +215,73 @@ mod tests {
     }
 
     #[test]
-    fn retries_are_bounded_backed_off_and_honour_retry_after() {
-        let p = RetryPolicy::default();
-        // (what, attempts made, Retry-After, jitter, expected delay)
-        type Case = (&'static str, u32, Option<Duration>, f64, Option<Duration>);
-        let cases: Vec<Case> = vec![
-            (
-                "first retry, no jitter",
-                1,
-                None,
-                0.0,
-                Some(Duration::from_millis(125)),
-            ),
-            (
-                "first retry, max jitter",
-                1,
-                None,
-                1.0,
-                Some(Duration::from_millis(250)),
-            ),
-            (
-                "second retry doubles",
-                2,
-                None,
-                0.0,
-                Some(Duration::from_millis(250)),
-            ),
-            (
-                "third retry doubles again",
-                3,
-                None,
-                0.0,
-                Some(Duration::from_millis(500)),
-            ),
-            ("attempts exhausted", 4, None, 0.0, None),
-            (
-                "retry-after honoured",
-                1,
-                Some(Duration::from_secs(3)),
-                0.0,
-                Some(Duration::from_secs(3)),
-            ),
-            (
-                "retry-after plus jitter",
-                1,
-                Some(Duration::from_secs(3)),
-                0.5,
-                Some(Duration::from_millis(3125)),
-            ),
-            (
-                "retry-after too long: give up",
-                1,
-                Some(Duration::from_secs(3600)),
-                0.0,
-                None,
-            ),
+    fn only_an_answer_that_may_hide_a_processed_request_leaves_the_effect_unknown() {
+        let cases = [
+            ("never connected", AttemptFailure::NotSent, false),
+            ("timed out after sending", AttemptFailure::AnswerLost, true),
+            ("wrong input", AttemptFailure::Answered(400), false),
+            ("rate limited", AttemptFailure::Answered(429), false),
+            ("locked out", AttemptFailure::Answered(423), false),
+            ("conflict", AttemptFailure::Answered(409), false),
+            ("server error", AttemptFailure::Answered(500), true),
+            ("gateway timeout", AttemptFailure::Answered(504), true),
+            ("unavailable", AttemptFailure::Answered(503), true),
+            ("success", AttemptFailure::Answered(200), false),
         ];
-        for (what, made, ra, jitter, want) in cases {
-            assert_eq!(retry_delay(&p, made, ra, jitter), want, "{what}");
+        for (what, failure, want) in cases {
+            assert_eq!(effect_unknown(failure), want, "{what}");
         }
     }
 
     #[test]
-    fn backoff_is_capped() {
-        let p = RetryPolicy {
-            max_attempts: 100,
-            ..RetryPolicy::default()
-        };
-        assert_eq!(retry_delay(&p, 60, None, 1.0), Some(p.cap));
+    fn already_done_and_login_required_rules_are_verdicts_of_their_own() {
+        let rules = vec![
+            rule(
+                &[409],
+                Some(("/error", json!("already_enabled"))),
+                Outcome::AlreadyDone,
+            ),
+            rule(&[401], None, Outcome::LoginRequired),
+        ];
+        let cases = [
+            (
+                409,
+                json!({"error": "already_enabled"}),
+                Verdict::AlreadyDone,
+            ),
+            (409, json!({"error": "other"}), Verdict::Fail(None)),
+            (401, json!(null), Verdict::LoginRequired),
+        ];
+        for (status, body, want) in cases {
+            assert_eq!(
+                classify(status, Some(&body), &rules),
+                want,
+                "{status} {body}"
+            );
+        }
     }
 
     #[test]
-    fn retry_after_parses_seconds_and_http_dates() {
-        let now = UNIX_EPOCH + Duration::from_secs(784_111_777); // Sun, 06 Nov 1994 08:49:37 GMT
+    fn a_refused_refresh_means_log_in_again_unless_a_rule_says_otherwise() {
+        let rules = vec![rule(&[401], Some(("/error", json!("x"))), Outcome::Fail)];
         let cases = [
-            ("120", Some(Duration::from_secs(120))),
+            (FlowKind::Refresh, 401, json!(null), Verdict::LoginRequired),
             (
-                "Sun, 06 Nov 1994 08:49:47 GMT",
-                Some(Duration::from_secs(10)),
+                FlowKind::Refresh,
+                401,
+                json!({"error": "x"}),
+                Verdict::Fail(None),
             ),
-            ("Sun, 06 Nov 1994 08:49:27 GMT", Some(Duration::ZERO)),
-            ("soon", None),
+            (FlowKind::Refresh, 403, json!(null), Verdict::Fail(None)),
+            (FlowKind::Login, 401, json!(null), Verdict::Fail(None)),
+            (FlowKind::Refresh, 200, json!(null), Verdict::Success),
         ];
-        for (value, want) in cases {
-            assert_eq!(parse_retry_after(value, now), want, "{value}");
+        for (flow, status, body, want) in cases {
+            assert_eq!(
+                classify_in(flow, status, Some(&body), &rules),
+                want,
+                "{flow} {status} {body}"
+            );
         }
     }
 }

@@ -4,48 +4,7 @@
 use std::fmt;
 use std::time::Duration;
 
-/// One of a profile's flows.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
-pub enum FlowKind {
-    /// `enroll`
-    Enroll,
-    /// `login`
-    Login,
-    /// `refresh`
-    Refresh,
-    /// `recoveryLogin`
-    RecoveryLogin,
-    /// `disable`
-    Disable,
-}
-
-impl FlowKind {
-    /// Every flow, in the order a profile lists them.
-    pub const ALL: [FlowKind; 5] = [
-        FlowKind::Enroll,
-        FlowKind::Login,
-        FlowKind::Refresh,
-        FlowKind::RecoveryLogin,
-        FlowKind::Disable,
-    ];
-
-    /// The flow's key in the profile.
-    pub fn as_str(self) -> &'static str {
-        match self {
-            FlowKind::Enroll => "enroll",
-            FlowKind::Login => "login",
-            FlowKind::Refresh => "refresh",
-            FlowKind::RecoveryLogin => "recoveryLogin",
-            FlowKind::Disable => "disable",
-        }
-    }
-}
-
-impl fmt::Display for FlowKind {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(self.as_str())
-    }
-}
+pub use crate::flow_kind::FlowKind;
 
 /// One problem found in a profile: where, and what.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -235,6 +194,28 @@ pub enum FlowErrorKind {
         /// The vendor's explanation (scrubbed).
         detail: Option<String>,
     },
+    /// A step that is not safe to repeat failed in a way that leaves its
+    /// effect at the vendor unknown; it was not sent again.
+    #[error(
+        "whether the step took effect at the vendor is unknown ({what}); it is not safe to \
+         repeat, so it was not sent again: resume the flow from its checkpoint, where an \
+         answer matching an alreadyDone rule counts as done"
+    )]
+    OutcomeUnknown {
+        /// What happened, e.g. `HTTP 504` or `timed out` (scrubbed).
+        what: String,
+    },
+    /// The vendor refused the refresh token (spent, expired or revoked).
+    #[error(
+        "the vendor refused the refresh token (HTTP {status}{}): it is spent or expired; log in again",
+        detail.as_ref().map(|d| format!(": {d}")).unwrap_or_default()
+    )]
+    LoginRequired {
+        /// HTTP status.
+        status: u16,
+        /// The vendor's explanation (scrubbed).
+        detail: Option<String>,
+    },
     /// A value could not be extracted.
     #[error("could not read '{name}' from the response: {reason}")]
     Extract {
@@ -272,6 +253,8 @@ impl FlowErrorKind {
             }
             FlowErrorKind::CodeAlreadyUsed { .. } => "CodeAlreadyUsed",
             FlowErrorKind::LockedOut { .. } => "LockedOut",
+            FlowErrorKind::OutcomeUnknown { .. } => "OutcomeUnknown",
+            FlowErrorKind::LoginRequired { .. } => "LoginRequired",
             FlowErrorKind::Extract { .. }
             | FlowErrorKind::UnknownExpiry
             | FlowErrorKind::MissingResult(_) => "UnexpectedResponse",
@@ -293,6 +276,9 @@ pub enum ClientError {
     /// rustls or reqwest refused the configuration.
     #[error("failed to build the HTTPS client: {0}")]
     Build(String),
+    /// The proxy setting is unusable.
+    #[error("the egress proxy is not usable: {0}")]
+    Proxy(String),
     /// The base URL is unusable.
     #[error("the base URL is not usable: {0}")]
     BaseUrl(String),

@@ -3,21 +3,21 @@
 //! (the operator's enrollment) can persist a checkpoint between steps.
 
 use std::collections::BTreeMap;
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use std::time::{Duration, SystemTime};
 
 use otpilot_api::profile::Step;
-use reqwest::header::{HeaderMap, HeaderName, HeaderValue};
+use reqwest::header::HeaderMap;
 use secrecy::{ExposeSecret, SecretString};
 use serde_json::Value;
 
-use crate::classify::{Verdict, classify, parse_retry_after, retry_delay};
+use crate::classify::{AttemptFailure, Verdict, classify_in, effect_unknown};
 use crate::error::{FlowError, FlowErrorKind, FlowKind, StepRef};
-use crate::extract::{self, Extracted};
 use crate::load::StepInfo;
+use crate::retry::{parse_retry_after, retry_delay};
 use crate::secret::{Scrubber, describe_body};
-use crate::template;
-use crate::totp::{TotpKey, TotpParams};
-use crate::{Engine, Enrollment, Inputs, Session};
+use crate::totp::TotpKey;
+use crate::vendor_clock;
+use crate::{Engine, Inputs};
 
 /// Everything a flow has learnt so far; enough to resume it.
 #[derive(Debug, Clone)]
@@ -47,14 +47,24 @@ pub struct StepReport {
     pub name: Option<String>,
     /// Names of the values it extracted.
     pub extracted: Vec<String>,
+    /// The vendor answered that the step's effect had already happened
+    /// (an `alreadyDone` rule): values that answer lacked were not
+    /// extracted.
+    pub already_done: bool,
+}
+
+/// What a step that succeeded did.
+struct StepDone {
+    extracted: Vec<String>,
+    already_done: bool,
 }
 
 /// A flow in progress.
 pub struct FlowRun<'e> {
-    engine: &'e Engine,
-    inputs: Inputs,
-    state: Checkpoint,
-    scrubber: Scrubber,
+    pub(crate) engine: &'e Engine,
+    pub(crate) inputs: Inputs,
+    pub(crate) state: Checkpoint,
+    pub(crate) scrubber: Scrubber,
 }
 
 impl std::fmt::Debug for FlowRun<'_> {
@@ -112,7 +122,7 @@ impl<'e> FlowRun<'e> {
         &self.state
     }
 
-    fn steps(&self) -> &'e [Step] {
+    pub(crate) fn steps(&self) -> &'e [Step] {
         self.engine
             .profile()
             .flow(self.state.flow)
@@ -120,11 +130,13 @@ impl<'e> FlowRun<'e> {
             .unwrap_or(&[])
     }
 
-    fn totp_key(&self) -> Option<&TotpKey> {
+    /// The TOTP secret the flow uses: the one it enrolled or generated,
+    /// else the one it was given.
+    pub(crate) fn totp_key(&self) -> Option<&TotpKey> {
         self.state.totp.as_ref().or(self.inputs.totp.as_ref())
     }
 
-    fn err(&self, index: Option<usize>, kind: FlowErrorKind) -> FlowError {
+    pub(crate) fn err(&self, index: Option<usize>, kind: FlowErrorKind) -> FlowError {
         FlowError {
             flow: self.state.flow,
             step: index.map(|i| StepRef {
@@ -150,12 +162,13 @@ impl<'e> FlowRun<'e> {
             .cloned()
             .unwrap_or_default();
         match self.run_step(step, &info).await {
-            Ok(extracted) => {
+            Ok(done) => {
                 self.state.next_step += 1;
                 Ok(Some(StepReport {
                     index,
                     name: step.name.clone(),
-                    extracted,
+                    extracted: done.extracted,
+                    already_done: done.already_done,
                 }))
             }
             Err(kind) => Err(self.err(Some(index), kind)),
@@ -205,177 +218,11 @@ impl<'e> FlowRun<'e> {
         Ok(())
     }
 
-    fn context(&self, code: Option<&SecretString>) -> minijinja::Value {
-        let mut ctx: BTreeMap<String, minijinja::Value> = BTreeMap::new();
-        for (k, v) in &self.engine.profile().spec().variables {
-            ctx.insert(k.clone(), v.as_str().into());
-        }
-        for (k, v) in &self.inputs.variables {
-            ctx.insert(k.clone(), v.as_str().into());
-        }
-        if let Some(u) = &self.inputs.username {
-            ctx.insert("username".into(), u.as_str().into());
-        }
-        if let Some(p) = &self.inputs.password {
-            ctx.insert("password".into(), p.expose_secret().into());
-        }
-        if let Some(k) = &self.inputs.api_key {
-            ctx.insert("api_key".into(), k.expose_secret().into());
-        }
-        if let Some(key) = self.totp_key() {
-            ctx.insert(
-                "totp_secret".into(),
-                key.secret_base32().expose_secret().into(),
-            );
-        }
-        if let Some(code) = code {
-            ctx.insert("totp".into(), code.expose_secret().into());
-        }
-        if let Some(codes) = &self.state.recovery_codes {
-            let list: Vec<String> = codes.iter().map(|c| c.expose_secret().to_owned()).collect();
-            ctx.insert("recovery_codes".into(), minijinja::Value::from(list));
-        }
-        for (k, t) in &self.state.times {
-            let secs = t
-                .duration_since(UNIX_EPOCH)
-                .map(|d| d.as_secs())
-                .unwrap_or(0);
-            ctx.insert(k.clone(), secs.into());
-        }
-        for (k, v) in &self.state.values {
-            ctx.insert(k.clone(), v.expose_secret().into());
-        }
-        minijinja::Value::from(ctx)
-    }
-
-    fn render(
-        &self,
-        field: String,
-        source: &str,
-        ctx: &minijinja::Value,
-    ) -> Result<String, FlowErrorKind> {
-        template::render(&self.engine.env, source, ctx).map_err(|message| FlowErrorKind::Render {
-            field,
-            message: self.scrubber.scrub(&message),
-        })
-    }
-
-    fn render_json(
-        &self,
-        field: &str,
-        value: &Value,
-        ctx: &minijinja::Value,
-    ) -> Result<Value, FlowErrorKind> {
-        Ok(match value {
-            Value::String(s) => Value::String(self.render(field.to_owned(), s, ctx)?),
-            Value::Array(items) => Value::Array(
-                items
-                    .iter()
-                    .enumerate()
-                    .map(|(i, v)| self.render_json(&format!("{field}[{i}]"), v, ctx))
-                    .collect::<Result<_, _>>()?,
-            ),
-            Value::Object(map) => Value::Object(
-                map.iter()
-                    .map(|(k, v)| {
-                        Ok((
-                            k.clone(),
-                            self.render_json(&format!("{field}.{k}"), v, ctx)?,
-                        ))
-                    })
-                    .collect::<Result<_, FlowErrorKind>>()?,
-            ),
-            other => other.clone(),
-        })
-    }
-
-    fn build_request(
-        &self,
-        step: &Step,
-        code: Option<&SecretString>,
-        totp_header: Option<&str>,
-    ) -> Result<reqwest::Request, FlowErrorKind> {
-        let at = format!("{}.steps[{}]", self.state.flow, self.state.next_step);
-        let ctx = self.context(code);
-        let path = self.render(format!("{at}.path"), &step.path, &ctx)?;
-        let mut url = url::Url::parse(&format!("{}{path}", self.engine.base_url)).map_err(|e| {
-            FlowErrorKind::InvalidRequest {
-                field: format!("{at}.path"),
-                message: e.to_string(),
-            }
-        })?;
-        if !step.query.is_empty() {
-            let mut pairs = Vec::new();
-            for (k, v) in &step.query {
-                pairs.push((k.clone(), self.render(format!("{at}.query.{k}"), v, &ctx)?));
-            }
-            url.query_pairs_mut().extend_pairs(pairs);
-        }
-        let mut headers = HeaderMap::new();
-        let mut put = |field: String, name: &str, value: String| -> Result<(), FlowErrorKind> {
-            let invalid = |what: &str| FlowErrorKind::InvalidRequest {
-                field: field.clone(),
-                message: format!("not a valid header {what}"),
-            };
-            let name = HeaderName::from_bytes(name.as_bytes()).map_err(|_| invalid("name"))?;
-            let mut value = HeaderValue::from_str(&value).map_err(|_| invalid("value"))?;
-            value.set_sensitive(true);
-            headers.insert(name, value);
-            Ok(())
-        };
-        for (k, v) in &self.engine.profile().spec().headers {
-            put(
-                format!("headers.{k}"),
-                k,
-                self.render(format!("headers.{k}"), v, &ctx)?,
-            )?;
-        }
-        for (k, v) in &step.headers {
-            put(
-                format!("{at}.headers.{k}"),
-                k,
-                self.render(format!("{at}.headers.{k}"), v, &ctx)?,
-            )?;
-        }
-        if let (Some(name), Some(code)) = (totp_header, code) {
-            put(
-                format!("{at}.responses"),
-                name,
-                code.expose_secret().to_owned(),
-            )?;
-        }
-        let method = match step.method {
-            otpilot_api::profile::HttpMethod::Get => reqwest::Method::GET,
-            otpilot_api::profile::HttpMethod::Post => reqwest::Method::POST,
-            otpilot_api::profile::HttpMethod::Put => reqwest::Method::PUT,
-            otpilot_api::profile::HttpMethod::Patch => reqwest::Method::PATCH,
-            otpilot_api::profile::HttpMethod::Delete => reqwest::Method::DELETE,
-        };
-        let mut req = self.engine.client.request(method, url).headers(headers);
-        if let Some(body) = &step.body {
-            req = req.json(&self.render_json(&format!("{at}.body"), body, &ctx)?);
-        } else if let Some(form) = &step.form {
-            let mut fields = Vec::new();
-            for (k, v) in form {
-                fields.push((k.clone(), self.render(format!("{at}.form.{k}"), v, &ctx)?));
-            }
-            req = req.form(&fields);
-        }
-        req.build().map_err(|e| FlowErrorKind::InvalidRequest {
-            field: at,
-            message: self.scrubber.scrub(&e.without_url().to_string()),
-        })
-    }
-
     async fn sleep(&self, d: Duration) {
         self.engine.timer.clock().sleep(d).await;
     }
 
-    async fn run_step(
-        &mut self,
-        step: &Step,
-        info: &StepInfo,
-    ) -> Result<Vec<String>, FlowErrorKind> {
+    async fn run_step(&mut self, step: &Step, info: &StepInfo) -> Result<StepDone, FlowErrorKind> {
         self.check_inputs(info)?;
         let policy = self.engine.settings.retry;
         let mut totp_header: Option<String> = None;
@@ -385,7 +232,12 @@ impl<'e> FlowRun<'e> {
             let needs_code = info.uses_totp() || totp_header.is_some();
             let code = if needs_code {
                 let key = self.totp_key().ok_or(FlowErrorKind::NoTotpSecret)?.clone();
-                let code = self.engine.timer.next_code(&key).await;
+                let offset = self.engine.vendor_clock.offset_ms();
+                let code = self
+                    .engine
+                    .timer
+                    .next_code_on_vendor_time(&key, offset)
+                    .await;
                 self.state.last_code_step = Some(code.step);
                 self.scrubber.add(code.code.expose_secret());
                 Some(code.code)
@@ -394,17 +246,27 @@ impl<'e> FlowRun<'e> {
             };
             let request = self.build_request(step, code.as_ref(), totp_header.as_deref())?;
             attempts += 1;
-            let sent = self.engine.client.execute(request).await;
-            let response = match sent {
-                Ok(r) => match read(r).await {
-                    Ok(r) => r,
-                    Err(e) => {
-                        self.retry_or(attempts, None, || self.transport(attempts, &e))
-                            .await?;
-                        continue;
-                    }
-                },
+            let sent = self.engine.timer.clock().now();
+            let answer = match self.engine.client.execute(request).await {
+                Ok(r) => read(r).await,
+                Err(e) => Err(e),
+            };
+            if let Ok(r) = &answer {
+                self.observe_vendor_clock(sent, r);
+            }
+            let response = match answer {
+                Ok(r) => r,
                 Err(e) => {
+                    let failure = if e.is_connect() || tls_refused(&e) {
+                        AttemptFailure::NotSent
+                    } else {
+                        AttemptFailure::AnswerLost
+                    };
+                    if !step.safe_to_repeat && effect_unknown(failure) {
+                        return Err(FlowErrorKind::OutcomeUnknown {
+                            what: self.transport_message(&e),
+                        });
+                    }
                     self.retry_or(attempts, None, || self.transport(attempts, &e))
                         .await?;
                     continue;
@@ -418,8 +280,43 @@ impl<'e> FlowRun<'e> {
                 .and_then(|v| parse_retry_after(v, now));
             let status = response.status;
             tracing::debug!(flow = %self.state.flow, step = self.state.next_step, status, "vendor answered");
-            match classify(status, response.json.as_ref(), &step.responses) {
-                Verdict::Success => return self.extract(step, &response),
+            let verdict = classify_in(
+                self.state.flow,
+                status,
+                response.json.as_ref(),
+                &step.responses,
+            );
+            if !step.safe_to_repeat
+                && matches!(verdict, Verdict::Transient | Verdict::Fail(_))
+                && effect_unknown(AttemptFailure::Answered(status))
+            {
+                let detail = self
+                    .detail(&response, None)
+                    .map(|d| format!(": {d}"))
+                    .unwrap_or_default();
+                return Err(FlowErrorKind::OutcomeUnknown {
+                    what: format!("the vendor answered HTTP {status}{detail}"),
+                });
+            }
+            match verdict {
+                Verdict::Success => {
+                    return Ok(StepDone {
+                        extracted: self.extract(step, &response, false)?,
+                        already_done: false,
+                    });
+                }
+                Verdict::AlreadyDone => {
+                    return Ok(StepDone {
+                        extracted: self.extract(step, &response, true)?,
+                        already_done: true,
+                    });
+                }
+                Verdict::LoginRequired => {
+                    return Err(FlowErrorKind::LoginRequired {
+                        status,
+                        detail: self.detail(&response, None),
+                    });
+                }
                 Verdict::RetryWithTotpHeader(header) => {
                     if totp_header.is_some() {
                         return Err(FlowErrorKind::TotpHeaderRefused { header, status });
@@ -483,6 +380,33 @@ impl<'e> FlowRun<'e> {
         }
     }
 
+    /// Learns the vendor's clock from an answer's `Date` header.
+    fn observe_vendor_clock(&self, sent: SystemTime, response: &Response) {
+        let received = self.engine.timer.clock().now();
+        let Some(vendor_date) = response
+            .headers
+            .get(reqwest::header::DATE)
+            .and_then(|v| v.to_str().ok())
+            .and_then(|v| jiff::fmt::rfc2822::parse(v).ok())
+            .map(|z| SystemTime::from(z.timestamp()))
+        else {
+            return;
+        };
+        let kept = self
+            .engine
+            .vendor_clock
+            .observe(vendor_clock::OffsetSample {
+                sent,
+                received,
+                vendor_date,
+            });
+        tracing::debug!(
+            kept,
+            offset_ms = self.engine.vendor_clock.offset_ms(),
+            "vendor clock sample"
+        );
+    }
+
     /// Sleeps before the next attempt, or returns the error to give up with.
     async fn retry_or(
         &self,
@@ -506,6 +430,15 @@ impl<'e> FlowRun<'e> {
     }
 
     fn transport(&self, attempts: u32, e: &reqwest::Error) -> FlowErrorKind {
+        FlowErrorKind::Transport {
+            attempts,
+            message: self.transport_message(e),
+        }
+    }
+
+    /// What went wrong in transport, with its causes, scrubbed and without
+    /// the URL.
+    fn transport_message(&self, e: &reqwest::Error) -> String {
         let kind = if e.is_timeout() {
             "timed out"
         } else if e.is_connect() {
@@ -520,10 +453,7 @@ impl<'e> FlowRun<'e> {
             message.push_str(&s.to_string());
             source = s.source();
         }
-        FlowErrorKind::Transport {
-            attempts,
-            message: self.scrubber.scrub(&message),
-        }
+        self.scrubber.scrub(&message)
     }
 
     fn detail(&self, response: &Response, message: Option<String>) -> Option<String> {
@@ -532,156 +462,27 @@ impl<'e> FlowRun<'e> {
                 .map(|text| self.scrubber.scrub(&text))
         })
     }
-
-    fn extract(&mut self, step: &Step, response: &Response) -> Result<Vec<String>, FlowErrorKind> {
-        let at = format!("{}.steps[{}]", self.state.flow, self.state.next_step);
-        let now = self.engine.timer.clock().now();
-        let defaults = self.totp_defaults();
-        let mut names = Vec::new();
-        for (name, ex) in &step.extract {
-            let fail = |reason: String| FlowErrorKind::Extract {
-                name: name.clone(),
-                reason,
-            };
-            let raw: Option<Value> = if let Some(pointer) = &ex.pointer {
-                match &response.json {
-                    Some(body) => extract::at_pointer(body, pointer).cloned(),
-                    None if pointer.is_empty() && !response.body.is_empty() => Some(Value::String(
-                        String::from_utf8_lossy(&response.body).trim().to_owned(),
-                    )),
-                    None if ex.optional => None,
-                    None => return Err(fail("the response body is not JSON".into())),
-                }
-            } else if let Some(header) = &ex.header {
-                response
-                    .headers
-                    .get(header.as_str())
-                    .and_then(|v| v.to_str().ok())
-                    .map(|v| Value::String(v.to_owned()))
-            } else if let Some(source) = &ex.value {
-                let ctx = self.context(None);
-                Some(Value::String(self.render(
-                    format!("{at}.extract.{name}.value"),
-                    source,
-                    &ctx,
-                )?))
-            } else {
-                None
-            };
-            let Some(raw) = raw else {
-                if ex.optional {
-                    continue;
-                }
-                let place = match (&ex.pointer, &ex.header) {
-                    (Some(p), _) => format!("nothing at JSON pointer '{p}'"),
-                    (_, Some(h)) => format!("no header {h}"),
-                    _ => "no value".to_owned(),
-                };
-                return Err(fail(format!("{place} (HTTP {})", response.status)));
-            };
-            match extract::interpret(ex.kind, &raw, ex.strip_spaces, now, defaults).map_err(fail)? {
-                Extracted::Text(t) => {
-                    self.scrubber.add(t.expose_secret());
-                    self.state.values.insert(name.clone(), t);
-                }
-                Extracted::Totp(key) => {
-                    // What the vendor advertised (an otpauth URI) yields to spec.totp.
-                    let key = key
-                        .with_overrides(&self.inputs.totp_overrides)
-                        .map_err(FlowErrorKind::InvalidTotpOverrides)?;
-                    self.scrubber.add(key.secret_base32().expose_secret());
-                    self.state.totp = Some(key);
-                }
-                Extracted::RecoveryCodes(codes) => {
-                    for c in &codes {
-                        self.scrubber.add(c.expose_secret());
-                    }
-                    self.state.recovery_codes = Some(codes);
-                }
-                Extracted::Time(t) => {
-                    self.state.times.insert(name.clone(), t);
-                }
-            }
-            names.push(name.clone());
-        }
-        // A new refresh token without its own expiry must not inherit the
-        // old one's.
-        if step.extract.contains_key("refresh_token")
-            && !step.extract.contains_key("refresh_expires_at")
-        {
-            self.state.times.remove("refresh_expires_at");
-        }
-        Ok(names)
-    }
-
-    fn totp_defaults(&self) -> TotpParams {
-        self.inputs
-            .totp_params
-            .unwrap_or_else(|| TotpParams::from(&self.engine.profile().spec().totp))
-            .overridden_by(&self.inputs.totp_overrides)
-    }
-
-    /// The enrollment, once the flow is done.
-    pub fn into_enrollment(self) -> Result<Enrollment, FlowError> {
-        let Some(key) = self.state.totp.clone() else {
-            return Err(self.err(None, FlowErrorKind::MissingResult("totp_secret".into())));
-        };
-        Ok(Enrollment {
-            totp: key,
-            recovery_codes: self.state.recovery_codes.clone().unwrap_or_default(),
-            last_code_step: self.state.last_code_step,
-            values: self.state.values.clone(),
-        })
-    }
-
-    /// The session, once the flow is done.
-    pub fn into_session(self) -> Result<Session, FlowError> {
-        let values = &self.state.values;
-        let Some(access_token) = values.get("access_token").cloned() else {
-            return Err(self.err(None, FlowErrorKind::MissingResult("access_token".into())));
-        };
-        let now = self.engine.timer.clock().now();
-        let lifetime = self.engine.profile().spec().token_lifetime_seconds;
-        let expires_at = self
-            .state
-            .times
-            .get("expires_at")
-            .copied()
-            .or_else(|| plausible_jwt_exp(access_token.expose_secret(), now))
-            .or_else(|| lifetime.map(|s| now + Duration::from_secs(s)));
-        let Some(expires_at) = expires_at else {
-            return Err(self.err(None, FlowErrorKind::UnknownExpiry));
-        };
-        let refresh_token = values.get("refresh_token").cloned();
-        let refresh_expires_at =
-            self.state
-                .times
-                .get("refresh_expires_at")
-                .copied()
-                .or_else(|| {
-                    refresh_token
-                        .as_ref()
-                        .and_then(|t| plausible_jwt_exp(t.expose_secret(), now))
-                });
-        let reenroll_required = values
-            .get("reenroll_required")
-            .is_some_and(|v| v.expose_secret().eq_ignore_ascii_case("true"));
-        Ok(Session {
-            access_token,
-            refresh_token,
-            expires_at,
-            refresh_expires_at,
-            reenroll_required,
-            last_code_step: self.state.last_code_step,
-        })
-    }
 }
 
-/// A JWT's `exp`, unless it is absurd (more than a year ahead: a vendor
-/// that wrote milliseconds where seconds belong, as Conduit v0.15 does).
-fn plausible_jwt_exp(token: &str, now: SystemTime) -> Option<SystemTime> {
-    let exp = extract::jwt_exp(token).ok()?;
-    (exp <= now + Duration::from_secs(366 * 24 * 3600)).then_some(exp)
+/// Whether the TLS layer failed (a handshake refused, e.g. TLS 1.3's late
+/// "certificate required" alert): the vendor's application never got the
+/// request.
+fn tls_refused(e: &reqwest::Error) -> bool {
+    let mut source: Option<&(dyn std::error::Error + 'static)> = std::error::Error::source(e);
+    while let Some(s) = source {
+        if s.downcast_ref::<rustls::Error>().is_some() {
+            return true;
+        }
+        if let Some(io) = s.downcast_ref::<std::io::Error>()
+            && io
+                .get_ref()
+                .is_some_and(|inner| inner.downcast_ref::<rustls::Error>().is_some())
+        {
+            return true;
+        }
+        source = s.source();
+    }
+    false
 }
 
 /// A response read whole (bodies here are small).

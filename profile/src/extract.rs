@@ -80,21 +80,22 @@ pub fn interpret(
                 .collect(),
         )),
         ValueKind::ExpiresIn => {
-            let secs = number(raw)?;
-            Ok(Extracted::Time(
-                now + Duration::from_secs_f64(secs.max(0.0)),
-            ))
+            let lifetime = seconds(number(raw)?)?;
+            let at = now
+                .checked_add(lifetime)
+                .ok_or_else(|| "a lifetime too long to be an expiry".to_owned())?;
+            plausible(at, now)
         }
-        ValueKind::EpochSeconds => Ok(Extracted::Time(epoch(number(raw)?))),
-        ValueKind::EpochMillis => Ok(Extracted::Time(epoch(number(raw)? / 1000.0))),
+        ValueKind::EpochSeconds => plausible(epoch(number(raw)?)?, now),
+        ValueKind::EpochMillis => plausible(epoch(number(raw)? / 1000.0)?, now),
         ValueKind::Rfc3339 => {
             let ts: jiff::Timestamp = text()?
                 .parse()
                 .map_err(|_| "expected an RFC 3339 timestamp".to_owned())?;
             let secs = ts.as_millisecond() as f64 / 1000.0;
-            Ok(Extracted::Time(epoch(secs)))
+            plausible(epoch(secs)?, now)
         }
-        ValueKind::JwtExp => Ok(Extracted::Time(jwt_exp(&text()?)?)),
+        ValueKind::JwtExp => plausible(jwt_exp(&text()?)?, now),
     }
 }
 
@@ -109,8 +110,39 @@ fn number(v: &Value) -> Result<f64, String> {
     }
 }
 
-fn epoch(secs: f64) -> SystemTime {
-    UNIX_EPOCH + Duration::from_secs_f64(secs.max(0.0))
+/// The longest an expiry may lie ahead. A vendor's tokens live minutes to
+/// days; an instant further out is a unit mix-up or a hostile answer, and
+/// an expiry that far would stop the session from ever being renewed.
+pub const MAX_EXPIRY_AHEAD: Duration = Duration::from_secs(10 * 366 * 24 * 3600);
+
+/// A count of seconds as a duration: finite and not negative (`1e300`,
+/// `"inf"`, `-5` and `NaN` are errors, never a panic).
+fn seconds(secs: f64) -> Result<Duration, String> {
+    if secs.is_nan() || secs.is_infinite() {
+        return Err("expected a finite number of seconds".to_owned());
+    }
+    if secs < 0.0 {
+        return Err("expected a number of seconds, found a negative one".to_owned());
+    }
+    Duration::try_from_secs_f64(secs).map_err(|_| "a number of seconds out of range".to_owned())
+}
+
+/// An instant `secs` after the Unix epoch.
+fn epoch(secs: f64) -> Result<SystemTime, String> {
+    UNIX_EPOCH
+        .checked_add(seconds(secs)?)
+        .ok_or_else(|| "an instant out of range".to_owned())
+}
+
+/// The instant as an expiry, unless it is implausibly far ahead.
+fn plausible(at: SystemTime, now: SystemTime) -> Result<Extracted, String> {
+    match now.checked_add(MAX_EXPIRY_AHEAD) {
+        Some(limit) if at > limit => Err(format!(
+            "an expiry more than {} days ahead is not plausible (a unit mix-up?)",
+            MAX_EXPIRY_AHEAD.as_secs() / 86_400
+        )),
+        _ => Ok(Extracted::Time(at)),
+    }
 }
 
 /// The `exp` claim of a JWT, read without checking the signature (we are
@@ -128,7 +160,7 @@ pub fn jwt_exp(token: &str) -> Result<SystemTime, String> {
     let exp = claims
         .get("exp")
         .ok_or_else(|| "the JWT has no exp claim".to_owned())?;
-    Ok(epoch(number(exp)?))
+    epoch(number(exp)?)
 }
 
 /// Recovery codes from a JSON array of strings, or one string with codes
@@ -226,7 +258,7 @@ mod tests {
 
     #[test]
     fn expiries_are_read_in_every_form() {
-        let now = UNIX_EPOCH + Duration::from_secs(1_000);
+        let now = UNIX_EPOCH + Duration::from_secs(1_699_990_000);
         let p = TotpParams::default();
         // header {"alg":"HS256"}, payload {"exp":1700000000}
         let jwt = format!(
@@ -235,8 +267,8 @@ mod tests {
                 .encode(br#"{"exp":1700000000,"sub":"x"}"#)
         );
         let cases: Vec<(ValueKind, Value, u64)> = vec![
-            (ValueKind::ExpiresIn, json!(600), 1_600),
-            (ValueKind::ExpiresIn, json!("300"), 1_300),
+            (ValueKind::ExpiresIn, json!(600), 1_699_990_600),
+            (ValueKind::ExpiresIn, json!("300"), 1_699_990_300),
             (ValueKind::EpochSeconds, json!(1_700_000_000), 1_700_000_000),
             (
                 ValueKind::EpochMillis,
@@ -278,6 +310,67 @@ mod tests {
                 "{kind:?} {raw}"
             );
         }
+    }
+
+    #[test]
+    fn hostile_expiries_are_errors_never_panics() {
+        let now = UNIX_EPOCH + Duration::from_secs(1_700_000_000);
+        let p = TotpParams::default();
+        let jwt = |payload: &str| {
+            json!(format!(
+                "eyJhbGciOiJIUzI1NiJ9.{}.sig",
+                base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(payload.as_bytes())
+            ))
+        };
+        let cases: Vec<(&str, ValueKind, Value)> = vec![
+            ("huge lifetime", ValueKind::ExpiresIn, json!(1e300)),
+            ("infinite lifetime", ValueKind::ExpiresIn, json!("inf")),
+            ("NaN lifetime", ValueKind::ExpiresIn, json!("NaN")),
+            ("negative lifetime", ValueKind::ExpiresIn, json!(-5)),
+            (
+                "lifetime of u64::MAX",
+                ValueKind::ExpiresIn,
+                json!(u64::MAX),
+            ),
+            (
+                "eleven years ahead",
+                ValueKind::ExpiresIn,
+                json!(11 * 366 * 86_400),
+            ),
+            ("huge epoch", ValueKind::EpochSeconds, json!(1e300)),
+            ("negative epoch", ValueKind::EpochSeconds, json!(-1)),
+            ("infinite epoch", ValueKind::EpochSeconds, json!("-inf")),
+            (
+                "epoch ms in seconds' place",
+                ValueKind::EpochSeconds,
+                json!(1_700_000_000_000u64),
+            ),
+            ("huge epoch ms", ValueKind::EpochMillis, json!(1e300)),
+            (
+                "year 9999",
+                ValueKind::Rfc3339,
+                json!("9999-12-31T23:59:59Z"),
+            ),
+            ("far JWT exp", ValueKind::JwtExp, jwt(r#"{"exp":1e300}"#)),
+            (
+                "JWT exp of u64::MAX",
+                ValueKind::JwtExp,
+                jwt(r#"{"exp":18446744073709551615}"#),
+            ),
+            ("negative JWT exp", ValueKind::JwtExp, jwt(r#"{"exp":-1}"#)),
+            (
+                "JWT exp in year 3000",
+                ValueKind::JwtExp,
+                jwt(r#"{"exp":32503680000}"#),
+            ),
+        ];
+        for (what, kind, raw) in cases {
+            let got = std::panic::catch_unwind(|| interpret(kind, &raw, false, now, p))
+                .unwrap_or_else(|_| panic!("{what}: panicked"));
+            assert!(got.is_err(), "{what}: {got:?}");
+        }
+        // At the edge: a plausible far expiry still reads.
+        assert!(interpret(ValueKind::ExpiresIn, &json!(365 * 86_400), false, now, p).is_ok());
     }
 
     #[test]

@@ -10,8 +10,8 @@ use rustls_pki_types::pem::PemObject;
 use rustls_pki_types::{CertificateDer, PrivateKeyDer};
 use secrecy::{ExposeSecret, SecretString};
 
-use crate::classify::RetryPolicy;
 use crate::error::ClientError;
+use crate::retry::RetryPolicy;
 
 /// A client certificate chain and its private key, PEM.
 #[derive(Clone)]
@@ -27,6 +27,31 @@ impl std::fmt::Debug for ClientIdentity {
         f.debug_struct("ClientIdentity")
             .field("key_pem", &"[REDACTED]")
             .finish_non_exhaustive()
+    }
+}
+
+/// An HTTP proxy every vendor call goes through (some clusters reach the
+/// internet only that way). HTTPS calls are tunnelled with `CONNECT`, so the
+/// proxy sees the vendor's host name, never the request. `Debug` hides the
+/// password.
+#[derive(Clone)]
+pub struct EgressProxy {
+    /// `http://host:port` (or `https://` for TLS to the proxy itself),
+    /// without credentials.
+    pub url: String,
+    /// User name for the proxy's Basic authentication.
+    pub username: Option<String>,
+    /// Password for the proxy's Basic authentication.
+    pub password: Option<SecretString>,
+}
+
+impl std::fmt::Debug for EgressProxy {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("EgressProxy")
+            .field("url", &self.url)
+            .field("username", &self.username)
+            .field("password", &self.password.as_ref().map(|_| "[REDACTED]"))
+            .finish()
     }
 }
 
@@ -46,6 +71,14 @@ pub struct HttpSettings {
     pub retry: RetryPolicy,
     /// `User-Agent`.
     pub user_agent: String,
+    /// A proxy for every call. Without one, none is used: proxy variables
+    /// in the environment are ignored, so credentials never take a path
+    /// nobody configured.
+    pub proxy: Option<EgressProxy>,
+    /// Accept a plain `http://` base URL. Only for tests against a local
+    /// server: over plain HTTP, passwords, API keys, codes and tokens
+    /// travel in clear text.
+    pub allow_plain_http: bool,
 }
 
 impl Default for HttpSettings {
@@ -57,6 +90,8 @@ impl Default for HttpSettings {
             connect_timeout: Duration::from_secs(5),
             retry: RetryPolicy::default(),
             user_agent: concat!("otpilot/", env!("CARGO_PKG_VERSION")).to_owned(),
+            proxy: None,
+            allow_plain_http: false,
         }
     }
 }
@@ -124,18 +159,49 @@ fn parse_certs(pem: &str, what: &'static str) -> Result<Vec<CertificateDer<'stat
 
 /// A reqwest client for these settings. Redirects are not followed (a
 /// login answered with a redirect is a profile problem, and following one
-/// could send credentials elsewhere); no proxy from the environment.
+/// could send credentials elsewhere); no proxy from the environment, only
+/// the configured one.
 pub fn build_client(settings: &HttpSettings) -> Result<reqwest::Client, ClientError> {
     let tls = tls_config(settings)?;
-    reqwest::Client::builder()
+    let mut builder = reqwest::Client::builder()
         .use_preconfigured_tls(tls)
         .timeout(settings.request_timeout)
         .connect_timeout(settings.connect_timeout)
         .redirect(reqwest::redirect::Policy::none())
         .user_agent(settings.user_agent.clone())
-        .no_proxy()
+        .no_proxy();
+    if let Some(proxy) = &settings.proxy {
+        builder = builder.proxy(reqwest_proxy(proxy)?);
+    }
+    builder
         .build()
         .map_err(|e| ClientError::Build(e.without_url().to_string()))
+}
+
+fn reqwest_proxy(proxy: &EgressProxy) -> Result<reqwest::Proxy, ClientError> {
+    let invalid = |reason: &str| ClientError::Proxy(reason.to_owned());
+    let url = url::Url::parse(&proxy.url).map_err(|e| invalid(&e.to_string()))?;
+    if !matches!(url.scheme(), "http" | "https") {
+        return Err(invalid("the scheme must be http or https"));
+    }
+    if url.host().is_none() {
+        return Err(invalid("it has no host"));
+    }
+    if !url.username().is_empty() || url.password().is_some() {
+        return Err(invalid(
+            "it carries credentials; give them as the proxy's username and password",
+        ));
+    }
+    let mut out = reqwest::Proxy::all(url.as_str()).map_err(|e| invalid(&e.to_string()))?;
+    if let Some(user) = &proxy.username {
+        let password = proxy
+            .password
+            .as_ref()
+            .map(|p| p.expose_secret())
+            .unwrap_or_default();
+        out = out.basic_auth(user, password);
+    }
+    Ok(out)
 }
 
 #[cfg(test)]
@@ -156,6 +222,37 @@ mod tests {
                 reason: "no PEM certificate found".into()
             }
         );
+    }
+
+    #[test]
+    fn unusable_proxies_are_refused_without_showing_credentials() {
+        let cases = [
+            ("socks", "socks5://127.0.0.1:1080"),
+            (
+                "credentials in the URL",
+                "http://user:SECRETPW@127.0.0.1:3128",
+            ),
+            ("not a URL", "proxy.local:3128"),
+        ];
+        for (what, url) in cases {
+            let settings = HttpSettings {
+                proxy: Some(EgressProxy {
+                    url: url.into(),
+                    username: None,
+                    password: None,
+                }),
+                ..HttpSettings::default()
+            };
+            let err = build_client(&settings).expect_err(what);
+            assert!(matches!(err, ClientError::Proxy(_)), "{what}: {err}");
+            assert!(!err.to_string().contains("SECRETPW"), "{what}: {err}");
+        }
+        let proxy = EgressProxy {
+            url: "http://127.0.0.1:3128".into(),
+            username: Some("u".into()),
+            password: Some(SecretString::from("SECRETPW")),
+        };
+        assert!(!format!("{proxy:?}").contains("SECRETPW"));
     }
 
     #[test]

@@ -13,18 +13,28 @@
 //! ```
 
 pub mod builtin;
-pub mod checkpoint_record;
-pub mod classify;
-pub mod error;
-pub mod executor;
-pub mod extract;
+mod check;
+mod checkpoint_record;
+mod classify;
+mod error;
+mod executor;
+mod expiry;
+mod extract;
+mod flow_kind;
 pub mod http;
-pub mod load;
-pub mod otpauth;
-pub mod secret;
-pub mod template;
-pub mod timing;
-pub mod totp;
+mod kinds;
+mod load;
+mod otpauth;
+mod presentation;
+mod request;
+mod results;
+mod retry;
+mod secret;
+mod template;
+mod timing;
+mod totp;
+mod url_scope;
+mod vendor_clock;
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
@@ -33,14 +43,16 @@ use std::time::SystemTime;
 use otpilot_api::api_credential::TotpOverrides;
 use secrecy::SecretString;
 
-pub use checkpoint_record::{CheckpointRecordError, profile_digest};
-pub use classify::RetryPolicy;
+pub use checkpoint_record::{CheckpointRecordError, RECORD_VERSION, profile_digest};
 pub use error::{ClientError, FlowError, FlowErrorKind, FlowKind, LoadError, Problem, StepRef};
 pub use executor::{Checkpoint, FlowRun, StepReport};
-pub use http::{ClientIdentity, HttpSettings};
-pub use load::Profile;
-pub use timing::{Clock, CodeTimer, ManualClock, SystemClock};
+pub use http::{ClientIdentity, EgressProxy, HttpSettings, build_client};
+pub use load::{Profile, StepInfo};
+pub use presentation::{TokenPresentation, TokenVerdict, token_verdict};
+pub use retry::RetryPolicy;
+pub use timing::{Clock, Code, CodeTimer, ManualClock, SystemClock};
 pub use totp::{TotpError, TotpKey, TotpParams};
+pub use vendor_clock::{OffsetSettings, VendorClock};
 
 /// What a flow is run with. `Debug` shows no secret.
 #[derive(Debug, Clone, Default)]
@@ -104,15 +116,65 @@ pub struct Session {
     pub reenroll_required: bool,
     /// The time step of the last code sent.
     pub last_code_step: Option<u64>,
+    /// How the access token is sent to the vendor's API (the profile's
+    /// `tokenPresentation`).
+    pub presentation: TokenPresentation,
+}
+
+impl Session {
+    /// The header and value that present the access token to the vendor,
+    /// e.g. `Authorization: jwt <token>` for goaxr.
+    pub fn authorization(&self) -> (reqwest::header::HeaderName, SecretString) {
+        (
+            self.presentation.header().clone(),
+            self.presentation.value(&self.access_token),
+        )
+    }
+
+    /// The token's type, to report with it (`Bearer`, `jwt`), or `None`
+    /// when the vendor takes the bare token.
+    pub fn token_type(&self) -> Option<&str> {
+        self.presentation.scheme()
+    }
+}
+
+/// Why a base URL cannot be used, if it cannot: not `https` (plain `http`
+/// only when allowed, for tests), credentials in it, a query or fragment
+/// (steps append paths and queries to it).
+fn base_url_problem(url: &url::Url, allow_plain_http: bool) -> Option<String> {
+    match url.scheme() {
+        "https" => {}
+        "http" if allow_plain_http => {}
+        "http" => {
+            return Some(
+                "plain http:// would send credentials, codes and tokens in clear text; \
+                 use https://"
+                    .to_owned(),
+            );
+        }
+        other => return Some(format!("scheme {other} is not https")),
+    }
+    if url.host().is_none() {
+        return Some("it has no host".to_owned());
+    }
+    if !url.username().is_empty() || url.password().is_some() {
+        return Some("it carries credentials (user@host); remove them".to_owned());
+    }
+    if url.query().is_some() || url.fragment().is_some() {
+        return Some("it has a query or fragment; steps add their own".to_owned());
+    }
+    None
 }
 
 /// Runs a profile's flows against one vendor base URL.
 pub struct Engine {
     profile: Arc<Profile>,
     base_url: String,
+    base: url::Url,
     client: reqwest::Client,
     settings: HttpSettings,
     timer: Arc<CodeTimer>,
+    vendor_clock: Arc<VendorClock>,
     env: minijinja::Environment<'static>,
 }
 
@@ -134,19 +196,17 @@ impl Engine {
         settings: HttpSettings,
     ) -> Result<Self, ClientError> {
         let parsed = url::Url::parse(base_url).map_err(|e| ClientError::BaseUrl(e.to_string()))?;
-        if !matches!(parsed.scheme(), "https" | "http") {
-            return Err(ClientError::BaseUrl(format!(
-                "scheme {} is not http(s)",
-                parsed.scheme()
-            )));
-        }
+        base_url_problem(&parsed, settings.allow_plain_http)
+            .map_or(Ok(()), |p| Err(ClientError::BaseUrl(p)))?;
         let client = http::build_client(&settings)?;
         Ok(Self {
             profile,
             base_url: base_url.trim_end_matches('/').to_owned(),
+            base: parsed,
             client,
             settings,
             timer: Arc::new(CodeTimer::new(Arc::new(SystemClock))),
+            vendor_clock: Arc::new(VendorClock::default()),
             env: template::environment(),
         })
     }
@@ -161,6 +221,34 @@ impl Engine {
     /// The code timer.
     pub fn timer(&self) -> &Arc<CodeTimer> {
         &self.timer
+    }
+
+    /// Uses a shared estimate of the vendor's clock (one per vendor base
+    /// URL), so that a new engine computes its first code on the vendor's
+    /// time before it has seen an answer of its own.
+    pub fn with_vendor_clock(mut self, vendor_clock: Arc<VendorClock>) -> Self {
+        self.vendor_clock = vendor_clock;
+        self
+    }
+
+    /// The estimate of the vendor's clock, from its answers' `Date`.
+    pub fn vendor_clock(&self) -> &Arc<VendorClock> {
+        &self.vendor_clock
+    }
+
+    /// Milliseconds the vendor's clock is ahead of ours (negative: behind),
+    /// once an answer has shown it; codes are computed on that time. For
+    /// metrics and status.
+    pub fn clock_offset_ms(&self) -> Option<i64> {
+        self.vendor_clock.offset_ms()
+    }
+
+    /// Now on the vendor's clock, as far as it is known.
+    pub(crate) fn vendor_now(&self) -> std::time::SystemTime {
+        vendor_clock::shifted(
+            self.timer.clock().now(),
+            self.vendor_clock.offset_ms().unwrap_or(0),
+        )
     }
 
     /// The profile.
@@ -187,12 +275,26 @@ impl Engine {
                 kind: FlowErrorKind::NotDefined,
             });
         }
-        self.resume(
+        let totp = match self
+            .profile
+            .flow(flow)
+            .and_then(|f| f.generate_secret.as_ref())
+        {
+            Some(generate) => Some(self.generate_secret(generate.bytes, inputs).map_err(
+                |error| FlowError {
+                    flow,
+                    step: None,
+                    kind: FlowErrorKind::InvalidTotpOverrides(error),
+                },
+            )?),
+            None => None,
+        };
+        self.open(
             Checkpoint {
                 flow,
                 next_step: 0,
                 values,
-                totp: None,
+                totp,
                 recovery_codes: None,
                 times,
                 last_code_step: None,
@@ -201,12 +303,51 @@ impl Engine {
         )
     }
 
-    /// Resumes a flow from a checkpoint persisted earlier.
+    /// A fresh secret for a profile that generates its own, with the
+    /// parameters a vendor-given bare secret would get.
+    fn generate_secret(&self, bytes: u8, inputs: &Inputs) -> Result<TotpKey, TotpError> {
+        let mut secret = vec![0u8; usize::from(bytes)];
+        rand::fill(secret.as_mut_slice());
+        let params = inputs
+            .totp_params
+            .unwrap_or_else(|| TotpParams::from(&self.profile.spec().totp))
+            .overridden_by(&inputs.totp_overrides);
+        TotpKey::from_bytes(secret, params)
+    }
+
+    /// Resumes a flow from a checkpoint persisted earlier, by this or
+    /// another process that may have stopped at any point.
+    ///
+    /// The checkpoint's last code step is marked used on the code timer,
+    /// and so is the step current now when the next step may send a code:
+    /// the interrupted process may have sent one just before it stopped,
+    /// too late to record it.
     pub fn resume(
         &self,
         checkpoint: Checkpoint,
         inputs: &Inputs,
     ) -> Result<FlowRun<'_>, FlowError> {
+        let next_sends_code = self
+            .profile
+            .step_info(checkpoint.flow)
+            .get(checkpoint.next_step)
+            .is_some_and(StepInfo::may_send_code);
+        let recorded = checkpoint.last_code_step;
+        let run = self.open(checkpoint, inputs)?;
+        if let Some(key) = run.totp_key() {
+            let now = timing::unix_millis(self.vendor_now()) / 1000;
+            if let Some(step) =
+                timing::used_step_on_resume(recorded, key.step_at(now), next_sends_code)
+            {
+                self.timer.mark_used(key, step);
+            }
+        }
+        Ok(run)
+    }
+
+    /// A run from a checkpoint, without the code-step bookkeeping of
+    /// [`Engine::resume`].
+    fn open(&self, checkpoint: Checkpoint, inputs: &Inputs) -> Result<FlowRun<'_>, FlowError> {
         // Refuse unusable overrides before any request, not at the first code.
         if let Err(error) = TotpParams::default()
             .overridden_by(&inputs.totp_overrides)

@@ -9,6 +9,9 @@ use crate::totp::{TotpError, TotpKey, TotpParams};
 
 /// A parsed `otpauth://totp/...` URI.
 #[derive(Debug, Clone)]
+// Issuer and account are parsed (and tested) so a URI is read whole; the
+// engine itself needs only the key.
+#[allow(dead_code)]
 pub struct OtpauthUri {
     /// The secret with the URI's parameters.
     pub key: TotpKey,

@@ -60,14 +60,26 @@ pub enum CodePlan {
     },
 }
 
+/// How uncertain a clock offset learnt from `Date` headers is: they have
+/// whole seconds, so the vendor's time is known to about half a second.
+pub const VENDOR_TIME_UNCERTAINTY_MS: u64 = 600;
+
 /// Decides whether a code can be sent at `now_ms`, given the last step
-/// already used for this secret.
-pub fn plan_code(now_ms: u64, period_s: u64, last_used: Option<u64>, margin_ms: u64) -> CodePlan {
+/// already used for this secret. `extra_guard_ms` keeps that much more
+/// clear of a step's start, for a time only known to that precision (the
+/// vendor's, estimated).
+pub fn plan_code_with_guard(
+    now_ms: u64,
+    period_s: u64,
+    last_used: Option<u64>,
+    margin_ms: u64,
+    extra_guard_ms: u64,
+) -> CodePlan {
     let period_ms = period_s.max(1).saturating_mul(1000);
     let step = now_ms / period_ms;
     // A little past the boundary, so that a verifier whose clock is a hair
     // behind ours has also moved on.
-    let guard_ms = (period_ms / 50).min(100);
+    let guard_ms = (period_ms / 50).min(100) + extra_guard_ms;
     if let Some(last) = last_used
         && last >= step
     {
@@ -84,6 +96,24 @@ pub fn plan_code(now_ms: u64, period_s: u64, last_used: Option<u64>, margin_ms: 
         };
     }
     CodePlan::Send { step }
+}
+
+/// The time step to mark used when a flow is resumed from a checkpoint:
+/// the last step the checkpoint recorded, and, when the step to run next
+/// may send a code, the step current now as well. The interrupted process
+/// may have sent a code of the current step just before it stopped, too
+/// late to record it; sending that step again would be a replay (RFC 6238
+/// §5.2) that a strict vendor refuses or counts toward a lock-out.
+pub fn used_step_on_resume(
+    recorded: Option<u64>,
+    current: u64,
+    next_step_sends_code: bool,
+) -> Option<u64> {
+    let assumed = next_step_sends_code.then_some(current);
+    match (recorded, assumed) {
+        (Some(a), Some(b)) => Some(a.max(b)),
+        (a, b) => a.or(b),
+    }
 }
 
 /// A code to send, and the step it belongs to.
@@ -139,16 +169,30 @@ impl CodeTimer {
     /// Waits until a fresh step with enough time left, marks it used, and
     /// returns its code.
     pub async fn next_code(&self, key: &TotpKey) -> Code {
+        self.next_code_on_vendor_time(key, None).await
+    }
+
+    /// [`CodeTimer::next_code`] on the vendor's time when its offset is
+    /// known: this clock moved by `offset_ms` (how far the vendor's clock
+    /// is ahead of ours, see [`crate::VendorClock`]), keeping 0.6 s
+    /// more clear of a step's start (the estimate's precision). Steps and
+    /// codes are the vendor's.
+    pub async fn next_code_on_vendor_time(&self, key: &TotpKey, offset_ms: Option<i64>) -> Code {
         let period = key.params().period;
         let margin = safety_margin_ms(period);
+        let extra_guard = offset_ms.map_or(0, |_| VENDOR_TIME_UNCERTAINTY_MS);
         let fp = key.fingerprint();
         loop {
-            let now = unix_millis(self.clock.now());
+            let now = unix_millis(crate::vendor_clock::shifted(
+                self.clock.now(),
+                offset_ms.unwrap_or(0),
+            ));
             // Decide and claim under the lock, so two concurrent callers
             // cannot both take the same step.
             let plan = {
                 let mut used = self.lock();
-                let plan = plan_code(now, period, used.get(&fp).copied(), margin);
+                let plan =
+                    plan_code_with_guard(now, period, used.get(&fp).copied(), margin, extra_guard);
                 if let CodePlan::Send { step } = plan {
                     used.insert(fp, step);
                 }
@@ -275,7 +319,83 @@ mod tests {
             ),
         ];
         for (what, now, last, want) in cases {
-            assert_eq!(plan_code(*now, 30, *last, 5_000), *want, "{what}");
+            assert_eq!(
+                plan_code_with_guard(*now, 30, *last, 5_000, 0),
+                *want,
+                "{what}"
+            );
+        }
+    }
+
+    #[test]
+    fn resuming_marks_the_recorded_step_and_the_current_one_when_a_code_is_next() {
+        // (what, recorded, current, next step sends a code, step marked used)
+        let cases = [
+            ("nothing recorded, no code next", None, 100, false, None),
+            (
+                "nothing recorded, code next: the crash may have sent one",
+                None,
+                100,
+                true,
+                Some(100),
+            ),
+            (
+                "recorded step kept even when no code is next",
+                Some(98),
+                100,
+                false,
+                Some(98),
+            ),
+            (
+                "recorded older than now, code next",
+                Some(98),
+                100,
+                true,
+                Some(100),
+            ),
+            (
+                "recorded ahead of now (clock went back)",
+                Some(103),
+                100,
+                true,
+                Some(103),
+            ),
+        ];
+        for (what, recorded, current, code_next, want) in cases {
+            assert_eq!(
+                used_step_on_resume(recorded, current, code_next),
+                want,
+                "{what}"
+            );
+        }
+    }
+
+    #[test]
+    fn an_estimated_vendor_time_keeps_further_from_the_step_start() {
+        // 30 s period, 5 s margin; the guard grows from 100 ms to 700 ms.
+        let cases = [
+            (
+                "waits past the boundary",
+                70_000,
+                Some(2),
+                600,
+                CodePlan::Wait { ms: 20_700 },
+            ),
+            (
+                "too little left",
+                86_000,
+                None,
+                600,
+                CodePlan::Wait { ms: 4_700 },
+            ),
+            ("plenty left", 75_000, None, 600, CodePlan::Send { step: 2 }),
+        ];
+        for (what, now, last, extra, want) in cases {
+            assert_eq!(
+                plan_code_with_guard(now, 30, last, 5_000, extra),
+                want,
+                "{what}"
+            );
         }
     }
 

@@ -134,6 +134,7 @@ fn engine(base: &str, profile: Arc<Profile>) -> Engine {
             cap: Duration::from_millis(20),
             ..RetryPolicy::default()
         },
+        allow_plain_http: true,
         ..HttpSettings::default()
     };
     Engine::new(profile, base, settings).expect("engine")
@@ -204,6 +205,11 @@ async fn no_error_or_debug_output_contains_a_secret() {
             "/status/418",
             "      responses: [{status: [418], outcome: fail, message: teapot}]",
         ),
+        (
+            "unknown outcome of a step not safe to repeat",
+            "/status/500",
+            "      safeToRepeat: false",
+        ),
     ];
     for (what, path, extra) in cases {
         let e = engine(&base, profile(path, extra));
@@ -258,6 +264,7 @@ async fn no_error_or_debug_output_contains_a_secret() {
         "CodeAlreadyUsed",
         "LockedOut",
         "VendorUnreachable",
+        "OutcomeUnknown",
     ] {
         assert!(
             kinds.contains(&category),
@@ -267,10 +274,59 @@ async fn no_error_or_debug_output_contains_a_secret() {
 
     // Debug of every type holding secrets.
     assert_no_secret("Inputs", &format!("{i:?}"));
-    let run = e.start(FlowKind::Login, &i).expect("start");
-    assert_clean("FlowRun", &format!("{run:?}"));
-    assert_clean("Checkpoint", &format!("{:?}", run.checkpoint()));
     assert_clean("Engine", &format!("{e:?}"));
+}
+
+/// A checkpoint taken after a step that sent a code and extracted a value
+/// holding every secret (the echoed request) shows none of them, nor the
+/// code, in its `Debug`.
+#[tokio::test]
+async fn a_checkpoint_after_a_step_shows_no_secret_and_no_code() {
+    let _ = rustls::crypto::ring::default_provider().install_default();
+    let base = echo_server().await;
+    let yaml = r#"
+enroll:
+  steps:
+    - method: GET
+      path: /status/200
+      extract:
+        totp_secret: {pointer: /request, as: base32Secret}
+login:
+  steps:
+    - name: echo
+      method: POST
+      path: /status/200
+      headers: {Authorization: "Key {{ api_key }}"}
+      body: {password: "{{ password }}", code: "{{ totp }}", secret: "{{ totp_secret }}"}
+      extract:
+        echoed: {pointer: /request}
+    - method: POST
+      path: /status/200
+      extract:
+        access_token: {pointer: /request}
+"#;
+    let profile = Arc::new(Profile::from_yaml("echo.yaml", yaml).expect("loads"));
+    let e = engine(&base, profile);
+    let i = inputs();
+    let mut run = e.start(FlowKind::Login, &i).expect("start");
+    run.step().await.expect("the echo step succeeds");
+    let checkpoint = run.checkpoint();
+    let step = checkpoint.last_code_step.expect("a code was sent");
+    let code = i.totp.as_ref().expect("key").code_for_step(step);
+    assert!(
+        checkpoint.values.contains_key("echoed"),
+        "the step extracted the echoed request"
+    );
+    for (what, text) in [
+        ("Checkpoint", format!("{checkpoint:?}")),
+        ("FlowRun", format!("{run:?}")),
+    ] {
+        assert_clean(what, &text);
+        assert!(
+            !text.contains(secrecy::ExposeSecret::expose_secret(&code)),
+            "{what} leaks the code: {text}"
+        );
+    }
 }
 
 #[tokio::test]

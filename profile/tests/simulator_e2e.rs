@@ -138,7 +138,7 @@ async fn audd_enroll_login_refresh_and_recovery_login_over_mtls() {
         .await
         .expect_err("reuse");
     assert!(
-        matches!(err.kind, FlowErrorKind::Status { status: 401, .. }),
+        matches!(err.kind, FlowErrorKind::LoginRequired { status: 401, .. }),
         "{err}"
     );
 
@@ -325,7 +325,7 @@ enroll:
     - name: sign-in
       method: POST
       path: /auth/password
-      body: {username: "{{ username }}", password: "{{ password }}"}
+      headers: {Authorization: "Basic {{ (username ~ ':' ~ password) | b64encode }}"}
       extract:
         bearer: {pointer: /token}
         me: {pointer: /uid}
@@ -348,7 +348,7 @@ login:
   steps:
     - method: POST
       path: /auth/password
-      body: {username: "{{ username }}", password: "{{ password }}"}
+      headers: {Authorization: "Basic {{ (username ~ ':' ~ password) | b64encode }}"}
       extract:
         challenge: {pointer: /token}
     - method: POST
@@ -362,7 +362,7 @@ recoveryLogin:
   steps:
     - method: POST
       path: /auth/password
-      body: {username: "{{ username }}", password: "{{ password }}"}
+      headers: {Authorization: "Basic {{ (username ~ ':' ~ password) | b64encode }}"}
       extract:
         challenge: {pointer: /token}
     - method: POST

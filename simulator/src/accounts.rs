@@ -147,17 +147,18 @@ impl Account {
         self.refresh_tokens.remove(jti).is_some()
     }
 
-    /// Consumes a recovery code, comparing without spaces, dashes or case
-    /// (Conduit hands out `"3892 3664"` and wants `"38923664"`).
-    pub fn take_recovery_code(&mut self, code: &str) -> bool {
-        let wanted = normalize_recovery(code);
+    /// Consumes a recovery code. Codes compare exactly as issued, after
+    /// the one normalisation a vendor documents (`matching`): no case- or
+    /// dash-folding that would hide a client mangling its codes.
+    pub fn take_recovery_code(&mut self, code: &str, matching: RecoveryMatch) -> bool {
+        let wanted = matching.normalize(code);
         if wanted.is_empty() {
             return false;
         }
         let found = self
             .recovery_codes
             .iter()
-            .position(|c| constant_time_eq(normalize_recovery(c).as_bytes(), wanted.as_bytes()));
+            .position(|c| constant_time_eq(matching.normalize(c).as_bytes(), wanted.as_bytes()));
         match found {
             Some(i) => {
                 self.recovery_codes.remove(i);
@@ -185,11 +186,23 @@ impl Account {
     }
 }
 
-fn normalize_recovery(code: &str) -> String {
-    code.chars()
-        .filter(|c| !c.is_whitespace() && *c != '-')
-        .map(|c| c.to_ascii_uppercase())
-        .collect()
+/// How a vendor compares a recovery code with the ones it issued.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum RecoveryMatch {
+    /// Byte for byte.
+    Exact,
+    /// Without spaces: Conduit hands out `"3892 3664"` and documents
+    /// `"38923664"` as what recovery takes.
+    IgnoreSpaces,
+}
+
+impl RecoveryMatch {
+    fn normalize(self, code: &str) -> String {
+        match self {
+            RecoveryMatch::Exact => code.to_owned(),
+            RecoveryMatch::IgnoreSpaces => code.chars().filter(|c| *c != ' ').collect(),
+        }
+    }
 }
 
 /// An account as the admin API reports it (test material: includes the
@@ -363,18 +376,36 @@ mod tests {
     #[test]
     fn recovery_codes_are_single_use_and_compared_without_spaces() {
         let (store, id) = store_with_alice();
+        let take = |code: &str| {
+            store.with_id(&id, |a| {
+                a.take_recovery_code(code, RecoveryMatch::IgnoreSpaces)
+            })
+        };
         store.with_id(&id, |a| {
             a.recovery_codes = vec!["3892 3664".into(), "1111 2222".into()]
         });
-        assert_eq!(
-            store.with_id(&id, |a| a.take_recovery_code("38923664")),
-            Some(true)
-        );
-        assert_eq!(
-            store.with_id(&id, |a| a.take_recovery_code("3892 3664")),
-            Some(false)
-        );
+        assert_eq!(take("38923664"), Some(true));
+        assert_eq!(take("3892 3664"), Some(false));
+        assert_eq!(take("1111-2222"), Some(false), "dashes are not spaces");
         assert_eq!(store.with_id(&id, |a| a.recovery_codes.len()), Some(1));
+    }
+
+    #[test]
+    fn recovery_codes_match_exactly_as_issued() {
+        let (store, id) = store_with_alice();
+        store.with_id(&id, |a| a.recovery_codes = vec!["ABCDE-FGHJK".into()]);
+        let take =
+            |code: &str| store.with_id(&id, |a| a.take_recovery_code(code, RecoveryMatch::Exact));
+        for mangled in [
+            "abcde-fghjk",
+            "ABCDEFGHJK",
+            "ABCDE FGHJK",
+            " ABCDE-FGHJK",
+            "",
+        ] {
+            assert_eq!(take(mangled), Some(false), "{mangled:?}");
+        }
+        assert_eq!(take("ABCDE-FGHJK"), Some(true));
     }
 
     #[test]

@@ -59,6 +59,47 @@ impl Vendor {
         }
     }
 
+    /// The access-token lifetime a default deployment of the vendor uses:
+    /// AUDD's document says 5 minutes; Conduit's document shows tokens whose
+    /// `exp − iat` is 3,600,000 (an hour in milliseconds); Acreto's are
+    /// 600 s and goaxr's about an hour (known); Cryptr's are our choice
+    /// (5 minutes).
+    pub fn default_access_token_lifetime(self) -> Duration {
+        match self {
+            Vendor::Conduit | Vendor::Goaxr => Duration::from_secs(3600),
+            Vendor::Acreto => Duration::from_secs(600),
+            Vendor::Audd | Vendor::Cryptr => Duration::from_secs(5 * 60),
+        }
+    }
+
+    /// How long a lock-out lasts by default: Conduit's rate limiter blocks
+    /// for 10 s; ours elsewhere (60 s).
+    pub fn default_lockout_window(self) -> Duration {
+        match self {
+            Vendor::Conduit => Duration::from_secs(10),
+            _ => Duration::from_secs(60),
+        }
+    }
+
+    /// The statuses this vendor's platform answers a locked-out account
+    /// with; the first is the default. FusionAuth (AUDD) may answer 409,
+    /// 423 or 429 depending on the tenant's settings.
+    pub fn lockout_statuses(self) -> &'static [u16] {
+        match self {
+            Vendor::Audd => &[429, 409, 423],
+            _ => &[429],
+        }
+    }
+
+    /// How the vendor compares recovery codes: exactly, except Conduit,
+    /// whose document shows codes with a space and recovery without it.
+    pub fn recovery_match(self) -> crate::accounts::RecoveryMatch {
+        match self {
+            Vendor::Conduit => crate::accounts::RecoveryMatch::IgnoreSpaces,
+            _ => crate::accounts::RecoveryMatch::Exact,
+        }
+    }
+
     /// Whether the vendor requires a client certificate on every connection.
     pub fn requires_mtls(self) -> bool {
         matches!(self, Vendor::Audd)
@@ -226,6 +267,25 @@ impl fmt::Debug for ServerCaMaterial {
     }
 }
 
+/// A Conduit application's client credentials (`clientid` /
+/// `clientsecret` headers).
+#[derive(Clone, PartialEq, Eq)]
+pub struct ClientCredentials {
+    /// The `clientid` header's value.
+    pub id: String,
+    /// The `clientsecret` header's value.
+    pub secret: String,
+}
+
+impl fmt::Debug for ClientCredentials {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("ClientCredentials")
+            .field("id", &self.id)
+            .field("secret", &"<redacted>")
+            .finish()
+    }
+}
+
 /// Everything that configures one simulator instance.
 #[derive(Debug, Clone)]
 pub struct SimConfig {
@@ -248,8 +308,19 @@ pub struct SimConfig {
     pub challenge_token_lifetime: Duration,
     /// Consecutive wrong codes that lock an account; 0 disables lock-out.
     pub lockout_threshold: u32,
-    /// How long a locked account answers 429.
+    /// How long a locked account stays locked.
     pub lockout_window: Duration,
+    /// The status a locked account answers (one of
+    /// [`Vendor::lockout_statuses`]).
+    pub lockout_status: u16,
+    /// Conduit v0.15's bug: the access JWT's `exp` is `iat` plus the
+    /// lifetime in *milliseconds* counted as seconds, while the server
+    /// expires the session after the configured lifetime. On by default for
+    /// Conduit.
+    pub jwt_exp_ms_bug: bool,
+    /// Conduit's client validation: when set, every request must carry
+    /// these `clientid` / `clientsecret` headers.
+    pub client_credentials: Option<ClientCredentials>,
     /// Largest request body accepted (413 beyond).
     pub max_body_bytes: usize,
     /// Accounts created at start-up.
@@ -284,6 +355,19 @@ pub enum ConfigError {
     /// A zero token lifetime.
     #[error("token lifetimes must be at least 1 second")]
     Lifetime,
+    /// A lock-out status the vendor's platform does not use.
+    #[error("{vendor} answers a lock-out with {allowed:?}, not {status}")]
+    LockoutStatus {
+        /// The vendor.
+        vendor: Vendor,
+        /// The status asked for.
+        status: u16,
+        /// What the vendor uses.
+        allowed: &'static [u16],
+    },
+    /// Client credentials on a vendor without client validation.
+    #[error("client credentials (clientid/clientsecret) are a Conduit feature, not {0}'s")]
+    ClientCredentials(Vendor),
 }
 
 impl SimConfig {
@@ -297,11 +381,14 @@ impl SimConfig {
             totp: TotpParams::default(),
             skew_steps: None,
             replay_protection: true,
-            access_token_lifetime: Duration::from_secs(5 * 60),
+            access_token_lifetime: vendor.default_access_token_lifetime(),
             refresh_token_lifetime: Duration::from_secs(15 * 60),
             challenge_token_lifetime: Duration::from_secs(5 * 60),
             lockout_threshold: 5,
-            lockout_window: Duration::from_secs(60),
+            lockout_window: vendor.default_lockout_window(),
+            lockout_status: vendor.lockout_statuses()[0],
+            jwt_exp_ms_bug: vendor == Vendor::Conduit,
+            client_credentials: None,
             max_body_bytes: 64 * 1024,
             accounts: Vec::new(),
             client_cas: Vec::new(),
@@ -351,6 +438,31 @@ impl SimConfig {
         self
     }
 
+    /// Sets the status a locked account answers.
+    pub fn with_lockout_status(mut self, status: u16) -> Self {
+        self.lockout_status = status;
+        self
+    }
+
+    /// Turns Conduit's `exp` milliseconds-as-seconds bug on or off.
+    pub fn with_jwt_exp_ms_bug(mut self, on: bool) -> Self {
+        self.jwt_exp_ms_bug = on;
+        self
+    }
+
+    /// Requires Conduit's `clientid` / `clientsecret` headers.
+    pub fn with_client_credentials(
+        mut self,
+        id: impl Into<String>,
+        secret: impl Into<String>,
+    ) -> Self {
+        self.client_credentials = Some(ClientCredentials {
+            id: id.into(),
+            secret: secret.into(),
+        });
+        self
+    }
+
     /// Adds an account that exists at start-up.
     pub fn with_account(mut self, account: AccountSpec) -> Self {
         self.accounts.push(account);
@@ -388,6 +500,17 @@ impl SimConfig {
             || self.challenge_token_lifetime.as_secs() == 0
         {
             return Err(ConfigError::Lifetime);
+        }
+        let allowed = self.vendor.lockout_statuses();
+        if !allowed.contains(&self.lockout_status) {
+            return Err(ConfigError::LockoutStatus {
+                vendor: self.vendor,
+                status: self.lockout_status,
+                allowed,
+            });
+        }
+        if self.client_credentials.is_some() && self.vendor != Vendor::Conduit {
+            return Err(ConfigError::ClientCredentials(self.vendor));
         }
         Ok(())
     }
@@ -433,6 +556,55 @@ mod tests {
                 .is_err()
         );
         assert!(SimConfig::default().validate().is_ok());
+    }
+
+    #[test]
+    fn vendor_defaults_follow_the_documents() {
+        let conduit = SimConfig::new(Vendor::Conduit);
+        assert_eq!(conduit.access_token_lifetime, Duration::from_secs(3600));
+        assert_eq!(conduit.lockout_window, Duration::from_secs(10));
+        assert!(conduit.jwt_exp_ms_bug);
+        assert_eq!(
+            SimConfig::new(Vendor::Acreto).access_token_lifetime,
+            Duration::from_secs(600)
+        );
+        assert_eq!(
+            SimConfig::new(Vendor::Goaxr).access_token_lifetime,
+            Duration::from_secs(3600)
+        );
+        let audd = SimConfig::new(Vendor::Audd);
+        assert_eq!(audd.access_token_lifetime, Duration::from_secs(300));
+        assert!(!audd.jwt_exp_ms_bug);
+        assert_eq!(audd.lockout_status, 429);
+    }
+
+    #[test]
+    fn lockout_statuses_and_client_validation_are_per_vendor() {
+        for status in [409, 423, 429] {
+            assert!(
+                SimConfig::new(Vendor::Audd)
+                    .with_lockout_status(status)
+                    .validate()
+                    .is_ok()
+            );
+        }
+        assert!(
+            SimConfig::new(Vendor::Conduit)
+                .with_lockout_status(423)
+                .validate()
+                .is_err()
+        );
+        assert!(
+            SimConfig::new(Vendor::Conduit)
+                .with_client_credentials("app", "s3cret")
+                .validate()
+                .is_ok()
+        );
+        let err = SimConfig::new(Vendor::Goaxr)
+            .with_client_credentials("app", "s3cret")
+            .validate()
+            .expect_err("goaxr has no client validation");
+        assert!(!format!("{err} {err:?}").contains("s3cret"));
     }
 
     #[test]

@@ -44,7 +44,9 @@ pub mod vendors;
 
 pub use accounts::AccountState;
 pub use admin::{AdminClient, AdminError};
-pub use config::{AccountSpec, ServerCaMaterial, SimConfig, TotpAlgorithm, TotpParams, Vendor};
+pub use config::{
+    AccountSpec, ClientCredentials, ServerCaMaterial, SimConfig, TotpAlgorithm, TotpParams, Vendor,
+};
 pub use faults::Faults;
 
 use crate::accounts::{AccountError, AccountStore};
@@ -165,16 +167,25 @@ fn display_addr(addr: SocketAddr) -> String {
     }
 }
 
-/// The vendor router with its middleware: faults, body limit, JSON 404 and
-/// 405, panics turned into JSON 500. Tests can call it without a socket
+/// The vendor router with its middleware: a `Date` header from the vendor's
+/// (possibly skewed) clock, faults, body limit, JSON 404 and 405, panics
+/// turned into JSON 500. Tests can call it without a socket
 /// (AUDD routes then refuse: no client certificate).
 pub fn vendor_router(state: SharedState) -> Router {
     vendors::routes(state.clone())
         .fallback(error::not_found)
         .method_not_allowed_fallback(error::method_not_allowed)
         .layer(DefaultBodyLimit::max(state.config.max_body_bytes))
-        .layer(axum::middleware::from_fn_with_state(state, faults::apply))
+        .layer(axum::middleware::from_fn_with_state(
+            state.clone(),
+            faults::apply,
+        ))
         .layer(CatchPanicLayer::custom(error::panic_response))
+        // Outermost, so a 500 from a panic carries the vendor's Date too.
+        .layer(axum::middleware::from_fn_with_state(
+            state,
+            serve::vendor_date,
+        ))
 }
 
 /// Builds the shared state: accounts and client CAs from the config.

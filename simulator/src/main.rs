@@ -61,9 +61,10 @@ struct Args {
     #[arg(long)]
     no_replay_protection: bool,
 
-    /// Access token lifetime (e.g. 300s, 5m).
-    #[arg(long, default_value = "5m", value_parser = parse_duration)]
-    access_token_ttl: Duration,
+    /// Access token lifetime (Go duration, e.g. 300s, 5m). Default: the
+    /// vendor's (AUDD 5m, goaxr 1h, Conduit 1h, Acreto 600s, Cryptr 5m).
+    #[arg(long, value_parser = parse_duration)]
+    access_token_ttl: Option<Duration>,
 
     /// Refresh token lifetime.
     #[arg(long, default_value = "15m", value_parser = parse_duration)]
@@ -73,9 +74,27 @@ struct Args {
     #[arg(long, default_value_t = 5)]
     lockout_threshold: u32,
 
-    /// How long a locked account answers 429 with Retry-After.
-    #[arg(long, default_value = "60s", value_parser = parse_duration)]
-    lockout_window: Duration,
+    /// How long a locked account stays locked. Default: 10s for Conduit
+    /// (its rate limiter's block), 60s for the others.
+    #[arg(long, value_parser = parse_duration)]
+    lockout_window: Option<Duration>,
+
+    /// The status a locked account answers. AUDD (FusionAuth): 429, 409 or
+    /// 423; the others: 429.
+    #[arg(long)]
+    lockout_status: Option<u16>,
+
+    /// Conduit: write the access JWT's `exp` correctly. By default the
+    /// simulator reproduces v0.15's bug (`exp − iat` is the lifetime in
+    /// milliseconds, read as seconds; the server still expires the session
+    /// on time).
+    #[arg(long)]
+    no_jwt_exp_ms_bug: bool,
+
+    /// Conduit: turn client validation on; every request must then carry
+    /// `clientid: ID` and `clientsecret: SECRET` headers.
+    #[arg(long, value_parser = parse_client, value_name = "ID:SECRET")]
+    require_client: Option<otpilot_sim::ClientCredentials>,
 
     /// Largest request body accepted, in bytes (413 beyond).
     #[arg(long, default_value_t = 64 * 1024)]
@@ -92,21 +111,22 @@ struct Args {
     client_cas: Vec<PathBuf>,
 }
 
+// The project's one Go-duration parser (units h, m, s, ms); it never
+// panics, whatever the size.
 fn parse_duration(text: &str) -> Result<Duration, String> {
-    let text = text.trim();
-    let (number, unit) = text
-        .find(|c: char| !c.is_ascii_digit())
-        .map_or((text, "s"), |i| text.split_at(i));
-    let n: u64 = number
-        .parse()
-        .map_err(|_| format!("not a duration: {text:?}"))?;
-    let secs = match unit {
-        "s" => n,
-        "m" => n * 60,
-        "h" => n * 3600,
-        _ => return Err(format!("unknown unit in {text:?} (use s, m or h)")),
-    };
-    Ok(Duration::from_secs(secs))
+    otpilot_api::duration::parse_go_duration(text.trim()).map_err(|e| e.to_string())
+}
+
+fn parse_client(text: &str) -> Result<otpilot_sim::ClientCredentials, String> {
+    match text.split_once(':') {
+        Some((id, secret)) if !id.is_empty() && !secret.is_empty() => {
+            Ok(otpilot_sim::ClientCredentials {
+                id: id.to_owned(),
+                secret: secret.to_owned(),
+            })
+        }
+        _ => Err("expected CLIENT_ID:CLIENT_SECRET".to_owned()),
+    }
 }
 
 fn parse_account(text: &str) -> Result<AccountSpec, String> {
@@ -197,8 +217,18 @@ async fn main() -> anyhow::Result<()> {
         .with_totp(args.totp_algorithm, args.totp_digits)
         .with_period(args.totp_period)
         .with_replay_protection(!args.no_replay_protection)
-        .with_token_lifetimes(args.access_token_ttl, args.refresh_token_ttl)
-        .with_lockout(args.lockout_threshold, args.lockout_window);
+        .with_jwt_exp_ms_bug(args.vendor == Vendor::Conduit && !args.no_jwt_exp_ms_bug);
+    let access_ttl = args
+        .access_token_ttl
+        .unwrap_or(config.access_token_lifetime);
+    let lockout_window = args.lockout_window.unwrap_or(config.lockout_window);
+    config = config
+        .with_token_lifetimes(access_ttl, args.refresh_token_ttl)
+        .with_lockout(args.lockout_threshold, lockout_window);
+    if let Some(status) = args.lockout_status {
+        config = config.with_lockout_status(status);
+    }
+    config.client_credentials = args.require_client;
     config.skew_steps = args.skew_steps;
     config.max_body_bytes = args.max_body_bytes;
     config.accounts = args.accounts;
@@ -234,13 +264,25 @@ mod tests {
     use super::*;
 
     #[test]
-    fn durations_take_seconds_minutes_and_hours() {
-        assert_eq!(parse_duration("2"), Ok(Duration::from_secs(2)));
-        assert_eq!(parse_duration("2s"), Ok(Duration::from_secs(2)));
-        assert_eq!(parse_duration("5m"), Ok(Duration::from_secs(300)));
-        assert_eq!(parse_duration("1h"), Ok(Duration::from_secs(3600)));
-        assert!(parse_duration("5d").is_err());
-        assert!(parse_duration("x").is_err());
+    fn durations_are_go_durations_and_never_overflow() {
+        let cases = [
+            ("2s", Some(Duration::from_secs(2))),
+            ("300ms", Some(Duration::from_millis(300))),
+            ("5m", Some(Duration::from_secs(300))),
+            ("1h", Some(Duration::from_secs(3600))),
+            ("1h30m", Some(Duration::from_secs(5400))),
+            ("1.5s", Some(Duration::from_millis(1500))),
+            ("2", None),
+            ("5d", None),
+            ("x", None),
+            ("-5s", None),
+            ("", None),
+            ("99999999999999999999h", None),
+            ("9999999999999999h", None),
+        ];
+        for (text, want) in cases {
+            assert_eq!(parse_duration(text).ok(), want, "{text}");
+        }
     }
 
     #[test]

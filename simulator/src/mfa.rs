@@ -96,7 +96,7 @@ pub fn check_code(
         }
         Err(Rejection::Reused) => Err(Refused::Reused),
         Err(Rejection::Invalid) => {
-            if allow_recovery && account.take_recovery_code(code) {
+            if allow_recovery && account.take_recovery_code(code, config.vendor.recovery_match()) {
                 account.failures = 0;
                 return Ok(Accepted::Recovery {
                     left: account.recovery_codes.len(),
@@ -119,7 +119,7 @@ pub fn check_recovery(
     if !account.is_enrolled() {
         return Err(Refused::NotEnrolled);
     }
-    if account.take_recovery_code(code) {
+    if account.take_recovery_code(code, state.config.vendor.recovery_match()) {
         account.failures = 0;
         return Ok(account.recovery_codes.len());
     }
@@ -205,8 +205,10 @@ mod tests {
     #[test]
     fn recovery_code_is_accepted_once_in_place_of_totp() {
         let (state, _, id) = setup(SimConfig::new(Vendor::Audd));
+        // Exactly as issued: a client that lower-cases its codes is refused.
+        assert_eq!(check(&state, &id, "aaaaa-bbbbb"), Err(Refused::Invalid));
         assert_eq!(
-            check(&state, &id, "aaaaa-bbbbb"),
+            check(&state, &id, "AAAAA-BBBBB"),
             Ok(Accepted::Recovery { left: 0 })
         );
         assert_eq!(check(&state, &id, "AAAAA-BBBBB"), Err(Refused::Invalid));

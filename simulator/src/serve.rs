@@ -6,6 +6,9 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use axum::Router;
+use axum::extract::{Request, State};
+use axum::middleware::Next;
+use axum::response::Response;
 use hyper::body::Incoming;
 use hyper_util::rt::{TokioExecutor, TokioIo};
 use hyper_util::server::graceful::GracefulShutdown;
@@ -27,6 +30,29 @@ impl PeerCertificates {
     pub fn present(&self) -> bool {
         !self.0.is_empty()
     }
+}
+
+/// The `Date` header (RFC 9110 IMF-fixdate) of `unix_ms`.
+pub fn http_date(unix_ms: u64) -> Option<String> {
+    let ms = i64::try_from(unix_ms).ok()?;
+    let ts = jiff::Timestamp::from_millisecond(ms).ok()?;
+    Some(ts.strftime("%a, %d %b %Y %H:%M:%S GMT").to_string())
+}
+
+/// Middleware: every answer carries `Date` from the vendor's clock, moved
+/// by the clock-skew fault, as a vendor whose clock is off would send it
+/// (hyper adds its own only when none is set). Clients estimate the
+/// vendor's clock offset from it.
+pub async fn vendor_date(
+    State(state): State<SharedState>,
+    request: Request,
+    next: Next,
+) -> Response {
+    let mut response = next.run(request).await;
+    if let Some(value) = http_date(state.vendor_now_ms()).and_then(|d| d.parse().ok()) {
+        response.headers_mut().insert(http::header::DATE, value);
+    }
+    response
 }
 
 /// Serves `router` over TLS on `listener` until `cancel` fires, then lets
@@ -93,5 +119,19 @@ pub async fn serve_tls(
         .is_err()
     {
         tracing::debug!("connections still open after 5 s; dropping them");
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn http_dates_are_imf_fixdate() {
+        assert_eq!(
+            http_date(784_111_777_000).as_deref(),
+            Some("Sun, 06 Nov 1994 08:49:37 GMT")
+        );
+        assert_eq!(http_date(u64::MAX), None);
     }
 }

@@ -7,7 +7,7 @@ use crate::accounts::AccountStore;
 use crate::config::SimConfig;
 use crate::faults::FaultStore;
 use crate::tls::ClientCaStore;
-use crate::tokens::TokenIssuer;
+use crate::tokens::{Claims, TokenError, TokenIssuer, TokenKind};
 
 /// Shared by the vendor and admin routers.
 #[derive(Debug)]
@@ -38,17 +38,34 @@ impl AppState {
         self.config.clock.now_secs()
     }
 
-    /// The time the vendor's TOTP verifier believes it is: real time moved
-    /// by the clock-skew fault.
-    pub fn totp_now_secs(&self) -> u64 {
+    /// Verifies a token the way the vendor's server does: by `exp`, or
+    /// with Conduit's `exp` bug by the configured access lifetime (the
+    /// session the server keeps), whatever the token claims.
+    pub fn verify_token(&self, token: &str, kind: TokenKind) -> Result<Claims, TokenError> {
+        let server_lifetime = (self.config.jwt_exp_ms_bug && kind == TokenKind::Access)
+            .then_some(self.config.access_token_lifetime);
+        self.tokens
+            .verify_with_lifetime(token, kind, self.now_secs(), server_lifetime)
+    }
+
+    /// The vendor's clock in Unix ms: real time moved by the clock-skew
+    /// fault (what its `Date` header shows).
+    pub fn vendor_now_ms(&self) -> u64 {
         let skew = self.faults.get().clock_skew_steps;
         let shift = skew
             .unsigned_abs()
-            .saturating_mul(self.config.totp.period_secs);
+            .saturating_mul(self.config.totp.period_secs)
+            .saturating_mul(1000);
         if skew >= 0 {
-            self.now_secs().saturating_add(shift)
+            self.now_ms().saturating_add(shift)
         } else {
-            self.now_secs().saturating_sub(shift)
+            self.now_ms().saturating_sub(shift)
         }
+    }
+
+    /// The time the vendor's TOTP verifier believes it is: real time moved
+    /// by the clock-skew fault.
+    pub fn totp_now_secs(&self) -> u64 {
+        self.vendor_now_ms() / 1000
     }
 }

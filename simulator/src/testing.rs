@@ -2,11 +2,11 @@
 //! certificate (what the operator would issue), and an HTTPS client that
 //! trusts the simulator and presents that certificate.
 
-use rcgen::{CertificateParams, DnType, ExtendedKeyUsagePurpose, Issuer, KeyPair};
+use rcgen::{DnType, ExtendedKeyUsagePurpose, Issuer, KeyPair};
 use rustls_pki_types::pem::PemObject;
 use rustls_pki_types::{CertificateDer, PrivateKeyDer};
 
-use crate::tls::{TlsError, ca_params, provider};
+use crate::tls::{TlsError, ca_params, leaf_params, provider};
 
 /// A client CA with its key.
 pub struct ClientCa {
@@ -55,11 +55,10 @@ impl ClientCa {
     pub fn issue(&self, common_name: &str) -> Result<ClientIdentity, TlsError> {
         let issuer = Issuer::from_ca_cert_pem(&self.cert_pem, KeyPair::from_pem(&self.key_pem)?)?;
         let key = KeyPair::generate()?;
-        let mut params = CertificateParams::new(Vec::<String>::new())?;
+        let mut params = leaf_params(Vec::new(), ExtendedKeyUsagePurpose::ClientAuth)?;
         params
             .distinguished_name
             .push(DnType::CommonName, common_name);
-        params.extended_key_usages = vec![ExtendedKeyUsagePurpose::ClientAuth];
         let cert = params.signed_by(&key, &issuer)?;
         Ok(ClientIdentity {
             cert_pem: cert.pem(),

@@ -57,10 +57,14 @@ pub fn generate_server_ca() -> Result<ServerCaMaterial, TlsError> {
     })
 }
 
-/// Parameters of a CA certificate with this common name.
+/// Parameters of a CA certificate with this common name: basic constraints
+/// (critical, CA), key usage for signing certificates and CRLs, and the
+/// subject key identifier leaves point to (RFC 5280 §4.2.1.1-3, 4.2.1.9).
 pub fn ca_params(common_name: &str) -> Result<CertificateParams, TlsError> {
     let mut params = CertificateParams::new(Vec::<String>::new())?;
     params.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
+    // A self-signed root may omit it, but strict verifiers prefer it there too.
+    params.use_authority_key_identifier_extension = true;
     params
         .distinguished_name
         .push(DnType::CommonName, common_name);
@@ -69,6 +73,23 @@ pub fn ca_params(common_name: &str) -> Result<CertificateParams, TlsError> {
         KeyUsagePurpose::CrlSign,
         KeyUsagePurpose::DigitalSignature,
     ];
+    Ok(params)
+}
+
+/// Parameters of an end-entity certificate for `purpose`: basic constraints
+/// saying it is not a CA, a subject key identifier, the issuer's key
+/// identifier, and key usage limited to signatures. Strict verifiers
+/// (`openssl verify -x509_strict`, Python 3.13's default context) refuse a
+/// leaf without the authority key identifier.
+pub fn leaf_params(
+    dns_names: Vec<String>,
+    purpose: ExtendedKeyUsagePurpose,
+) -> Result<CertificateParams, TlsError> {
+    let mut params = CertificateParams::new(dns_names)?;
+    params.is_ca = IsCa::ExplicitNoCa;
+    params.use_authority_key_identifier_extension = true;
+    params.key_usages = vec![KeyUsagePurpose::DigitalSignature];
+    params.extended_key_usages = vec![purpose];
     Ok(params)
 }
 
@@ -99,7 +120,10 @@ impl ServerPki {
         let ca_key = KeyPair::from_pem(&ca.key_pem)?;
         let issuer = Issuer::from_ca_cert_pem(&ca.cert_pem, ca_key)?;
         let key = KeyPair::generate()?;
-        let mut params = CertificateParams::new(vec!["localhost".to_owned()])?;
+        let mut params = leaf_params(
+            vec!["localhost".to_owned()],
+            ExtendedKeyUsagePurpose::ServerAuth,
+        )?;
         params
             .subject_alt_names
             .push(SanType::IpAddress(IpAddr::V4(Ipv4Addr::LOCALHOST)));
@@ -109,13 +133,17 @@ impl ServerPki {
         params
             .distinguished_name
             .push(DnType::CommonName, "otpilot-sim");
-        params.extended_key_usages = vec![ExtendedKeyUsagePurpose::ServerAuth];
         let cert = params.signed_by(&key, &issuer)?;
         Ok(Self {
             ca_pem: ca.cert_pem,
             cert: cert.der().clone(),
             key: PrivatePkcs8KeyDer::from(key.serialize_der()),
         })
+    }
+
+    /// The serving certificate (DER).
+    pub fn cert_der(&self) -> &CertificateDer<'static> {
+        &self.cert
     }
 
     /// The rustls server configuration (h2 and http/1.1) with `verifier`
@@ -320,6 +348,94 @@ mod tests {
             sans.contains("localhost") && sans.contains("[127, 0, 0, 1]"),
             "{sans}"
         );
+    }
+
+    fn pem(der: &[u8]) -> String {
+        use base64::Engine as _;
+        let b64 = base64::engine::general_purpose::STANDARD.encode(der);
+        let lines: Vec<&str> = b64
+            .as_bytes()
+            .chunks(64)
+            .map(|c| std::str::from_utf8(c).expect("ascii"))
+            .collect();
+        format!(
+            "-----BEGIN CERTIFICATE-----\n{}\n-----END CERTIFICATE-----\n",
+            lines.join("\n")
+        )
+    }
+
+    // `openssl verify -x509_strict` over a chain; the test fails (never
+    // skips) when openssl is missing.
+    fn openssl_verify_strict(ca_pem: &str, leaf_pem: &str, purpose: &str) {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let ca = dir.path().join("ca.pem");
+        let leaf = dir.path().join("leaf.pem");
+        std::fs::write(&ca, ca_pem).expect("write CA");
+        std::fs::write(&leaf, leaf_pem).expect("write leaf");
+        for (what, target) in [("CA", &ca), ("leaf", &leaf)] {
+            let output = std::process::Command::new("openssl")
+                .args(["verify", "-x509_strict", "-purpose", purpose, "-CAfile"])
+                .arg(&ca)
+                .arg(target)
+                .output()
+                .unwrap_or_else(|e| {
+                    panic!("failed to run openssl ({e}): install OpenSSL (e.g. apt-get install openssl) to run this test")
+                });
+            assert!(
+                output.status.success(),
+                "openssl verify -x509_strict refused the {what}: {}{}",
+                String::from_utf8_lossy(&output.stdout),
+                String::from_utf8_lossy(&output.stderr)
+            );
+        }
+    }
+
+    #[test]
+    fn serving_certificate_passes_strict_x509_verification() {
+        let pki = ServerPki::new(None).expect("pki");
+        openssl_verify_strict(&pki.ca_pem, &pem(pki.cert_der()), "sslserver");
+        // A CA handed in by the user (restarts) yields a strict chain too.
+        let reused = ServerPki::new(Some(&generate_server_ca().expect("ca"))).expect("pki");
+        openssl_verify_strict(&reused.ca_pem, &pem(reused.cert_der()), "sslserver");
+    }
+
+    #[test]
+    fn test_client_certificates_pass_strict_x509_verification() {
+        let ca = crate::testing::ClientCa::generate("strict client CA").expect("ca");
+        let leaf = ca.issue("strict client").expect("leaf");
+        openssl_verify_strict(&ca.cert_pem, &leaf.cert_pem, "sslclient");
+    }
+
+    #[test]
+    fn certificates_carry_the_extensions_rfc_5280_expects() {
+        let pki = ServerPki::new(None).expect("pki");
+        let ca = CertificateDer::from_pem_slice(pki.ca_pem.as_bytes()).expect("ca pem");
+        for (what, der, is_ca) in [
+            ("CA", ca.as_ref(), true),
+            ("leaf", pki.cert.as_ref(), false),
+        ] {
+            let (_, cert) = x509_parser::parse_x509_certificate(der).expect("x509");
+            let bc = cert
+                .basic_constraints()
+                .expect("one basic constraints")
+                .unwrap_or_else(|| panic!("{what}: no basic constraints"));
+            assert!(bc.critical, "{what}: basic constraints critical");
+            assert_eq!(bc.value.ca, is_ca, "{what}");
+            assert!(cert.key_usage().expect("ku").is_some(), "{what}: key usage");
+            let extensions = cert.extensions_map().expect("extensions");
+            for (oid, name) in [
+                (
+                    x509_parser::oid_registry::OID_X509_EXT_SUBJECT_KEY_IDENTIFIER,
+                    "SKI",
+                ),
+                (
+                    x509_parser::oid_registry::OID_X509_EXT_AUTHORITY_KEY_IDENTIFIER,
+                    "AKI",
+                ),
+            ] {
+                assert!(extensions.contains_key(&oid), "{what}: no {name}");
+            }
+        }
     }
 
     #[test]

@@ -59,6 +59,9 @@ pub struct Extra {
     pub sudo: Option<bool>,
     /// Emit Conduit's `id` claim.
     pub id_claim: bool,
+    /// Conduit v0.15's bug: write `exp` as `iat` + the lifetime in
+    /// milliseconds, read as seconds.
+    pub exp_in_ms_bug: bool,
 }
 
 /// Why a token was refused.
@@ -115,11 +118,17 @@ impl TokenIssuer {
     ) -> Result<(String, Claims), TokenError> {
         let mut jti = [0_u8; 16];
         rand::rng().fill_bytes(&mut jti);
+        let lifetime_secs = lifetime.as_secs().max(1);
+        let exp_offset = if extra.exp_in_ms_bug {
+            lifetime_secs.saturating_mul(1000)
+        } else {
+            lifetime_secs
+        };
         let claims = Claims {
             sub: sub.to_owned(),
             id: extra.id_claim.then(|| sub.to_owned()),
             iat: now_secs,
-            exp: now_secs.saturating_add(lifetime.as_secs().max(1)),
+            exp: now_secs.saturating_add(exp_offset),
             jti: jti.iter().map(|b| format!("{b:02x}")).collect(),
             iss: ISSUER.to_owned(),
             typ: kind,
@@ -138,6 +147,19 @@ impl TokenIssuer {
         kind: TokenKind,
         now_secs: u64,
     ) -> Result<Claims, TokenError> {
+        self.verify_with_lifetime(token, kind, now_secs, None)
+    }
+
+    /// As [`verify`](Self::verify), but with `server_lifetime` the server
+    /// decides expiry from `iat` and ignores the token's `exp` (a vendor
+    /// that keeps sessions server-side and writes a wrong `exp`).
+    pub fn verify_with_lifetime(
+        &self,
+        token: &str,
+        kind: TokenKind,
+        now_secs: u64,
+        server_lifetime: Option<Duration>,
+    ) -> Result<Claims, TokenError> {
         let mut validation = Validation::new(Algorithm::HS256);
         // Expiry is ours to check, against the injectable clock.
         validation.validate_exp = false;
@@ -148,7 +170,11 @@ impl TokenIssuer {
         if claims.typ != kind {
             return Err(TokenError::WrongKind);
         }
-        if claims.exp <= now_secs {
+        let expires = match server_lifetime {
+            Some(lifetime) => claims.iat.saturating_add(lifetime.as_secs().max(1)),
+            None => claims.exp,
+        };
+        if expires <= now_secs {
             return Err(TokenError::Expired);
         }
         Ok(claims)
@@ -176,6 +202,30 @@ mod tests {
         assert_eq!(
             issuer.verify(&token, TokenKind::Access, 1005),
             Err(TokenError::Expired)
+        );
+    }
+
+    #[test]
+    fn conduit_exp_bug_writes_milliseconds_but_the_server_expires_on_time() {
+        let issuer = TokenIssuer::new();
+        let bug = Extra {
+            exp_in_ms_bug: true,
+            ..Extra::default()
+        };
+        let lifetime = Duration::from_secs(3600);
+        let (token, claims) = issuer
+            .issue("u1", TokenKind::Access, lifetime, 1000, bug)
+            .expect("issue");
+        // The vendor document's token: exp − iat = 3,600,000.
+        assert_eq!(claims.exp - claims.iat, 3_600_000);
+        let at = |now| issuer.verify_with_lifetime(&token, TokenKind::Access, now, Some(lifetime));
+        assert!(at(1000 + 3599).is_ok());
+        assert_eq!(at(1000 + 3600), Err(TokenError::Expired));
+        // Trusting `exp` would keep it alive for 41 days.
+        assert!(
+            issuer
+                .verify(&token, TokenKind::Access, 1000 + 3600)
+                .is_ok()
         );
     }
 

@@ -515,3 +515,53 @@ async fn shutdown_stops_serving() {
     let client = https_client(&ca, identity.as_ref()).expect("client");
     assert!(client.get(&url).send().await.is_err());
 }
+
+#[tokio::test]
+async fn refresh_answers_fusionauths_shape_without_an_expiry_instant() {
+    let sim = Sim::start(fast_config(Vendor::Audd)).await;
+    let mut codes = enrolled(&sim).await;
+    let (status, body) = json(login(&sim, &codes.fresh().await).await).await;
+    assert_eq!(status, 200, "{body}");
+    let (status, body) = refresh(
+        &sim,
+        body["token"].as_str().expect("token"),
+        body["refreshToken"].as_str().expect("refresh"),
+    )
+    .await;
+    assert_eq!(status, 200, "{body}");
+    let mut keys: Vec<&str> = body
+        .as_object()
+        .expect("object")
+        .keys()
+        .map(String::as_str)
+        .collect();
+    keys.sort_unstable();
+    assert_eq!(keys, ["refreshToken", "refreshTokenId", "token"], "{body}");
+    // The expiry is in the JWT: 5 minutes, the document's lifetime.
+    let claims = common::jwt_claims(body["token"].as_str().expect("token"));
+    let lifetime = claims["exp"].as_u64().expect("exp") - claims["iat"].as_u64().expect("iat");
+    assert_eq!(lifetime, 300);
+    let refresh_id =
+        common::jwt_claims(body["refreshToken"].as_str().expect("refresh"))["jti"].clone();
+    assert_eq!(body["refreshTokenId"], refresh_id);
+}
+
+#[tokio::test]
+async fn lock_out_answers_with_the_status_the_tenant_uses() {
+    for status in [409_u16, 423] {
+        let config = fast_config(Vendor::Audd)
+            .with_lockout(2, Duration::from_secs(30))
+            .with_lockout_status(status);
+        let sim = Sim::start(config).await;
+        let mut codes = enrolled(&sim).await;
+        for _ in 0..2 {
+            assert_eq!(login(&sim, &codes.wrong()).await.status(), 421);
+        }
+        let response = login(&sim, &codes.fresh().await).await;
+        assert_eq!(response.status().as_u16(), status);
+        // FusionAuth's 409/423 say nothing about when the lock ends.
+        assert_eq!(retry_after(&response), None);
+        let (_, body) = json(response).await;
+        assert_eq!(body["error"], "locked");
+    }
+}

@@ -73,7 +73,7 @@ async fn binary_prints_urls_and_ca_path_then_serves() {
     let client = otpilot_sim::testing::https_client(&ca, None).expect("client");
     let status = client
         .post(format!("{vendor_url}/auth/password"))
-        .json(&serde_json::json!({ "username": "bot", "password": "pw" }))
+        .basic_auth("bot", Some("pw"))
         .send()
         .await
         .expect("login")

@@ -273,3 +273,189 @@ async fn conduit_with_replay_protection_off_accepts_a_reused_code() {
         assert_eq!(status, 200, "{body}");
     }
 }
+
+async fn user(sim: &Sim, token: &str) -> (u16, Value) {
+    call(
+        sim,
+        reqwest::Method::GET,
+        "/authentication/user",
+        token,
+        None,
+    )
+    .await
+}
+
+fn exp_minus_iat(token: &str) -> u64 {
+    let claims = common::jwt_claims(token);
+    claims["exp"].as_u64().expect("exp") - claims["iat"].as_u64().expect("iat")
+}
+
+#[tokio::test]
+async fn access_token_exp_is_milliseconds_read_as_seconds_by_default() {
+    let sim = Sim::start(fast_config(Vendor::Conduit).with_period(Duration::from_secs(2))).await;
+    let (mut codes, _) = enabled(&sim).await;
+    let body = login(&sim, &mut codes).await;
+    let token = body["accessToken"].as_str().expect("token");
+    // As in the vendor document's token: an hour, in milliseconds.
+    assert_eq!(exp_minus_iat(token), 3_600_000);
+    assert_eq!(user(&sim, token).await.0, 200);
+
+    let sim = Sim::start(
+        fast_config(Vendor::Conduit)
+            .with_period(Duration::from_secs(2))
+            .with_jwt_exp_ms_bug(false),
+    )
+    .await;
+    let (mut codes, _) = enabled(&sim).await;
+    let body = login(&sim, &mut codes).await;
+    assert_eq!(
+        exp_minus_iat(body["accessToken"].as_str().expect("token")),
+        3_600
+    );
+}
+
+#[tokio::test]
+async fn server_expires_the_session_on_the_configured_lifetime_not_on_exp() {
+    let sim =
+        Sim::start(config().with_token_lifetimes(Duration::from_secs(2), Duration::from_secs(60)))
+            .await;
+    let (mut codes, _) = enabled(&sim).await;
+    let body = login(&sim, &mut codes).await;
+    let token = body["accessToken"].as_str().expect("token").to_owned();
+    let refresh_token = body["refreshToken"].as_str().expect("refresh").to_owned();
+    assert_eq!(exp_minus_iat(&token), 2_000, "exp claims 2000 s");
+    assert_eq!(user(&sim, &token).await.0, 200);
+    // Poll past the 2 s session (bounded), never asserting how long it took.
+    let mut refused = None;
+    for _ in 0..40 {
+        tokio::time::sleep(Duration::from_millis(250)).await;
+        let (status, body) = user(&sim, &token).await;
+        if status != 200 {
+            refused = Some((status, body));
+            break;
+        }
+    }
+    let (status, body) = refused.expect("the session ends although exp is far ahead");
+    assert_eq!(
+        (status, body["error"].as_str()),
+        (401, Some("token_expired"))
+    );
+    // The refresh token renews it.
+    let (status, renewed) = call(
+        &sim,
+        reqwest::Method::POST,
+        "/authentication/renew",
+        &refresh_token,
+        None,
+    )
+    .await;
+    assert_eq!(status, 200, "{renewed}");
+    let token = renewed["accessToken"].as_str().expect("token");
+    assert_eq!(user(&sim, token).await.0, 200);
+}
+
+#[tokio::test]
+async fn wrong_codes_hit_the_rate_limit_answer_for_ten_seconds() {
+    let sim = Sim::start(config().with_lockout(2, Vendor::Conduit.default_lockout_window())).await;
+    let (codes, _) = enabled(&sim).await;
+    let unauthorized = local(&sim).await["accessToken"]
+        .as_str()
+        .expect("token")
+        .to_owned();
+    for _ in 0..2 {
+        let (status, _) = call(
+            &sim,
+            reqwest::Method::POST,
+            "/authentication/twoFa/verify",
+            &unauthorized,
+            Some(json!({ "code": codes.wrong() })),
+        )
+        .await;
+        assert_eq!(status, 401);
+    }
+    let response = sim
+        .http
+        .post(sim.url("/authentication/twoFa/verify"))
+        .bearer_auth(&unauthorized)
+        .json(&json!({ "code": codes.wrong() }))
+        .send()
+        .await
+        .expect("send");
+    assert_eq!(response.status(), 429);
+    let wait = common::retry_after(&response).expect("Retry-After");
+    assert!((1..=10).contains(&wait), "{wait}");
+    let (_, body) = json(response).await;
+    assert_eq!(
+        body,
+        json!({ "name": "RATE_LIMIT", "status": 429, "message": "Too many requests" })
+    );
+    let state = sim.admin().account(USER).await.expect("state");
+    let until = state.locked_until_unix_ms.expect("locked");
+    let now = u64::try_from(common::now().as_millis()).expect("ms");
+    assert!(until > now && until <= now + 10_000, "a 10 s block");
+}
+
+#[tokio::test]
+async fn client_validation_requires_the_application_headers() {
+    let sim = Sim::start(config().with_client_credentials("otpilot-app", "app-s3cret")).await;
+    let login = |headers: &[(&str, &str)]| {
+        let mut request = sim
+            .http
+            .post(sim.url("/authentication/local"))
+            .json(&json!({ "email": USER, "password": PASSWORD }));
+        for (name, value) in headers {
+            request = request.header(*name, *value);
+        }
+        request.send()
+    };
+    for headers in [
+        &[][..],
+        &[("clientid", "otpilot-app")][..],
+        &[("clientid", "otpilot-app"), ("clientsecret", "wrong")][..],
+        &[("clientid", "other"), ("clientsecret", "app-s3cret")][..],
+    ] {
+        let (status, body) = json(login(headers).await.expect("send")).await;
+        assert_eq!(
+            (status, body["error"].as_str()),
+            (401, Some("invalid_client")),
+            "{headers:?}"
+        );
+        assert!(!body.to_string().contains("app-s3cret"));
+    }
+    let (status, body) = json(
+        login(&[("clientid", "otpilot-app"), ("clientsecret", "app-s3cret")])
+            .await
+            .expect("send"),
+    )
+    .await;
+    assert_eq!(status, 200, "{body}");
+    let config = sim.admin().config().await.expect("config");
+    assert!(config.client_validation);
+}
+
+#[tokio::test]
+async fn local_login_takes_email_not_username() {
+    let sim = Sim::start(config()).await;
+    let (status, body) = json(
+        sim.http
+            .post(sim.url("/authentication/local"))
+            .json(&json!({ "username": USER, "password": PASSWORD }))
+            .send()
+            .await
+            .expect("send"),
+    )
+    .await;
+    assert_eq!(status, 422, "{body}");
+    let (status, _) = json(
+        sim.http
+            .post(sim.url("/authentication/local"))
+            .header("content-type", "text/plain")
+            .body(json!({ "email": USER, "password": PASSWORD }).to_string())
+            .send()
+            .await
+            .expect("send"),
+    )
+    .await;
+    assert_eq!(status, 415, "JSON sent as text/plain is refused");
+    local(&sim).await;
+}

@@ -182,3 +182,47 @@ async fn cryptr_calls_without_a_token_are_refused() {
         (401, Some("unauthorized"))
     );
 }
+
+#[tokio::test]
+async fn cryptr_token_call_requires_the_grant_type() {
+    let sim = Sim::start(fast_config(Vendor::Cryptr)).await;
+    let (status, body) = json(
+        sim.http
+            .post(sim.url("/api/v2/oauth/token"))
+            .form(&[("client_id", USER), ("client_secret", API_KEY)])
+            .send()
+            .await
+            .expect("token"),
+    )
+    .await;
+    assert_eq!(status, 422, "{body}");
+    let (status, body) = json(
+        sim.http
+            .post(sim.url("/api/v2/oauth/token"))
+            .form(&[
+                ("client_id", USER),
+                ("client_secret", API_KEY),
+                ("grant_type", "password"),
+            ])
+            .send()
+            .await
+            .expect("token"),
+    )
+    .await;
+    assert_eq!(
+        (status, body["error"].as_str()),
+        (400, Some("unsupported_grant_type"))
+    );
+    // A body sent as text/plain is not read as a form or as JSON.
+    let (status, _) = json(
+        sim.http
+            .post(sim.url("/api/v2/oauth/token"))
+            .header("content-type", "text/plain")
+            .body("client_id=x&client_secret=y&grant_type=client_credentials")
+            .send()
+            .await
+            .expect("token"),
+    )
+    .await;
+    assert_eq!(status, 415);
+}

@@ -11,7 +11,7 @@ async fn password_login(sim: &Sim) -> Value {
     let (status, body) = json(
         sim.http
             .post(sim.url("/auth/password"))
-            .json(&json!({ "username": USER, "password": PASSWORD }))
+            .basic_auth(USER, Some(PASSWORD))
             .send()
             .await
             .expect("login"),
@@ -129,7 +129,10 @@ async fn goaxr_full_flow_enroll_login_backup_code() {
 
 #[tokio::test]
 async fn goaxr_code_sent_as_a_bare_number_keeps_leading_zeros() {
-    let sim = Sim::start(fast_config(Vendor::Goaxr)).await;
+    // 2 s steps: with 1 s steps a loaded machine can deliver the code two
+    // steps late (seen once under a parallel run), outside the ±1 window.
+    let sim =
+        Sim::start(fast_config(Vendor::Goaxr).with_period(std::time::Duration::from_secs(2))).await;
     let token = password_login(&sim).await["token"]
         .as_str()
         .expect("token")
@@ -186,4 +189,31 @@ async fn goaxr_token_of_another_user_is_forbidden() {
         .expect("secret")
         .status();
     assert_eq!(status, 403);
+}
+
+#[tokio::test]
+async fn goaxr_password_login_is_http_basic_only() {
+    let sim = Sim::start(fast_config(Vendor::Goaxr)).await;
+    // Credentials in a JSON body are not a login.
+    let (status, body) = json(
+        sim.http
+            .post(sim.url("/auth/password"))
+            .json(&json!({ "username": USER, "password": PASSWORD }))
+            .send()
+            .await
+            .expect("send"),
+    )
+    .await;
+    assert_eq!(status, 401, "{body}");
+    let (status, _) = json(
+        sim.http
+            .post(sim.url("/auth/password"))
+            .basic_auth(USER, Some("wrong"))
+            .send()
+            .await
+            .expect("send"),
+    )
+    .await;
+    assert_eq!(status, 401);
+    assert_eq!(password_login(&sim).await["type"], "FULL");
 }

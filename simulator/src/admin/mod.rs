@@ -40,6 +40,12 @@ pub struct AdvertisedConfig {
     pub lockout_threshold: u32,
     /// Lock-out length, seconds.
     pub lockout_window_secs: u64,
+    /// Status a locked account answers.
+    pub lockout_status: u16,
+    /// Conduit's `exp` milliseconds bug reproduced.
+    pub jwt_exp_ms_bug: bool,
+    /// Conduit's client validation on (the credentials are not shown).
+    pub client_validation: bool,
 }
 
 /// Subjects of client CAs.
@@ -83,6 +89,9 @@ async fn config(State(state): State<SharedState>) -> Json<AdvertisedConfig> {
         refresh_token_lifetime_secs: c.refresh_token_lifetime.as_secs(),
         lockout_threshold: c.lockout_threshold,
         lockout_window_secs: c.lockout_window.as_secs(),
+        lockout_status: c.lockout_status,
+        jwt_exp_ms_bug: c.jwt_exp_ms_bug,
+        client_validation: c.client_credentials.is_some(),
     })
 }
 

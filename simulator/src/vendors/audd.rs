@@ -15,7 +15,7 @@ use crate::accounts::{RecoveryFormat, recovery_codes};
 use crate::error::{ApiError, ApiJson};
 use crate::mfa::{Against, Refused, check_code};
 use crate::serve::PeerCertificates;
-use crate::state::SharedState;
+use crate::state::{AppState, SharedState};
 use crate::tokens::{Extra, TokenError, TokenKind};
 use crate::totp::{from_base32, new_secret, to_base32};
 use crate::vendors::{
@@ -73,9 +73,9 @@ fn invalid_credentials() -> ApiError {
     )
 }
 
-fn refused(refused: Refused) -> ApiError {
+fn refused(state: &AppState, refused: Refused) -> ApiError {
     match refused {
-        Refused::Locked { retry_after_secs } => locked_out(retry_after_secs),
+        Refused::Locked { retry_after_secs } => locked_out(state, retry_after_secs),
         // FusionAuth answers 421 for a code it does not accept.
         Refused::Invalid => ApiError::new(
             StatusCode::MISDIRECTED_REQUEST,
@@ -154,7 +154,7 @@ async fn enable(
                 }
                 Err(e) => {
                     account.pending = None;
-                    Err(refused(e))
+                    Err(refused(&state, e))
                 }
             }
         })
@@ -186,7 +186,7 @@ async fn login(
                 return Err(invalid_credentials());
             }
             check_code(&state, account, Against::Enrolled, &body.mfa_code, true)
-                .map_err(refused)?;
+                .map_err(|e| refused(&state, e))?;
             let tokens = issue_tokens(&state, account, Extra::default(), true)?;
             Ok(Json(json!({
                 "token": tokens.access,
@@ -227,10 +227,16 @@ async fn refresh(
             };
             ApiError::new(StatusCode::UNAUTHORIZED, code, message)
         })?;
+    // FusionAuth's refresh answers the new pair and the refresh token's id,
+    // no expiry instant: a client reads the JWT's `exp`.
+    let refresh_token_id = tokens
+        .refresh_jti
+        .clone()
+        .ok_or_else(|| ApiError::internal("no refresh token was issued"))?;
     Ok(Json(json!({
         "token": tokens.access,
         "refreshToken": tokens.refresh,
-        "tokenExpirationInstant": instant_ms(tokens.access_exp),
+        "refreshTokenId": refresh_token_id,
     })))
 }
 

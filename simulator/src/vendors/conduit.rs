@@ -14,7 +14,7 @@ use serde_json::{Value, json};
 use crate::accounts::{RecoveryFormat, new_id, recovery_codes};
 use crate::error::{ApiError, ApiJson};
 use crate::mfa::{Against, Refused, check_code, check_recovery};
-use crate::state::SharedState;
+use crate::state::{AppState, SharedState};
 use crate::tokens::{Claims, Extra, TokenError, TokenKind};
 use crate::totp::{new_secret, otpauth_uri, to_base32};
 use crate::vendors::{
@@ -37,7 +37,45 @@ pub fn routes(state: SharedState) -> Router {
         .route("/authentication/twoFa/recover", post(recover))
         .route("/authentication/twoFa/generate", get(generate))
         .route("/authentication/twoFa/disable", put(disable))
+        .layer(axum::middleware::from_fn_with_state(
+            state.clone(),
+            client_validation,
+        ))
         .with_state(state)
+}
+
+// Conduit's client validation: with it on, every request names the
+// application in `clientid` / `clientsecret` headers (the error body is ours).
+async fn client_validation(
+    State(state): State<SharedState>,
+    request: axum::extract::Request,
+    next: axum::middleware::Next,
+) -> axum::response::Response {
+    use axum::response::IntoResponse;
+    if let Some(expected) = &state.config.client_credentials {
+        let header = |name: &str| {
+            request
+                .headers()
+                .get(name)
+                .and_then(|v| v.to_str().ok())
+                .unwrap_or("")
+        };
+        let id_ok =
+            crate::totp::constant_time_eq(header("clientid").as_bytes(), expected.id.as_bytes());
+        let secret_ok = crate::totp::constant_time_eq(
+            header("clientsecret").as_bytes(),
+            expected.secret.as_bytes(),
+        );
+        if !(id_ok && secret_ok) {
+            return ApiError::new(
+                StatusCode::UNAUTHORIZED,
+                "invalid_client",
+                "Client validation failed: send this application's clientid and clientsecret headers",
+            )
+            .into_response();
+        }
+    }
+    next.run(request).await
 }
 
 // Tokens from a full login (password without 2FA, 2FA verify, recover).
@@ -46,6 +84,7 @@ fn full_login() -> Extra {
         authorized: Some(true),
         sudo: Some(true),
         id_claim: true,
+        ..Extra::default()
     }
 }
 
@@ -53,9 +92,9 @@ fn tokens_body(tokens: &IssuedTokens) -> Value {
     json!({ "accessToken": tokens.access, "refreshToken": tokens.refresh })
 }
 
-fn refused(refused: Refused) -> ApiError {
+fn refused(state: &AppState, refused: Refused) -> ApiError {
     match refused {
-        Refused::Locked { retry_after_secs } => locked_out(retry_after_secs),
+        Refused::Locked { retry_after_secs } => locked_out(state, retry_after_secs),
         Refused::Invalid => ApiError::new(StatusCode::UNAUTHORIZED, "invalid_code", "Invalid code"),
         Refused::Reused => ApiError::new(
             StatusCode::UNAUTHORIZED,
@@ -104,7 +143,8 @@ fn no_user() -> ApiError {
 
 #[derive(Debug, Deserialize)]
 struct LocalBody {
-    #[serde(alias = "username")]
+    // Only `email`: a client sending `username` would pass a lenient
+    // simulator and fail against a deployment whose identifier is email.
     email: String,
     password: String,
 }
@@ -164,6 +204,7 @@ async fn renew(
         authorized: Some(true),
         sudo: None,
         id_claim: true,
+        ..Extra::default()
     };
     let (_, tokens) = rotate_refresh(&state, token, renewed).map_err(|e| match e {
         RefreshRefused::Invalid => ApiError::new(
@@ -268,7 +309,8 @@ async fn enable_verify(
             if account.pending.is_none() {
                 return Err(ApiError::bad_request("2FA enable was not requested"));
             }
-            check_code(&state, account, Against::Pending, &body.code, false).map_err(refused)?;
+            check_code(&state, account, Against::Pending, &body.code, false)
+                .map_err(|e| refused(&state, e))?;
             account.activate_pending();
             Ok(Json(json!({ "message": "2FA enabled" })))
         })
@@ -302,7 +344,8 @@ async fn verify(
     state
         .accounts
         .with_id(&claims.sub, |account| {
-            check_code(&state, account, Against::Enrolled, &body.code, false).map_err(refused)?;
+            check_code(&state, account, Against::Enrolled, &body.code, false)
+                .map_err(|e| refused(&state, e))?;
             let tokens = issue_tokens(&state, account, full_login(), true)?;
             Ok(Json(tokens_body(&tokens)))
         })
@@ -320,7 +363,8 @@ async fn recover(
     state
         .accounts
         .with_id(&claims.sub, |account| {
-            let left = check_recovery(&state, account, &body.code).map_err(refused)?;
+            let left =
+                check_recovery(&state, account, &body.code).map_err(|e| refused(&state, e))?;
             let tokens = issue_tokens(&state, account, full_login(), true)?;
             let mut body = tokens_body(&tokens);
             body["message"] = json!(format!("You have {left} back up codes left"));
@@ -340,7 +384,7 @@ async fn generate(
         .accounts
         .with_id(&claims.sub, |account| {
             if !account.is_enrolled() {
-                return Err(refused(Refused::NotEnrolled));
+                return Err(refused(&state, Refused::NotEnrolled));
             }
             account.recovery_codes = recovery_codes(RecoveryFormat::Conduit, BACKUP_CODES);
             Ok(Json(json!({ "codes": account.recovery_codes })))

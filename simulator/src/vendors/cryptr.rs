@@ -116,8 +116,8 @@ fn request_id(prefix: &str) -> String {
 struct TokenBody {
     client_id: String,
     client_secret: String,
-    #[serde(default)]
-    grant_type: Option<String>,
+    // Required, as OAuth 2.0 (RFC 6749 §4.4.2) requires it.
+    grant_type: String,
 }
 
 /// `POST /api/v2/oauth/token` (ours): client credentials → access token.
@@ -125,11 +125,7 @@ async fn token(
     State(state): State<SharedState>,
     JsonOrForm(body): JsonOrForm<TokenBody>,
 ) -> Result<Json<Value>, ApiError> {
-    if body
-        .grant_type
-        .as_deref()
-        .is_some_and(|g| g != "client_credentials")
-    {
+    if body.grant_type != "client_credentials" {
         return Err(ApiError::new(
             StatusCode::BAD_REQUEST,
             "unsupported_grant_type",

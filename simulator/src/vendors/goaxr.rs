@@ -13,10 +13,10 @@ use serde_json::{Value, json};
 use crate::accounts::{RecoveryFormat, new_id, recovery_codes};
 use crate::error::{ApiError, ApiJson};
 use crate::mfa::{Against, Refused, check_code};
-use crate::state::SharedState;
+use crate::state::{AppState, SharedState};
 use crate::tokens::{Claims, Extra, TokenError, TokenKind};
 use crate::totp::{new_secret, otpauth_uri, to_base32};
-use crate::vendors::{bearer_claims, issue_tokens, locked_out};
+use crate::vendors::{authorization, bearer_claims, issue_tokens, locked_out};
 
 // The document's example secret is 24 characters: 15 bytes of base32.
 const SECRET_BYTES: usize = 15;
@@ -34,9 +34,9 @@ pub fn routes(state: SharedState) -> Router {
         .with_state(state)
 }
 
-fn refused(refused: Refused) -> ApiError {
+fn refused(state: &AppState, refused: Refused) -> ApiError {
     match refused {
-        Refused::Locked { retry_after_secs } => locked_out(retry_after_secs),
+        Refused::Locked { retry_after_secs } => locked_out(state, retry_after_secs),
         Refused::Invalid => ApiError::new(
             StatusCode::UNAUTHORIZED,
             "invalid_code",
@@ -88,16 +88,24 @@ fn code_text(value: &Value, digits: u8) -> Result<String, ApiError> {
     }
 }
 
-#[derive(Debug, Deserialize)]
-struct PasswordBody {
-    username: String,
-    password: String,
+/// `user:password` from `Authorization: Basic ...` (RFC 7617).
+fn basic_credentials(headers: &HeaderMap) -> Option<(String, String)> {
+    use base64::Engine as _;
+    let encoded = authorization(headers, "Basic")?;
+    let decoded = base64::engine::general_purpose::STANDARD
+        .decode(encoded)
+        .ok()?;
+    let text = String::from_utf8(decoded).ok()?;
+    let (user, password) = text.split_once(':')?;
+    Some((user.to_owned(), password.to_owned()))
 }
 
-/// `POST /auth/password`: the full token, or a CHALLENGE token when MFA is on.
+/// `POST /auth/password` with `Authorization: Basic <user:password>`
+/// (AcceleratXR's password login): the full token, or a CHALLENGE token
+/// when MFA is on. Credentials in a JSON body are not read.
 async fn password_login(
     State(state): State<SharedState>,
-    ApiJson(body): ApiJson<PasswordBody>,
+    headers: HeaderMap,
 ) -> Result<Json<Value>, ApiError> {
     let invalid = || {
         ApiError::new(
@@ -106,10 +114,13 @@ async fn password_login(
             "username or password is incorrect",
         )
     };
+    let (username, password) = basic_credentials(&headers).ok_or_else(|| {
+        ApiError::unauthorized("Authorization: Basic <base64 of user:password> is required")
+    })?;
     state
         .accounts
-        .with_username(&body.username, |account| {
-            if !account.password_matches(&body.password) {
+        .with_username(&username, |account| {
+            if !account.password_matches(&password) {
                 return Err(invalid());
             }
             if account.is_enrolled() {
@@ -153,7 +164,8 @@ async fn totp_login(
     state
         .accounts
         .with_id(&claims.sub, |account| {
-            check_code(&state, account, Against::Enrolled, &code, true).map_err(refused)?;
+            check_code(&state, account, Against::Enrolled, &code, true)
+                .map_err(|e| refused(&state, e))?;
             let tokens = issue_tokens(&state, account, Extra::default(), false)?;
             Ok(Json(
                 json!({ "token": tokens.access, "type": "FULL", "uid": account.id }),
@@ -234,7 +246,8 @@ async fn enroll(
             if account.pending.as_ref().map(|p| p.id.as_str()) != Some(secret_id.as_str()) {
                 return Err(ApiError::not_found("no such pending secret"));
             }
-            check_code(&state, account, Against::Pending, &code, false).map_err(refused)?;
+            check_code(&state, account, Against::Pending, &code, false)
+                .map_err(|e| refused(&state, e))?;
             account.activate_pending();
             account.recovery_codes = recovery_codes(RecoveryFormat::Groups, BACKUP_CODES);
             Ok(Json(json!({

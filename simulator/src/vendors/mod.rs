@@ -2,12 +2,12 @@
 //! bearer tokens and issuing token pairs.
 
 use axum::Router;
-use axum::http::HeaderMap;
+use axum::http::{HeaderMap, StatusCode};
 
 use crate::accounts::Account;
 use crate::config::Vendor;
 use crate::error::ApiError;
-use crate::state::SharedState;
+use crate::state::{AppState, SharedState};
 use crate::tokens::{Claims, Extra, TokenError, TokenKind};
 
 pub mod acreto;
@@ -16,15 +16,27 @@ pub mod conduit;
 pub mod cryptr;
 pub mod goaxr;
 
-/// The lock-out answer the vendors without their own error shape share:
-/// 429 with `Retry-After` (our choice where the documents are silent).
-pub fn locked_out(retry_after_secs: u64) -> ApiError {
-    ApiError::new(
-        axum::http::StatusCode::TOO_MANY_REQUESTS,
-        "locked",
-        "too many invalid codes; try again later",
-    )
-    .retry_after(retry_after_secs)
+/// The lock-out answer of AUDD, goaxr and Conduit. Conduit's rate limiter
+/// answers 429 with Conduit's error `RATE_LIMIT`; the others
+/// `{"error": "locked"}` with the configured status (FusionAuth: 409, 423
+/// or 429). `Retry-After` comes with 429 only (ours: the documents are
+/// silent).
+pub fn locked_out(state: &AppState, retry_after_secs: u64) -> ApiError {
+    if state.config.vendor == Vendor::Conduit {
+        return ApiError::with_body(
+            StatusCode::TOO_MANY_REQUESTS,
+            serde_json::json!({ "name": "RATE_LIMIT", "status": 429, "message": "Too many requests" }),
+        )
+        .retry_after(retry_after_secs);
+    }
+    let status =
+        StatusCode::from_u16(state.config.lockout_status).unwrap_or(StatusCode::TOO_MANY_REQUESTS);
+    let error = ApiError::new(status, "locked", "too many invalid codes; try again later");
+    if status == StatusCode::TOO_MANY_REQUESTS {
+        error.retry_after(retry_after_secs)
+    } else {
+        error
+    }
 }
 
 /// The routes of `state.config.vendor`, without middleware.
@@ -64,7 +76,7 @@ pub fn bearer_claims(
     kind: TokenKind,
 ) -> Result<Claims, TokenError> {
     let token = authorization(headers, scheme).ok_or(TokenError::Invalid)?;
-    state.tokens.verify(token, kind, state.now_secs())
+    state.verify_token(token, kind)
 }
 
 /// A freshly issued access token (and refresh token when asked).
@@ -76,6 +88,8 @@ pub struct IssuedTokens {
     pub access_exp: u64,
     /// The refresh token, if one was issued.
     pub refresh: Option<String>,
+    /// The refresh token's id (`jti`; FusionAuth's `refreshTokenId`).
+    pub refresh_jti: Option<String>,
 }
 
 /// Issues an access token and, with `with_refresh`, a refresh token the
@@ -88,6 +102,10 @@ pub fn issue_tokens(
 ) -> Result<IssuedTokens, ApiError> {
     let now = state.now_secs();
     let config = &state.config;
+    let access_extra = Extra {
+        exp_in_ms_bug: config.jwt_exp_ms_bug,
+        ..extra
+    };
     let (access, claims) = state
         .tokens
         .issue(
@@ -95,10 +113,10 @@ pub fn issue_tokens(
             TokenKind::Access,
             config.access_token_lifetime,
             now,
-            extra,
+            access_extra,
         )
         .map_err(|_| ApiError::internal("failed to sign a token"))?;
-    let refresh = if with_refresh {
+    let (refresh, refresh_jti) = if with_refresh {
         let (refresh, refresh_claims) = state
             .tokens
             .issue(
@@ -112,15 +130,17 @@ pub fn issue_tokens(
                 },
             )
             .map_err(|_| ApiError::internal("failed to sign a token"))?;
+        let jti = refresh_claims.jti.clone();
         account.remember_refresh(refresh_claims.jti, refresh_claims.exp, now);
-        Some(refresh)
+        (Some(refresh), Some(jti))
     } else {
-        None
+        (None, None)
     };
     Ok(IssuedTokens {
         access,
         access_exp: claims.exp,
         refresh,
+        refresh_jti,
     })
 }
 

@@ -169,3 +169,13 @@ pub fn retry_after(response: &reqwest::Response) -> Option<u64> {
         .parse()
         .ok()
 }
+
+/// The claims of a JWT, read without checking the signature.
+pub fn jwt_claims(token: &str) -> Value {
+    use base64::Engine as _;
+    let payload = token.split('.').nth(1).expect("a JWT has three parts");
+    let bytes = base64::engine::general_purpose::URL_SAFE_NO_PAD
+        .decode(payload)
+        .expect("base64url payload");
+    serde_json::from_slice(&bytes).expect("JSON claims")
+}

@@ -1,0 +1,303 @@
+//! The mutation: a Pod, its ApiCredential and the installation's settings
+//! in, patch operations or a refusal out.
+
+use std::collections::BTreeMap;
+
+use k8s_openapi::api::core::v1::{Container, Pod, PodSpec};
+use otpilot_api::ApiCredential;
+use otpilot_api::conditions::READY;
+use otpilot_api::labels::recovery_secret_name;
+
+use crate::annotations::{self, AnnotationError, InjectRequest, paths_overlap};
+use crate::config::{InjectConfig, WhenNotReady};
+use crate::decision::{Decision, DenyReason};
+use crate::patch::{PatchBuilder, SerializeError};
+use crate::sidecar::{self, SecretRefs};
+
+/// Decides what to do with a Pod at admission.
+///
+/// `credential` is the ApiCredential named by the Pod's `otpilot.dev/inject`
+/// annotation, looked up by the caller in the Pod's namespace (`None`: not
+/// found). The Pod's `metadata.namespace` must be set (the admission
+/// request's namespace; see [`crate::review()`]).
+pub fn mutate(pod: &Pod, credential: Option<&ApiCredential>, config: &InjectConfig) -> Decision {
+    if already_injected(pod) {
+        return Decision::untouched();
+    }
+    let no_annotations = BTreeMap::new();
+    let annotations = pod.metadata.annotations.as_ref().unwrap_or(&no_annotations);
+    let request = match annotations::parse(annotations, config) {
+        Ok(None) => return Decision::untouched(),
+        Ok(Some(request)) => request,
+        Err(error) => return Decision::deny(annotation_reason(&error), error.to_string()),
+    };
+    let namespace = pod.metadata.namespace.as_deref().unwrap_or_default();
+    let name = &request.credential;
+    let Some(credential) = credential else {
+        return Decision::deny(
+            DenyReason::CredentialNotFound,
+            format!(
+                "ApiCredential {name} not found in namespace {namespace} (named by annotation {}): \
+                 create it in this namespace, or fix the annotation",
+                annotations::INJECT
+            ),
+        );
+    };
+    if credential.metadata.namespace.as_deref() != Some(namespace) {
+        return Decision::deny(
+            DenyReason::CrossNamespace,
+            format!(
+                "ApiCredential {name} is not in namespace {namespace}: a Pod can only use an \
+                 ApiCredential in its own namespace"
+            ),
+        );
+    }
+    if credential.metadata.name.as_deref() != Some(name.as_str()) {
+        return Decision::deny(
+            DenyReason::CredentialNotFound,
+            format!(
+                "ApiCredential {name} not found in namespace {namespace} (lookup returned another object)"
+            ),
+        );
+    }
+    let mut warnings = Vec::new();
+    if let Err(not_ready) = readiness(credential) {
+        let message =
+            format!("ApiCredential {name} in namespace {namespace} is not Ready ({not_ready})");
+        match config.when_not_ready {
+            WhenNotReady::Refuse => {
+                return Decision::deny(
+                    DenyReason::CredentialNotReady,
+                    format!(
+                        "{message}: the Pod is refused until it is; see `kubectl describe apicredential {name} -n {namespace}`"
+                    ),
+                );
+            }
+            WhenNotReady::Inject => warnings.push(format!(
+                "{message}: the app containers wait for the sidecar's startup probe"
+            )),
+        }
+    }
+    let refs = SecretRefs::of(name, credential);
+    if let Some(decision) = forbidden_secret(&refs, name) {
+        return decision;
+    }
+    let Some(spec) = pod.spec.as_ref() else {
+        return Decision::deny(DenyReason::InvalidRequest, "the Pod has no spec");
+    };
+    if let Err(message) = unsafe_pod(spec) {
+        return Decision::deny(DenyReason::UnsafePod, message);
+    }
+    if let Err(message) = conflicts(spec, &request) {
+        return Decision::deny(DenyReason::Conflict, message);
+    }
+    if spec.share_process_namespace == Some(true) {
+        warnings.push(
+            "shareProcessNamespace is on: the app containers can see the sidecar's process and, \
+             running as the same user or as root, read its password file through /proc"
+                .to_owned(),
+        );
+    }
+    match patch(spec, &request, &refs, config, &mut warnings) {
+        Ok(patch) => Decision::Allow { patch, warnings },
+        Err(error) => Decision::deny(DenyReason::InvalidRequest, error.to_string()),
+    }
+}
+
+/// A Pod carrying the marker annotation or the sidecar container was
+/// injected before (or by hand): leave it exactly as it is.
+fn already_injected(pod: &Pod) -> bool {
+    let marked = pod
+        .metadata
+        .annotations
+        .as_ref()
+        .is_some_and(|a| a.contains_key(annotations::INJECTED));
+    let has_sidecar = pod.spec.as_ref().is_some_and(|spec| {
+        spec.init_containers
+            .iter()
+            .flatten()
+            .chain(&spec.containers)
+            .any(|c| c.name == sidecar::CONTAINER_NAME)
+    });
+    marked || has_sidecar
+}
+
+fn annotation_reason(error: &AnnotationError) -> DenyReason {
+    match error {
+        AnnotationError::CrossNamespace { .. } => DenyReason::CrossNamespace,
+        _ => DenyReason::InvalidAnnotation,
+    }
+}
+
+/// `Err(why)` unless the Ready condition is True. The reason and message
+/// come from the credential's status, which never holds secret material.
+fn readiness(credential: &ApiCredential) -> Result<(), String> {
+    let ready = credential
+        .status
+        .as_ref()
+        .and_then(|s| s.conditions.iter().find(|c| c.type_ == READY));
+    match ready {
+        Some(c) if c.status == "True" => Ok(()),
+        Some(c) if c.message.is_empty() => Err(format!("{}: {}", c.status, c.reason)),
+        Some(c) => Err(format!("{}: {}: {}", c.status, c.reason, c.message)),
+        None => Err("no Ready condition yet: the operator has not reconciled it".to_owned()),
+    }
+}
+
+/// The recovery Secret is never mounted into a Pod, even when a spec names it.
+fn forbidden_secret(refs: &SecretRefs, credential: &str) -> Option<Decision> {
+    let recovery = recovery_secret_name(credential);
+    let named = [
+        refs.password.as_ref().map(|r| ("passwordSecretRef", r)),
+        refs.api_key.as_ref().map(|r| ("apiKeySecretRef", r)),
+    ];
+    named.into_iter().flatten().find(|(_, r)| r.name == recovery).map(|(field, _)| {
+        Decision::deny(
+            DenyReason::ForbiddenSecret,
+            format!(
+                "ApiCredential {credential} names its recovery Secret {recovery} in spec.{field}: \
+                 the recovery codes are never mounted into a Pod; keep the password and API key \
+                 in a Secret of their own"
+            ),
+        )
+    })
+}
+
+/// Pods the sidecar cannot protect its token in.
+fn unsafe_pod(spec: &PodSpec) -> Result<(), String> {
+    if spec.host_network == Some(true) {
+        // 127.0.0.1 would be the node's: every process on it could ask for the token.
+        return Err(format!(
+            "the Pod uses hostNetwork: the sidecar's token API on 127.0.0.1 would be open to \
+             every process on the node; remove hostNetwork or annotation {}",
+            annotations::INJECT
+        ));
+    }
+    if spec.os.as_ref().is_some_and(|os| os.name != "linux") {
+        return Err("the sidecar runs on Linux nodes only (spec.os.name)".to_owned());
+    }
+    Ok(())
+}
+
+/// Names, ports and paths the Pod already uses that the sidecar needs.
+fn conflicts(spec: &PodSpec, request: &InjectRequest) -> Result<(), String> {
+    if let Some(volume) = spec
+        .volumes
+        .iter()
+        .flatten()
+        .find(|v| sidecar::VOLUME_NAMES.contains(&v.name.as_str()))
+    {
+        return Err(format!(
+            "the Pod already has a volume named {}, a name the otpilot sidecar uses: rename it",
+            volume.name
+        ));
+    }
+    let all_containers = spec
+        .init_containers
+        .iter()
+        .flatten()
+        .chain(&spec.containers);
+    for container in all_containers {
+        for port in container.ports.iter().flatten() {
+            let taken = [
+                (annotations::API_PORT, request.api_port),
+                (annotations::PROXY_PORT, request.proxy_port),
+            ];
+            if let Some((annotation, _)) = taken
+                .iter()
+                .find(|(_, p)| i32::from(*p) == port.container_port)
+            {
+                return Err(format!(
+                    "container {} already uses port {}, which the sidecar would listen on: set \
+                     annotation {annotation} to a free port",
+                    container.name, port.container_port
+                ));
+            }
+        }
+    }
+    if let Some(token_file) = &request.token_file {
+        for container in &spec.containers {
+            if let Some(mount) = container
+                .volume_mounts
+                .iter()
+                .flatten()
+                .find(|m| paths_overlap(&m.mount_path, &token_file.dir))
+            {
+                return Err(format!(
+                    "container {} already mounts {}, which overlaps {} (the directory of \
+                     annotation {}): pick another token file path",
+                    container.name,
+                    mount.mount_path,
+                    token_file.dir,
+                    annotations::TOKEN_FILE
+                ));
+            }
+        }
+    }
+    Ok(())
+}
+
+fn patch(
+    spec: &PodSpec,
+    request: &InjectRequest,
+    refs: &SecretRefs,
+    config: &InjectConfig,
+    warnings: &mut Vec<String>,
+) -> Result<Vec<json_patch::PatchOperation>, SerializeError> {
+    let mut patch = PatchBuilder::default();
+    patch.add(
+        &["metadata", "annotations", annotations::INJECTED],
+        "marker annotation",
+        &request.credential,
+    )?;
+    // First among the init containers: native sidecars start in order, so
+    // every later init container (migrations, warm-ups) can already fetch a
+    // token or call the vendor through the proxy.
+    patch.prepend(
+        &["spec", "initContainers"],
+        spec.init_containers.is_some(),
+        "sidecar container",
+        &sidecar::container(request, refs, config),
+    )?;
+    patch.append(
+        &["spec", "volumes"],
+        spec.volumes.is_some(),
+        "volume",
+        &sidecar::volumes(refs, request),
+    )?;
+    let env = sidecar::app_env(request);
+    let token_mount = sidecar::app_token_mount(request);
+    for (index, container) in spec.containers.iter().enumerate() {
+        let index = index.to_string();
+        let missing: Vec<_> = env
+            .iter()
+            .filter(|var| !keeps_own_value(container, &var.name, warnings))
+            .cloned()
+            .collect();
+        patch.append(
+            &["spec", "containers", &index, "env"],
+            container.env.is_some(),
+            "environment variable",
+            &missing,
+        )?;
+        patch.append(
+            &["spec", "containers", &index, "volumeMounts"],
+            container.volume_mounts.is_some(),
+            "token volume mount",
+            token_mount.as_slice(),
+        )?;
+    }
+    Ok(patch.finish())
+}
+
+/// A variable the user set themselves stays as they set it (noted in a warning).
+fn keeps_own_value(container: &Container, name: &str, warnings: &mut Vec<String>) -> bool {
+    let own = container.env.iter().flatten().any(|var| var.name == name);
+    if own {
+        warnings.push(format!(
+            "container {} sets {name} itself: its value is kept, not the sidecar's",
+            container.name
+        ));
+    }
+    own
+}

@@ -1,0 +1,315 @@
+//! The objects injected into a Pod: the native sidecar container, its
+//! volumes, and what the app containers get (environment, token mount).
+
+use std::collections::BTreeMap;
+
+use k8s_openapi::api::core::v1::{
+    Capabilities, Container, EmptyDirVolumeSource, EnvVar, ExecAction, KeyToPath, Probe,
+    ResourceRequirements, SeccompProfile, SecretVolumeSource, SecurityContext, Volume, VolumeMount,
+};
+use k8s_openapi::apimachinery::pkg::api::resource::Quantity;
+use otpilot_api::ApiCredential;
+use otpilot_api::common::SecretKeyRef;
+use otpilot_api::labels::runtime_secret_name;
+use otpilot_api::sidecar::{TOKEN_REQUEST_HEADER, TOKEN_REQUEST_HEADER_VALUE, env};
+
+use crate::annotations::InjectRequest;
+use crate::config::InjectConfig;
+
+/// Name of the injected container; its presence marks a Pod as injected.
+pub const CONTAINER_NAME: &str = "otpilot-sidecar";
+/// The UID and GID the sidecar runs as (distroless `nonroot`).
+pub const RUN_AS_USER: i64 = 65532;
+
+/// Volume with the `<credential>-runtime` Secret.
+pub const RUNTIME_VOLUME: &str = "otpilot-runtime";
+/// Volume with the password key of the user's Secret.
+pub const PASSWORD_VOLUME: &str = "otpilot-password";
+/// Volume with the API key of the user's Secret.
+pub const API_KEY_VOLUME: &str = "otpilot-api-key";
+/// In-memory volume holding the token file, shared with app containers.
+pub const TOKEN_VOLUME: &str = "otpilot-token";
+/// Every volume name the injection may add.
+pub const VOLUME_NAMES: [&str; 4] = [
+    RUNTIME_VOLUME,
+    PASSWORD_VOLUME,
+    API_KEY_VOLUME,
+    TOKEN_VOLUME,
+];
+
+pub const RUNTIME_DIR: &str = "/var/run/otpilot/runtime";
+pub const PASSWORD_DIR: &str = "/var/run/otpilot/password";
+pub const API_KEY_DIR: &str = "/var/run/otpilot/api-key";
+/// Mount points inside the sidecar that a token file must stay out of.
+pub const SIDECAR_MOUNT_PATHS: [&str; 3] = [RUNTIME_DIR, PASSWORD_DIR, API_KEY_DIR];
+/// File names of the password and API key in their volumes. Fixed names
+/// rather than the Secret's key: a key like `..data` would collide with the
+/// kubelet's own entries in a Secret volume.
+pub const PASSWORD_FILE: &str = "password";
+pub const API_KEY_FILE: &str = "api-key";
+
+// Secret volume files are owned by root; the sidecar reads them as 65532
+// through the "other" bits. Only the sidecar mounts these volumes, so
+// "other" is the sidecar alone. No write or execute bits.
+const SECRET_FILE_MODE: i32 = 0o444;
+// Startup: poll each second, give enrollment and the first login up to 10
+// minutes before the kubelet restarts the sidecar (the app waits meanwhile).
+const STARTUP_PERIOD_SECONDS: i32 = 1;
+const STARTUP_FAILURE_THRESHOLD: i32 = 600;
+const LIVENESS_PERIOD_SECONDS: i32 = 10;
+const LIVENESS_FAILURE_THRESHOLD: i32 = 3;
+const PROBE_TIMEOUT_SECONDS: i32 = 2;
+/// Size cap of the token file's in-memory volume.
+const TOKEN_VOLUME_SIZE: &str = "1Mi";
+
+/// The native sidecar: an init container with `restartPolicy: Always`.
+pub fn container(
+    request: &InjectRequest,
+    spec_refs: &SecretRefs,
+    config: &InjectConfig,
+) -> Container {
+    let api_addr = format!("127.0.0.1:{}", request.api_port);
+    let proxy_addr = format!("127.0.0.1:{}", request.proxy_port);
+    let mut args = vec![
+        "run".to_owned(),
+        "--runtime-dir".to_owned(),
+        RUNTIME_DIR.to_owned(),
+    ];
+    if spec_refs.password.is_some() {
+        args.extend([
+            "--password-file".to_owned(),
+            format!("{PASSWORD_DIR}/{PASSWORD_FILE}"),
+        ]);
+    }
+    if spec_refs.api_key.is_some() {
+        args.extend([
+            "--api-key-file".to_owned(),
+            format!("{API_KEY_DIR}/{API_KEY_FILE}"),
+        ]);
+    }
+    args.extend([
+        "--api-addr".to_owned(),
+        api_addr.clone(),
+        "--proxy-addr".to_owned(),
+        proxy_addr,
+    ]);
+    let mut mounts = vec![read_only_mount(RUNTIME_VOLUME, RUNTIME_DIR)];
+    if spec_refs.password.is_some() {
+        mounts.push(read_only_mount(PASSWORD_VOLUME, PASSWORD_DIR));
+    }
+    if spec_refs.api_key.is_some() {
+        mounts.push(read_only_mount(API_KEY_VOLUME, API_KEY_DIR));
+    }
+    if let Some(token_file) = &request.token_file {
+        args.extend(["--token-file".to_owned(), token_file.path.clone()]);
+        mounts.push(VolumeMount {
+            name: TOKEN_VOLUME.to_owned(),
+            mount_path: token_file.dir.clone(),
+            ..VolumeMount::default()
+        });
+    }
+    // The sidecar listens on 127.0.0.1 only, which the kubelet's httpGet
+    // probes (sent to the Pod IP) cannot reach: exec the binary's probe.
+    let probe = |which: &str, period, failures| Probe {
+        exec: Some(ExecAction {
+            command: Some(vec![
+                config.sidecar_binary.clone(),
+                "probe".to_owned(),
+                which.to_owned(),
+                "--api-addr".to_owned(),
+                api_addr.clone(),
+            ]),
+        }),
+        period_seconds: Some(period),
+        timeout_seconds: Some(PROBE_TIMEOUT_SECONDS),
+        failure_threshold: Some(failures),
+        ..Probe::default()
+    };
+    Container {
+        name: CONTAINER_NAME.to_owned(),
+        image: Some(
+            request
+                .image
+                .clone()
+                .unwrap_or_else(|| config.sidecar_image.clone()),
+        ),
+        image_pull_policy: config.image_pull_policy.clone(),
+        command: Some(vec![config.sidecar_binary.clone()]),
+        args: Some(args),
+        restart_policy: Some("Always".to_owned()),
+        startup_probe: Some(probe(
+            "ready",
+            STARTUP_PERIOD_SECONDS,
+            STARTUP_FAILURE_THRESHOLD,
+        )),
+        liveness_probe: Some(probe(
+            "live",
+            LIVENESS_PERIOD_SECONDS,
+            LIVENESS_FAILURE_THRESHOLD,
+        )),
+        resources: Some(resources(config)),
+        security_context: Some(restricted_security_context()),
+        volume_mounts: Some(mounts),
+        termination_message_policy: Some("FallbackToLogsOnError".to_owned()),
+        ..Container::default()
+    }
+}
+
+/// The Secret references the sidecar mounts, taken from the credential's spec.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct SecretRefs {
+    pub runtime: String,
+    /// Absent for vendors whose profile uses no password.
+    pub password: Option<SecretKeyRef>,
+    pub api_key: Option<SecretKeyRef>,
+}
+
+impl SecretRefs {
+    pub fn of(credential_name: &str, credential: &ApiCredential) -> Self {
+        SecretRefs {
+            runtime: runtime_secret_name(credential_name),
+            password: credential.spec.password_secret_ref.clone(),
+            api_key: credential.spec.api_key_secret_ref.clone(),
+        }
+    }
+}
+
+/// The volumes the sidecar mounts. The user's Secrets are projected with
+/// `items`, so only the referenced key reaches the Pod.
+pub fn volumes(refs: &SecretRefs, request: &InjectRequest) -> Vec<Volume> {
+    let mut volumes = vec![Volume {
+        name: RUNTIME_VOLUME.to_owned(),
+        // The whole runtime Secret: every key in it is for the sidecar,
+        // and the operator may add keys within a layout version.
+        secret: Some(SecretVolumeSource {
+            secret_name: Some(refs.runtime.clone()),
+            default_mode: Some(SECRET_FILE_MODE),
+            ..SecretVolumeSource::default()
+        }),
+        ..Volume::default()
+    }];
+    if let Some(password) = &refs.password {
+        volumes.push(single_key_volume(PASSWORD_VOLUME, password, PASSWORD_FILE));
+    }
+    if let Some(api_key) = &refs.api_key {
+        volumes.push(single_key_volume(API_KEY_VOLUME, api_key, API_KEY_FILE));
+    }
+    if request.token_file.is_some() {
+        volumes.push(Volume {
+            name: TOKEN_VOLUME.to_owned(),
+            // tmpfs: the token never touches the node's disk.
+            empty_dir: Some(EmptyDirVolumeSource {
+                medium: Some("Memory".to_owned()),
+                size_limit: Some(Quantity(TOKEN_VOLUME_SIZE.to_owned())),
+            }),
+            ..Volume::default()
+        });
+    }
+    volumes
+}
+
+fn single_key_volume(name: &str, reference: &SecretKeyRef, file: &str) -> Volume {
+    Volume {
+        name: name.to_owned(),
+        secret: Some(SecretVolumeSource {
+            secret_name: Some(reference.name.clone()),
+            items: Some(vec![KeyToPath {
+                key: reference.key.clone(),
+                path: file.to_owned(),
+                mode: None,
+            }]),
+            default_mode: Some(SECRET_FILE_MODE),
+            optional: None,
+        }),
+        ..Volume::default()
+    }
+}
+
+/// Environment every app container gets, in this order.
+pub fn app_env(request: &InjectRequest) -> Vec<EnvVar> {
+    let mut vars = vec![
+        env_var(
+            env::TOKEN_URL,
+            format!("http://127.0.0.1:{}/token", request.api_port),
+        ),
+        env_var(
+            env::TOKEN_HEADER,
+            format!("{TOKEN_REQUEST_HEADER}: {TOKEN_REQUEST_HEADER_VALUE}"),
+        ),
+        env_var(
+            env::PROXY_URL,
+            format!("http://127.0.0.1:{}", request.proxy_port),
+        ),
+    ];
+    if let Some(token_file) = &request.token_file {
+        vars.push(env_var(env::TOKEN_FILE, token_file.path.clone()));
+    }
+    vars
+}
+
+/// The read-only token mount app containers get, when a token file is asked for.
+pub fn app_token_mount(request: &InjectRequest) -> Option<VolumeMount> {
+    request
+        .token_file
+        .as_ref()
+        .map(|token_file| read_only_mount(TOKEN_VOLUME, &token_file.dir))
+}
+
+fn env_var(name: &str, value: String) -> EnvVar {
+    EnvVar {
+        name: name.to_owned(),
+        value: Some(value),
+        value_from: None,
+    }
+}
+
+fn read_only_mount(volume: &str, path: &str) -> VolumeMount {
+    VolumeMount {
+        name: volume.to_owned(),
+        mount_path: path.to_owned(),
+        read_only: Some(true),
+        ..VolumeMount::default()
+    }
+}
+
+fn resources(config: &InjectConfig) -> ResourceRequirements {
+    let r = &config.resources;
+    let quantities = |pairs: &[(&str, Option<&String>)]| -> BTreeMap<String, Quantity> {
+        pairs
+            .iter()
+            .filter_map(|(name, value)| value.map(|v| ((*name).to_owned(), Quantity(v.clone()))))
+            .collect()
+    };
+    ResourceRequirements {
+        requests: Some(quantities(&[
+            ("cpu", Some(&r.cpu_request)),
+            ("memory", Some(&r.memory_request)),
+        ])),
+        limits: Some(quantities(&[
+            ("cpu", r.cpu_limit.as_ref()),
+            ("memory", Some(&r.memory_limit)),
+        ])),
+        ..ResourceRequirements::default()
+    }
+}
+
+/// The Pod Security Standards "restricted" profile, for the sidecar container.
+pub fn restricted_security_context() -> SecurityContext {
+    SecurityContext {
+        run_as_non_root: Some(true),
+        run_as_user: Some(RUN_AS_USER),
+        run_as_group: Some(RUN_AS_USER),
+        read_only_root_filesystem: Some(true),
+        allow_privilege_escalation: Some(false),
+        privileged: Some(false),
+        capabilities: Some(Capabilities {
+            drop: Some(vec!["ALL".to_owned()]),
+            add: None,
+        }),
+        seccomp_profile: Some(SeccompProfile {
+            type_: "RuntimeDefault".to_owned(),
+            localhost_profile: None,
+        }),
+        ..SecurityContext::default()
+    }
+}

@@ -1,0 +1,424 @@
+//! ApiCredential: dereference → enrollment → Secrets → status, under the
+//! `otpilot.dev/cleanup` finalizer (deletion runs [`cleanup`]).
+//!
+//! Input problems (a missing Secret, an unknown profile, a vendor that is
+//! down) are not reconcile errors: they become conditions, and the object is
+//! requeued with capped backoff, so it recovers on its own once fixed.
+
+mod certificate;
+mod cleanup;
+mod dereference;
+mod enrollment;
+mod secrets;
+mod status;
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use futures::StreamExt;
+use k8s_openapi::api::core::v1::Secret;
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
+use kube::runtime::controller::Action;
+use kube::runtime::events::{Event, EventType};
+use kube::runtime::finalizer::{self, finalizer};
+use kube::runtime::reflector::ObjectRef;
+use kube::runtime::{Controller, watcher};
+use kube::{Api, Resource, ResourceExt};
+use otpilot_api::conditions::{ENROLLED, reasons};
+use otpilot_api::labels;
+use otpilot_api::{ApiCredential, ClusterMfaProfile};
+use otpilot_profile::{Engine, HttpSettings};
+use tokio_util::sync::CancellationToken;
+
+use crate::backoff::retry_delay;
+use crate::conditions::{self, Desired};
+use crate::context::Context;
+
+const CONTROLLER: &str = "apicredential";
+/// How often a healthy credential is looked at again.
+const RESYNC: Duration = Duration::from_secs(600);
+
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    #[error("failed to write the status of ApiCredential {name}: {source}")]
+    WriteStatus {
+        name: String,
+        #[source]
+        source: kube::Error,
+    },
+    #[error("failed to turn MFA off at the vendor before deletion: {message}")]
+    Disable {
+        reason: &'static str,
+        message: String,
+        retry_after: Option<Duration>,
+    },
+    #[error("{0}")]
+    Finalizer(#[source] Box<finalizer::Error<Error>>),
+}
+
+impl Error {
+    fn disable(reason: &'static str, message: String, retry_after: Option<Duration>) -> Self {
+        Error::Disable {
+            reason,
+            message,
+            retry_after,
+        }
+    }
+
+    fn category(&self) -> &'static str {
+        match self {
+            Error::WriteStatus { .. } => "KubernetesError",
+            Error::Disable { reason, .. } => reason,
+            Error::Finalizer(inner) => match inner.as_ref() {
+                finalizer::Error::ApplyFailed(e) | finalizer::Error::CleanupFailed(e) => {
+                    e.category()
+                }
+                _ => "KubernetesError",
+            },
+        }
+    }
+
+    fn retry_after(&self) -> Option<Duration> {
+        match self {
+            Error::Disable { retry_after, .. } => *retry_after,
+            Error::Finalizer(inner) => match inner.as_ref() {
+                finalizer::Error::ApplyFailed(e) | finalizer::Error::CleanupFailed(e) => {
+                    e.retry_after()
+                }
+                _ => None,
+            },
+            Error::WriteStatus { .. } => None,
+        }
+    }
+}
+
+pub async fn run(ctx: Arc<Context>, shutdown: CancellationToken) {
+    let (credentials, owned): (Api<ApiCredential>, Api<Secret>) = match &ctx.watch_namespace {
+        Some(ns) => (
+            Api::namespaced(ctx.client.clone(), ns),
+            Api::namespaced(ctx.client.clone(), ns),
+        ),
+        None => (Api::all(ctx.client.clone()), Api::all(ctx.client.clone())),
+    };
+    // Only otpilot's own Secrets are watched and cached: caching every
+    // Secret of the cluster costs memory in proportion to the cluster.
+    let owned_config = watcher::Config::default().labels(&format!(
+        "{}={}",
+        labels::MANAGED_BY,
+        labels::MANAGED_BY_VALUE
+    ));
+    let controller = Controller::new(credentials, watcher::Config::default());
+    let store = controller.store();
+    controller
+        .owns(owned, owned_config)
+        .watches(
+            Api::<ClusterMfaProfile>::all(ctx.client.clone()),
+            watcher::Config::default(),
+            move |profile| {
+                let name = profile.name_any();
+                store
+                    .state()
+                    .into_iter()
+                    .filter(|c| c.spec.profile == name)
+                    .map(|c| ObjectRef::from_obj(c.as_ref()))
+                    .collect::<Vec<_>>()
+            },
+        )
+        .graceful_shutdown_on(shutdown.cancelled_owned())
+        .run(reconcile, error_policy, ctx)
+        .for_each(|_| async {})
+        .await;
+}
+
+fn key(obj: &ApiCredential) -> String {
+    format!("{}/{}", obj.namespace().unwrap_or_default(), obj.name_any())
+}
+
+async fn reconcile(obj: Arc<ApiCredential>, ctx: Arc<Context>) -> Result<Action, Error> {
+    ctx.metrics.reconciled(CONTROLLER);
+    let namespace = obj.namespace().unwrap_or_default();
+    let api: Api<ApiCredential> = Api::namespaced(ctx.client.clone(), &namespace);
+    let result = finalizer(
+        &api,
+        labels::CLEANUP_FINALIZER,
+        obj.clone(),
+        |event| async {
+            match event {
+                finalizer::Event::Apply(o) => apply(&o, &ctx).await,
+                finalizer::Event::Cleanup(o) => cleanup_with_events(&o, &ctx).await,
+            }
+        },
+    )
+    .await
+    .map_err(|e| Error::Finalizer(Box::new(e)));
+    if result.is_ok() && obj.metadata.deletion_timestamp.is_some() {
+        ctx.succeeded(&key(&obj));
+    }
+    result
+}
+
+fn error_policy(obj: Arc<ApiCredential>, error: &Error, ctx: Arc<Context>) -> Action {
+    let attempts = ctx.failed(&key(&obj));
+    let delay = retry_delay(attempts, error.retry_after());
+    tracing::warn!(
+        credential = key(&obj),
+        error = %error,
+        attempts,
+        retry_in_s = delay.as_secs(),
+        "reconcile failed"
+    );
+    ctx.metrics.reconcile_failed(CONTROLLER, error.category());
+    Action::requeue(delay)
+}
+
+async fn cleanup_with_events(obj: &ApiCredential, ctx: &Context) -> Result<Action, Error> {
+    let result = cleanup::cleanup(obj, ctx).await;
+    if let Err(Error::Disable {
+        reason, message, ..
+    }) = &result
+    {
+        let event = Event {
+            type_: EventType::Warning,
+            reason: (*reason).to_owned(),
+            note: Some(format!(
+                "deletion waits: failed to turn MFA off at the vendor ({message}); fix the cause, \
+                 or set spec.deletionPolicy to Retain to delete without calling the vendor"
+            )),
+            action: "Delete".to_owned(),
+            secondary: None,
+        };
+        if let Err(error) = ctx.recorder.publish(&event, &obj.object_ref(&())).await {
+            tracing::warn!(%error, "failed to publish an Event");
+        }
+    }
+    result
+}
+
+/// The HTTPS settings for this credential's vendor.
+pub fn engine_settings(resolved: &dereference::Resolved) -> HttpSettings {
+    HttpSettings {
+        server_ca_pem: resolved.server_ca.clone(),
+        client_identity: resolved.client_certificate.as_ref().map(|c| {
+            otpilot_profile::ClientIdentity {
+                cert_chain_pem: c.chain_pem.clone(),
+                key_pem: c.key_pem.clone(),
+            }
+        }),
+        ..HttpSettings::default()
+    }
+}
+
+/// The outcome of one pass, before it becomes conditions.
+struct Pass {
+    certificate: Desired,
+    certificate_not_after: Option<jiff::Timestamp>,
+    /// When the certificate is renewed: the latest moment to look again.
+    renew_at: Option<jiff::Timestamp>,
+    enrolled: Desired,
+    retry: Option<(bool, Option<Duration>)>,
+}
+
+async fn enroll(obj: &ApiCredential, ctx: &Context, namespace: &str) -> Pass {
+    let mut pass = Pass {
+        certificate: status::certificate_not_required(),
+        certificate_not_after: None,
+        renew_at: None,
+        enrolled: status::enrolled_ok(),
+        retry: None,
+    };
+    let failed =
+        |mut pass: Pass, reason: &'static str, message: String, retry_after, person: bool| {
+            pass.enrolled = Desired::failed(ENROLLED, reason, message);
+            pass.retry = Some((person, retry_after));
+            pass
+        };
+    let secrets_api: Api<Secret> = Api::namespaced(ctx.client.clone(), namespace);
+    let stored = match secrets::read(&secrets_api, &obj.name_any()).await {
+        Ok(s) => s,
+        Err(e) => {
+            return failed(
+                pass,
+                super::reasons::KUBERNETES_ERROR,
+                e.to_string(),
+                None,
+                false,
+            );
+        }
+    };
+    let mut client_certificate = None;
+    if let Some(spec) = &obj.spec.client_certificate {
+        match certificate::ensure(
+            ctx,
+            obj,
+            spec,
+            stored.runtime.as_ref(),
+            jiff::Timestamp::now(),
+        )
+        .await
+        {
+            Ok(cert) => {
+                pass.certificate =
+                    status::certificate_issued(&spec.ca_ref, cert.not_after, cert.renew_at);
+                pass.certificate_not_after = Some(cert.not_after);
+                pass.renew_at = cert.renew_at;
+                client_certificate = Some(cert);
+            }
+            Err(e) => {
+                pass.certificate = e.condition();
+                return failed(
+                    pass,
+                    reasons::CA_NOT_READY,
+                    "waiting for the client certificate (see CertificateReady)".into(),
+                    None,
+                    false,
+                );
+            }
+        }
+    }
+    let mut resolved = match dereference::resolve(&ctx.client, namespace, &obj.spec).await {
+        Ok(r) => r,
+        Err(e) => return failed(pass, e.reason(), e.to_string(), None, false),
+    };
+    resolved.client_certificate = client_certificate;
+    let engine = match Engine::new(
+        resolved.profile.clone(),
+        &obj.spec.base_url,
+        engine_settings(&resolved),
+    ) {
+        Ok(e) => e.with_timer(ctx.timer.clone()),
+        Err(e) => return failed(pass, reasons::INVALID_SECRET, e.to_string(), None, true),
+    };
+    let result =
+        enrollment::ensure_enrolled(ctx, obj, &resolved, &engine, &secrets_api, &stored).await;
+    match result {
+        Ok(()) => {
+            // Rewrite the runtime Secret from the current spec (base URL,
+            // profile, variables may have changed), keeping the seed.
+            if let Ok(now) = secrets::read(&secrets_api, &obj.name_any()).await
+                && let Some(runtime) = &now.runtime
+            {
+                let bundle = enrollment::runtime_bundle(
+                    obj,
+                    &resolved,
+                    runtime.totp.clone(),
+                    runtime.last_code_step,
+                );
+                if let Err(e) = secrets::write_runtime(&secrets_api, obj, &bundle).await {
+                    return failed(
+                        pass,
+                        super::reasons::KUBERNETES_ERROR,
+                        e.to_string(),
+                        None,
+                        false,
+                    );
+                }
+            }
+            pass
+        }
+        Err(e) => {
+            ctx.metrics.enrollment_finished(e.reason());
+            failed(
+                pass,
+                e.reason(),
+                e.to_string(),
+                e.retry_after(),
+                e.needs_a_person(),
+            )
+        }
+    }
+}
+
+async fn apply(obj: &ApiCredential, ctx: &Context) -> Result<Action, Error> {
+    let namespace = obj.namespace().unwrap_or_default();
+    let name = obj.name_any();
+    if let Some(wait) = status::wait_before_retry(
+        obj.status.as_ref(),
+        obj.metadata.generation,
+        jiff::Timestamp::now(),
+    ) {
+        return Ok(Action::requeue(wait));
+    }
+    let pass = enroll(obj, ctx, &namespace).await;
+    let ready = status::ready(&pass.certificate, &pass.enrolled);
+    let desired = [pass.certificate.clone(), pass.enrolled.clone(), ready];
+
+    let k = key(obj);
+    let retry = pass.retry.map(|(needs_a_person, retry_after)| {
+        let attempts = ctx.failed(&k);
+        let mut delay = retry_delay(attempts, retry_after);
+        if needs_a_person {
+            // Retried slowly anyway: the fix may be outside the cluster.
+            delay = delay.max(Duration::from_secs(60));
+        }
+        (attempts, delay)
+    });
+    let secrets_api: Api<Secret> = Api::namespaced(ctx.client.clone(), &namespace);
+    let stored = secrets::read(&secrets_api, &name).await.unwrap_or_default();
+    let now = Time(jiff::Timestamp::now());
+    let new_status = status::build(
+        obj.status.as_ref(),
+        &desired,
+        obj.metadata.generation,
+        &now,
+        &name,
+        status::Observed {
+            enrollment: stored.enrollment_state(),
+            recovery_codes: (!stored.recovery_codes.is_empty())
+                .then(|| u32::try_from(stored.recovery_codes.len()).unwrap_or(u32::MAX)),
+            certificate_not_after: pass.certificate_not_after.map(Time),
+            renewal_time: pass.renew_at.map(Time),
+            failure: retry.map(|(attempts, delay)| status::Failure {
+                attempts,
+                next_retry: Time(now.0 + jiff::SignedDuration::try_from(delay).unwrap_or_default()),
+            }),
+        },
+    );
+    if obj.status.as_ref() != Some(&new_status) {
+        let previous = obj
+            .status
+            .as_ref()
+            .map(|s| s.conditions.clone())
+            .unwrap_or_default();
+        let changed = conditions::transitions(&previous, &desired);
+        let api: Api<ApiCredential> = Api::namespaced(ctx.client.clone(), &namespace);
+        super::apply_status(
+            &api,
+            &name,
+            serde_json::to_value(&new_status).unwrap_or_default(),
+        )
+        .await
+        .map_err(|source| Error::WriteStatus {
+            name: name.clone(),
+            source,
+        })?;
+        super::publish_transitions(ctx, obj, &changed).await;
+    }
+
+    Ok(match retry {
+        None => {
+            ctx.succeeded(&k);
+            let until_renewal = pass.renew_at.map(|t| {
+                Duration::from_secs(
+                    u64::try_from(jiff::Timestamp::now().duration_until(t).as_secs()).unwrap_or(0),
+                )
+            });
+            Action::requeue(
+                until_renewal
+                    .map(|d| d.clamp(Duration::from_secs(1), RESYNC))
+                    .unwrap_or(RESYNC),
+            )
+        }
+        Some((attempts, delay)) => {
+            ctx.metrics.reconcile_failed(CONTROLLER, desired[1].reason);
+            tracing::info!(
+                credential = k,
+                reason = desired[1].reason,
+                message = desired[1].message,
+                attempts,
+                retry_in_s = delay.as_secs(),
+                "not ready"
+            );
+            Action::requeue(delay)
+        }
+    })
+}

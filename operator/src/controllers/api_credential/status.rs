@@ -1,0 +1,212 @@
+//! The ApiCredential's status: conditions CertificateReady, Enrolled and
+//! Ready built from what the reconcile found (pure), written by server-side
+//! apply, with an Event per transition.
+
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
+use otpilot_api::api_credential::{ApiCredentialStatus, EnrollmentState, OwnedSecrets};
+use otpilot_api::conditions::{CERTIFICATE_READY, ENROLLED, READY, reasons};
+use otpilot_api::labels;
+
+use crate::conditions::{self, Desired};
+use crate::controllers::reasons as local;
+
+/// `Ready` from the other two (pure): ready when both hold, else the first
+/// failing one's reason and message.
+pub fn ready(certificate: &Desired, enrolled: &Desired) -> Desired {
+    match [certificate, enrolled].into_iter().find(|d| !d.ok) {
+        Some(blocker) => Desired::failed(
+            READY,
+            blocker.reason,
+            format!("{} is False: {}", blocker.type_, blocker.message),
+        ),
+        None => Desired::ok(
+            READY,
+            reasons::RECONCILED,
+            "enrolled; the runtime Secret holds everything a sidecar needs",
+        ),
+    }
+}
+
+/// `CertificateReady` for a credential without a client certificate (pure).
+pub fn certificate_not_required() -> Desired {
+    Desired::ok(
+        CERTIFICATE_READY,
+        local::CERTIFICATE_NOT_REQUIRED,
+        "spec.clientCertificate is not set: the vendor is called without a client certificate",
+    )
+}
+
+/// `CertificateReady` for an issued certificate (pure).
+pub fn certificate_issued(
+    ca: &str,
+    not_after: jiff::Timestamp,
+    renew_at: Option<jiff::Timestamp>,
+) -> Desired {
+    let renewal = renew_at
+        .map(|t| format!("; renewed at {t}"))
+        .unwrap_or_default();
+    Desired::ok(
+        CERTIFICATE_READY,
+        reasons::ISSUED,
+        format!("issued by ClientCA {ca}, valid until {not_after}{renewal}"),
+    )
+}
+
+pub fn enrolled_ok() -> Desired {
+    Desired::ok(
+        ENROLLED,
+        reasons::ENROLLMENT_COMPLETE,
+        "TOTP is enrolled at the vendor and the seed is in the runtime Secret",
+    )
+}
+
+/// How long to wait before calling out again (pure): a failed pass set
+/// `nextRetryTime`, and only a spec change (new generation) cuts the wait
+/// short. Status writes and restarts do not, so the vendor is never
+/// hammered, not even by a crash-looping operator.
+pub fn wait_before_retry(
+    status: Option<&ApiCredentialStatus>,
+    generation: Option<i64>,
+    now: jiff::Timestamp,
+) -> Option<std::time::Duration> {
+    let status = status?;
+    if status.failed_attempts.unwrap_or(0) == 0 || status.observed_generation != generation {
+        return None;
+    }
+    let next = status.next_retry_time.as_ref()?.0;
+    if next <= now {
+        return None;
+    }
+    let wait = now.duration_until(next);
+    std::time::Duration::try_from(wait).ok()
+}
+
+/// What the Secrets and the certificate say, for status.
+#[derive(Debug, Default)]
+pub struct Observed {
+    pub enrollment: Option<EnrollmentState>,
+    pub recovery_codes: Option<u32>,
+    pub certificate_not_after: Option<Time>,
+    pub renewal_time: Option<Time>,
+    /// Consecutive failures, and when the next attempt is due (None after a success).
+    pub failure: Option<Failure>,
+}
+
+/// A failed pass, for status.
+#[derive(Debug)]
+pub struct Failure {
+    pub attempts: u32,
+    pub next_retry: Time,
+}
+
+/// The full status (pure).
+pub fn build(
+    previous: Option<&ApiCredentialStatus>,
+    desired: &[Desired],
+    generation: Option<i64>,
+    now: &Time,
+    credential: &str,
+    observed: Observed,
+) -> ApiCredentialStatus {
+    let Observed {
+        enrollment,
+        recovery_codes,
+        certificate_not_after,
+        renewal_time,
+        failure,
+    } = observed;
+    let last_failure_time = match &failure {
+        Some(_) => Some(now.clone()),
+        None => previous.and_then(|p| p.last_failure_time.clone()),
+    };
+    let previous_conditions = previous.map(|s| s.conditions.as_slice()).unwrap_or(&[]);
+    ApiCredentialStatus {
+        conditions: conditions::merge(previous_conditions, desired, generation, now),
+        certificate_not_after,
+        renewal_time,
+        last_failure_time,
+        failed_attempts: failure.as_ref().map(|f| f.attempts),
+        next_retry_time: failure.map(|f| f.next_retry),
+        clock_offset_seconds: None,
+        enrollment: enrollment.or(Some(EnrollmentState::NotStarted)),
+        recovery_codes_remaining: recovery_codes,
+        secrets: Some(OwnedSecrets {
+            runtime: Some(labels::runtime_secret_name(credential)),
+            recovery: Some(labels::recovery_secret_name(credential)),
+        }),
+        observed_generation: generation,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn ready_names_the_first_blocker() {
+        let cert_ok = certificate_not_required();
+        let cert_bad = Desired::failed(CERTIFICATE_READY, "ClientCANotFound", "create it");
+        let enrolled_bad = Desired::failed(ENROLLED, "SecretNotFound", "create Secret pw");
+        let cases = [
+            (&cert_ok, &enrolled_ok(), true, "Reconciled"),
+            (&cert_ok, &enrolled_bad, false, "SecretNotFound"),
+            (&cert_bad, &enrolled_bad, false, "ClientCANotFound"),
+        ];
+        for (c, e, ok, reason) in cases {
+            let r = ready(c, e);
+            assert_eq!((r.ok, r.reason), (ok, reason));
+        }
+        let r = ready(&cert_ok, &enrolled_bad);
+        assert_eq!(r.message, "Enrolled is False: create Secret pw");
+    }
+
+    #[test]
+    fn a_failed_credential_waits_for_its_retry_time_unless_the_spec_changed() {
+        let at = |s: i64| jiff::Timestamp::from_second(s).expect("valid");
+        let failed = |attempts: u32, next: i64, generation: i64| ApiCredentialStatus {
+            failed_attempts: Some(attempts),
+            next_retry_time: Some(Time(at(next))),
+            observed_generation: Some(generation),
+            ..ApiCredentialStatus::default()
+        };
+        let secs = std::time::Duration::from_secs;
+        let cases = [
+            ("no status", None, Some(1), None),
+            ("waiting", Some(failed(2, 130, 1)), Some(1), Some(secs(30))),
+            ("due", Some(failed(2, 100, 1)), Some(1), None),
+            ("spec changed", Some(failed(2, 130, 1)), Some(2), None),
+            ("succeeded", Some(failed(0, 130, 1)), Some(1), None),
+        ];
+        for (name, status, generation, want) in cases {
+            assert_eq!(
+                wait_before_retry(status.as_ref(), generation, at(100)),
+                want,
+                "{name}"
+            );
+        }
+    }
+
+    #[test]
+    fn status_names_the_owned_secrets_and_generation() {
+        let now = Time(jiff::Timestamp::from_second(5).expect("valid"));
+        let s = build(
+            None,
+            &[enrolled_ok()],
+            Some(3),
+            &now,
+            "bot",
+            Observed {
+                enrollment: Some(EnrollmentState::Enrolled),
+                recovery_codes: Some(10),
+                certificate_not_after: None,
+                renewal_time: None,
+                failure: None,
+            },
+        );
+        assert_eq!(s.observed_generation, Some(3));
+        assert_eq!(s.recovery_codes_remaining, Some(10));
+        let secrets = s.secrets.expect("secrets");
+        assert_eq!(secrets.runtime.as_deref(), Some("bot-runtime"));
+        assert_eq!(secrets.recovery.as_deref(), Some("bot-recovery"));
+    }
+}

@@ -1,0 +1,145 @@
+//! `otpilot-operator run`: admin server, leader election, controllers, and
+//! a graceful stop on SIGTERM / SIGINT.
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+
+use anyhow::Context as _;
+use k8s_openapi::api::coordination::v1::Lease;
+use kube::runtime::events::{Recorder, Reporter};
+use kube::{Api, Client};
+use otpilot_profile::{CodeTimer, SystemClock};
+use tokio_util::sync::CancellationToken;
+
+use crate::admin::{self, AdminState};
+use crate::cli::RunArgs;
+use crate::context::Context;
+use crate::leader::{self, LeaseSettings};
+use crate::metrics::Metrics;
+use crate::{controllers, telemetry};
+
+pub fn main(args: RunArgs) -> anyhow::Result<()> {
+    rustls::crypto::ring::default_provider()
+        .install_default()
+        .map_err(|_| anyhow::anyhow!("failed to install the rustls ring crypto provider"))?;
+    telemetry::init();
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .context("failed to start the async runtime")?;
+    let result = runtime.block_on(run(args));
+    if let Err(error) = &result {
+        tracing::error!(error = format!("{error:#}"), "operator stopped");
+    }
+    result
+}
+
+async fn run(args: RunArgs) -> anyhow::Result<()> {
+    let shutdown = CancellationToken::new();
+    tokio::spawn(stop_on_signal(shutdown.clone()));
+
+    let metrics = Arc::new(Metrics::default());
+    let ready = Arc::new(AtomicBool::new(false));
+    let listener = tokio::net::TcpListener::bind(args.admin_addr)
+        .await
+        .with_context(|| format!("failed to bind the admin server to {}", args.admin_addr))?;
+    tracing::info!(addr = %listener.local_addr()?, "admin server listening");
+    let admin_state = AdminState {
+        metrics: metrics.clone(),
+        ready: ready.clone(),
+    };
+    let admin_task = tokio::spawn(admin::serve(listener, admin_state, shutdown.clone()));
+
+    let client = Client::try_default()
+        .await
+        .context("failed to configure the Kubernetes client (KUBECONFIG or in-cluster)")?;
+    let version = client
+        .apiserver_version()
+        .await
+        .context("failed to reach the Kubernetes API server")?;
+    tracing::info!(
+        version = version.git_version,
+        namespace = args.namespace,
+        "connected"
+    );
+    ready.store(true, Ordering::Relaxed);
+
+    let identity = args.identity.clone().unwrap_or_else(default_identity);
+    let settings = LeaseSettings {
+        name: args.lease_name.clone(),
+        identity: identity.clone(),
+        duration: args.lease_duration(),
+        renew_every: args.lease_renew(),
+    };
+    let leases: Api<Lease> = Api::namespaced(client.clone(), &args.namespace);
+    tracing::info!(identity, lease = settings.name, "waiting to become leader");
+    tokio::select! {
+        acquired = leader::acquire(&leases, &settings) => acquired?,
+        () = shutdown.cancelled() => return finish(admin_task).await,
+    }
+    metrics.set_leader(true);
+    tracing::info!(identity, "became leader");
+
+    let recorder = Recorder::new(
+        client.clone(),
+        Reporter {
+            controller: "otpilot-operator".into(),
+            instance: Some(identity),
+        },
+    );
+    let timer = Arc::new(CodeTimer::new(Arc::new(SystemClock)));
+    let ctx = Arc::new(Context::new(
+        client,
+        args.namespace.clone(),
+        args.watch_namespace.clone(),
+        args.client_ca_selector.clone(),
+        metrics.clone(),
+        recorder,
+        timer,
+    ));
+
+    tokio::select! {
+        () = controllers::run(ctx, shutdown.clone()) => {
+            leader::release(&leases, &settings).await;
+            metrics.set_leader(false);
+            finish(admin_task).await
+        }
+        lost = leader::hold(&leases, &settings) => {
+            // Another replica may act on the same credentials now: stop,
+            // and let the restart wait for the Lease again.
+            metrics.set_leader(false);
+            shutdown.cancel();
+            Err(anyhow::Error::new(lost).context("stopping: leadership lost"))
+        }
+    }
+}
+
+async fn finish(admin_task: tokio::task::JoinHandle<std::io::Result<()>>) -> anyhow::Result<()> {
+    admin_task
+        .await
+        .context("admin server task panicked")?
+        .context("admin server failed")?;
+    tracing::info!("stopped");
+    Ok(())
+}
+
+fn default_identity() -> String {
+    let host = std::env::var("HOSTNAME").unwrap_or_else(|_| "otpilot-operator".into());
+    format!("{host}-{:08x}", rand::random::<u32>())
+}
+
+async fn stop_on_signal(shutdown: CancellationToken) {
+    use tokio::signal::unix::{SignalKind, signal};
+    let mut term = match signal(SignalKind::terminate()) {
+        Ok(s) => s,
+        Err(error) => {
+            tracing::error!(%error, "failed to listen for SIGTERM");
+            return;
+        }
+    };
+    tokio::select! {
+        _ = term.recv() => tracing::info!("SIGTERM: shutting down"),
+        _ = tokio::signal::ctrl_c() => tracing::info!("SIGINT: shutting down"),
+    }
+    shutdown.cancel();
+}

@@ -1,0 +1,224 @@
+//! Production manners: one leader among replicas, a lost Lease stops the
+//! process, SIGTERM stops it cleanly, and deletion honours deletionPolicy.
+
+mod support;
+
+use std::time::{Duration, Instant};
+
+use k8s_openapi::api::coordination::v1::Lease;
+use k8s_openapi::api::core::v1::Secret;
+use kube::api::{DeleteParams, Patch, PatchParams};
+use otpilot_api::ApiCredential;
+use otpilot_sim::Vendor;
+use otpilot_tests::{TestCluster, TestNamespace};
+use support::*;
+
+async fn eventually(what: &str, timeout: Duration, mut check: impl AsyncFnMut() -> bool) {
+    let deadline = Instant::now() + timeout;
+    while !check().await {
+        assert!(Instant::now() < deadline, "{what} within {timeout:?}");
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+}
+
+fn enrollment_lines(operator: &Operator) -> usize {
+    operator
+        .log_text()
+        .lines()
+        .filter(|l| l.contains("\"message\":\"enrollment\""))
+        .count()
+}
+
+#[tokio::test]
+async fn only_the_leader_reconciles_and_a_standby_takes_over_when_it_dies() {
+    let cluster = TestCluster::with_crds().await.expect("test control plane");
+    let ns = cluster.namespace("leader").await.expect("namespace");
+    let sim = vendor(Vendor::Goaxr).await;
+    create_login_secret(&ns).await;
+    create_server_ca(&ns, &sim).await;
+
+    let mut first = Operator::start(ns.name()).await;
+    eventually(
+        "the first operator leads",
+        Duration::from_secs(30),
+        async || first.is_leader().await,
+    )
+    .await;
+    let second = Operator::start(ns.name()).await;
+    create_credential(&ns, &credential("bot", "goaxr", &sim.base_url(), "Retain")).await;
+    wait_for_ready(&ns, "bot", &first).await;
+    assert!(
+        !second.is_leader().await,
+        "two leaders at once:\n{}\n---\n{}",
+        first.log_text(),
+        second.log_text()
+    );
+    assert!(enrollment_lines(&first) > 0);
+    assert_eq!(enrollment_lines(&second), 0, "the standby acted");
+
+    first.kill();
+    eventually(
+        "the standby takes over",
+        Duration::from_secs(30),
+        async || second.is_leader().await,
+    )
+    .await;
+    // The new leader looks at the credential and finds it enrolled.
+    eventually(
+        "the new leader reconciles",
+        Duration::from_secs(30),
+        async || enrollment_lines(&second) > 0,
+    )
+    .await;
+    login_with_secrets(&ns, "bot").await;
+}
+
+#[tokio::test]
+async fn a_leader_that_loses_its_lease_stops_with_an_error() {
+    let cluster = TestCluster::with_crds().await.expect("test control plane");
+    let ns = cluster.namespace("lease-lost").await.expect("namespace");
+    let mut operator = Operator::start(ns.name()).await;
+    eventually("the operator leads", Duration::from_secs(30), async || {
+        operator.is_leader().await
+    })
+    .await;
+    // Another replica took the Lease (e.g. after a long GC pause of ours).
+    let now = jiff::Timestamp::now();
+    let patch = serde_json::json!({ "spec": {
+        "holderIdentity": "someone-else",
+        "renewTime": k8s_openapi::apimachinery::pkg::apis::meta::v1::MicroTime(now),
+        "leaseDurationSeconds": 60,
+    }});
+    ns.api::<Lease>()
+        .patch(
+            "otpilot-operator",
+            &PatchParams::default(),
+            &Patch::Merge(&patch),
+        )
+        .await
+        .expect("take the Lease");
+    let deadline = Instant::now() + Duration::from_secs(30);
+    let status = loop {
+        if let Some(status) = operator.try_wait() {
+            break status;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "the operator kept running without its Lease"
+        );
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    };
+    assert!(!status.success(), "exit status {status}");
+    assert!(
+        operator.log_text().contains("leadership lost"),
+        "{}",
+        operator.log_text()
+    );
+}
+
+#[tokio::test]
+async fn sigterm_stops_cleanly_and_releases_the_lease() {
+    let cluster = TestCluster::with_crds().await.expect("test control plane");
+    let ns = cluster.namespace("sigterm").await.expect("namespace");
+    let mut operator = Operator::start(ns.name()).await;
+    eventually("the operator leads", Duration::from_secs(30), async || {
+        operator.is_leader().await
+    })
+    .await;
+    let status = operator.terminate();
+    assert!(
+        status.success(),
+        "exit status {status}\n{}",
+        operator.log_text()
+    );
+    let lease = ns
+        .api::<Lease>()
+        .get("otpilot-operator")
+        .await
+        .expect("lease");
+    let holder = lease.spec.and_then(|s| s.holder_identity);
+    assert!(
+        holder.as_deref().is_none_or(str::is_empty),
+        "lease still held by {holder:?}"
+    );
+}
+
+async fn gone<K>(api: &kube::Api<K>, name: &str) -> bool
+where
+    K: kube::Resource + Clone + serde::de::DeserializeOwned + std::fmt::Debug,
+{
+    matches!(api.get_opt(name).await, Ok(None))
+}
+
+async fn delete_and_wait(ns: &TestNamespace) {
+    ns.api::<ApiCredential>()
+        .delete("bot", &DeleteParams::default())
+        .await
+        .expect("delete");
+    let credentials = ns.api::<ApiCredential>();
+    eventually(
+        "the ApiCredential is gone",
+        Duration::from_secs(60),
+        async || gone(&credentials, "bot").await,
+    )
+    .await;
+    let secrets = ns.api::<Secret>();
+    eventually(
+        "its Secrets are garbage-collected",
+        Duration::from_secs(60),
+        async || gone(&secrets, "bot-runtime").await && gone(&secrets, "bot-recovery").await,
+    )
+    .await;
+}
+
+#[tokio::test]
+async fn deletion_with_policy_disable_turns_mfa_off_at_the_vendor() {
+    let cluster = TestCluster::with_crds().await.expect("test control plane");
+    let ns = cluster
+        .namespace("delete-disable")
+        .await
+        .expect("namespace");
+    let sim = vendor(Vendor::Conduit).await;
+    create_login_secret(&ns).await;
+    create_server_ca(&ns, &sim).await;
+    let operator = Operator::start(ns.name()).await;
+    create_credential(
+        &ns,
+        &credential("bot", "conduit", &sim.base_url(), "Disable"),
+    )
+    .await;
+    wait_for_ready(&ns, "bot", &operator).await;
+    let values = secret_values(&ns, "bot").await;
+    let admin = sim.admin().expect("admin");
+    assert!(admin.account(USERNAME).await.expect("account").enrolled);
+
+    delete_and_wait(&ns).await;
+    let account = admin.account(USERNAME).await.expect("account");
+    assert!(!account.enrolled, "MFA is off at the vendor");
+    assert_no_secret_leaks(&ns, &operator, &values).await;
+}
+
+#[tokio::test]
+async fn deletion_with_policy_retain_leaves_mfa_on_at_the_vendor() {
+    let cluster = TestCluster::with_crds().await.expect("test control plane");
+    let ns = cluster.namespace("delete-retain").await.expect("namespace");
+    let sim = vendor(Vendor::Conduit).await;
+    create_login_secret(&ns).await;
+    create_server_ca(&ns, &sim).await;
+    let operator = Operator::start(ns.name()).await;
+    create_credential(
+        &ns,
+        &credential("bot", "conduit", &sim.base_url(), "Retain"),
+    )
+    .await;
+    wait_for_ready(&ns, "bot", &operator).await;
+
+    delete_and_wait(&ns).await;
+    let account = sim
+        .admin()
+        .expect("admin")
+        .account(USERNAME)
+        .await
+        .expect("account");
+    assert!(account.enrolled, "MFA stays on at the vendor");
+}

@@ -1,0 +1,288 @@
+#!/usr/bin/env bash
+# The Helm chart against a real API server:
+#   eval "$(scripts/control-plane.sh up)"; scripts/chart-check.sh
+#
+# 1. `helm lint --strict` and `helm template` for the defaults and each
+#    charts/otpilot/ci/*-values.yaml (one file per feature set);
+# 2. values.schema.json rejects a misspelt value;
+# 3. every rendered object validated by the API server (server-side dry-run
+#    apply). The Prometheus Operator and cert-manager CRDs are not part of
+#    this cluster: minimal copies are installed for the check (their schemas
+#    check only the fields the chart must set, and are removed at the end);
+# 4. `helm install`, `upgrade` (to every feature on) and `uninstall`: only
+#    the CRDs (and the ClientCA the chart keeps on purpose) remain;
+# 5. the operator's ServiceAccount, as a table of SubjectAccessReviews: what
+#    it must be allowed, and what it must not (Secrets outside
+#    rbac.secretNamespaces, Pods, RBAC, other webhooks...).
+# Fails on the first broken check; needs OTPILOT_TEST_KUBECONFIG.
+set -euo pipefail
+
+ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
+CHART=$ROOT/charts/otpilot
+RELEASE=chart-check
+FULLNAME=chart-check-otpilot
+NS=chart-check-system
+TEAM_A=chart-check-team-a
+TEAM_B=chart-check-team-b
+KEPT_CLIENT_CA=chart-check-ca
+
+log() { printf '[chart-check %s] %s\n' "$(date +%H:%M:%S)" "$*" >&2; }
+die() { log "FAILED: $*"; exit 1; }
+
+[ -n "${OTPILOT_TEST_KUBECONFIG:-}" ] \
+  || die "OTPILOT_TEST_KUBECONFIG is not set: start the test control plane with eval \"\$(scripts/control-plane.sh up)\""
+BIN=$("$ROOT/scripts/build-control-plane.sh")
+kubectl() { "$BIN/kubectl" --kubeconfig "$OTPILOT_TEST_KUBECONFIG" "$@"; }
+helm() { "$BIN/helm" --kubeconfig "$OTPILOT_TEST_KUBECONFIG" "$@"; }
+
+VERSION=$(kubectl version -o json | python3 -c 'import json,sys; print(json.load(sys.stdin)["serverVersion"]["gitVersion"])')
+log "kube-apiserver $VERSION, helm $("$BIN/helm" version --short)"
+
+# Minimal stand-ins for CRDs this cluster does not have.
+test_crds() {
+  local crd
+  for crd in \
+    "monitoring.coreos.com ServiceMonitor servicemonitors Namespaced selector,endpoints" \
+    "monitoring.coreos.com PrometheusRule prometheusrules Namespaced groups" \
+    "cert-manager.io Certificate certificates Namespaced secretName,issuerRef" \
+    "cert-manager.io Issuer issuers Namespaced" \
+    "cert-manager.io ClusterIssuer clusterissuers Cluster"; do
+    set -- $crd
+    local required=""
+    [ -n "${5:-}" ] && required="required: [${5}]"
+    cat <<YAML
+---
+apiVersion: apiextensions.k8s.io/v1
+kind: CustomResourceDefinition
+metadata:
+  name: $3.$1
+  labels: {otpilot.dev/chart-check: "true"}
+spec:
+  group: $1
+  names: {kind: $2, plural: $3, singular: $(echo "$2" | tr 'A-Z' 'a-z'), listKind: ${2}List}
+  scope: $4
+  versions:
+    - name: v1
+      served: true
+      storage: true
+      schema:
+        openAPIV3Schema:
+          type: object
+          properties:
+            spec:
+              type: object
+              x-kubernetes-preserve-unknown-fields: true
+              $required
+YAML
+  done
+}
+
+cleanup() {
+  local status=$?
+  helm uninstall "$RELEASE" --namespace "$NS" >/dev/null 2>&1 || true
+  kubectl delete clientca "$KEPT_CLIENT_CA" --ignore-not-found >/dev/null 2>&1 || true
+  kubectl delete namespace "$NS" "$TEAM_A" "$TEAM_B" --ignore-not-found --wait=false >/dev/null 2>&1 || true
+  kubectl delete crd -l otpilot.dev/chart-check=true --ignore-not-found >/dev/null 2>&1 || true
+  [ "$status" -eq 0 ] || log "FAILED (exit $status)"
+  exit "$status"
+}
+trap cleanup EXIT
+
+values_files=("$CHART"/ci/*-values.yaml)
+[ "${#values_files[@]}" -ge 2 ] || die "no values files in $CHART/ci"
+
+log "1. helm lint --strict and helm template, ${#values_files[@]} value sets"
+for values in "${values_files[@]}"; do
+  "$BIN/helm" lint --strict "$CHART" -f "$values" --kube-version "$VERSION" >/dev/null \
+    || { "$BIN/helm" lint --strict "$CHART" -f "$values" --kube-version "$VERSION"; die "helm lint $(basename "$values")"; }
+  "$BIN/helm" template "$RELEASE" "$CHART" -f "$values" --namespace "$NS" --kube-version "$VERSION" >/dev/null \
+    || die "helm template $(basename "$values")"
+  log "   lint + template ok: $(basename "$values")"
+done
+
+log "2. values.schema.json rejects misspelt values"
+for typo in operator.replica=3 webhook.failurepolicy=Ignore webhook.certManager.enabeld=true \
+            sidecar.resources.memoryLimits=1Gi metrics.serviceMonitor.intervall=1m rbac.secretNamespace=x \
+            webhook.failurePolicy=Sometimes; do
+  if out=$("$BIN/helm" template "$RELEASE" "$CHART" --set "$typo" --kube-version "$VERSION" 2>&1); then
+    die "--set $typo was accepted"
+  fi
+  grep -q "schema" <<<"$out" || die "--set $typo failed, but not on the schema: $out"
+  log "   rejected: $typo"
+done
+
+log "2b. settings that cannot work are refused with a message"
+for bad in "operator.replicas=1" "podDisruptionBudget.minAvailable=3"; do
+  if out=$("$BIN/helm" template "$RELEASE" "$CHART" --set "$bad" --kube-version "$VERSION" 2>&1); then
+    die "--set $bad was accepted: a PodDisruptionBudget that blocks every drain"
+  fi
+  grep -q "node drains block" <<<"$out" || die "--set $bad failed without saying why: $out"
+  log "   refused: $bad"
+done
+
+log "3. server-side dry-run of every rendered object"
+# The chart's CRDs for real (a dry-run CRD would not serve its resources),
+# then the stand-ins for the Prometheus Operator and cert-manager.
+kubectl apply --server-side -f "$CHART/crds/" >/dev/null
+test_crds | kubectl apply --server-side -f - >/dev/null
+kubectl wait --for=condition=Established --timeout=60s crd -l otpilot.dev/chart-check=true >/dev/null
+kubectl wait --for=condition=Established --timeout=60s \
+  crd/apicredentials.otpilot.dev crd/clientcas.otpilot.dev crd/clustermfaprofiles.otpilot.dev >/dev/null
+kubectl create namespace "$NS" >/dev/null
+kubectl create namespace "$TEAM_A" >/dev/null
+kubectl create namespace "$TEAM_B" >/dev/null
+for values in "${values_files[@]}"; do
+  rendered=$("$BIN/helm" template "$RELEASE" "$CHART" -f "$values" --namespace "$NS" \
+    --kube-version "$VERSION" --include-crds)
+  count=$(grep -c '^kind: ' <<<"$rendered")
+  kubectl apply --dry-run=server --server-side --field-manager=chart-check -f - <<<"$rendered" >/dev/null \
+    || die "the API server refused objects rendered with $(basename "$values")"
+  log "   $count objects accepted: $(basename "$values")"
+done
+
+# Every object of the release, cluster-wide: "kind/name" lines.
+release_objects() {
+  local kinds
+  kinds=$(kubectl api-resources --verbs=list -o name | grep -vE '^(events|events\.events\.k8s\.io|componentstatuses)$' | paste -sd, -)
+  kubectl get "$kinds" --all-namespaces -l "app.kubernetes.io/instance=$RELEASE" \
+    -o custom-columns='K:.kind,N:.metadata.name' --no-headers 2>/dev/null | awk '{print $1"/"$2}' | sort
+}
+
+log "4. helm install (defaults)"
+helm install "$RELEASE" "$CHART" --namespace "$NS" >/dev/null
+for object in "deployment/$FULLNAME" "serviceaccount/$FULLNAME" "service/$FULLNAME-webhook" \
+              "service/$FULLNAME-metrics" "poddisruptionbudget/$FULLNAME" "configmap/$FULLNAME-inject" \
+              "role/$FULLNAME" "rolebinding/$FULLNAME"; do
+  kubectl -n "$NS" get "$object" >/dev/null || die "$object missing after install"
+done
+for object in "clusterrole/$FULLNAME" "clusterrole/$FULLNAME-secrets" "clusterrolebinding/$FULLNAME" \
+              "clusterrolebinding/$FULLNAME-secrets" "mutatingwebhookconfiguration/$FULLNAME" \
+              crd/apicredentials.otpilot.dev crd/clientcas.otpilot.dev crd/clustermfaprofiles.otpilot.dev; do
+  kubectl get "$object" >/dev/null || die "$object missing after install"
+done
+conditions=$(kubectl get mutatingwebhookconfiguration "$FULLNAME" -o jsonpath='{.webhooks[0].matchConditions[0].expression}')
+grep -q "otpilot.dev/inject" <<<"$conditions" || die "the webhook's matchConditions do not select the annotation: $conditions"
+log "   installed: $(release_objects | wc -l) objects"
+
+# 5. RBAC, by SubjectAccessReview as the operator's ServiceAccount.
+SA_USER="system:serviceaccount:$NS:$FULLNAME"
+can() { # verb group resource namespace(-: cluster) [name] [subresource]
+  local ns="" name="" sub=""
+  [ "$4" != "-" ] && ns=$4
+  [ -n "${5:-}" ] && name=$5
+  [ -n "${6:-}" ] && sub=$6
+  kubectl create -o jsonpath='{.status.allowed}' -f - <<JSON
+{"apiVersion":"authorization.k8s.io/v1","kind":"SubjectAccessReview","spec":{
+ "user":"$SA_USER","groups":["system:serviceaccounts","system:serviceaccounts:$NS","system:authenticated"],
+ "resourceAttributes":{"verb":"$1","group":"$2","resource":"$3","namespace":"$ns","name":"$name","subresource":"$sub"}}}
+JSON
+}
+check_table() { # lines: expect verb group resource namespace [name] [subresource]
+  local expect verb group resource ns name sub got failures=0 rows=0
+  while read -r expect verb group resource ns name sub; do
+    [ -z "$expect" ] || [ "${expect:0:1}" = "#" ] && continue
+    [ "$group" = core ] && group=""
+    [ "$name" = "-" ] && name=""
+    got=$(can "$verb" "$group" "$resource" "$ns" "$name" "$sub")
+    [ "$got" = true ] || got=false
+    rows=$((rows + 1))
+    if [ "$expect" = allow ] && [ "$got" != true ]; then
+      log "   DENIED but needed: $verb ${group:-core}/$resource ns=$ns ${name:+name=$name} ${sub:+sub=$sub}"; failures=$((failures + 1))
+    elif [ "$expect" = deny ] && [ "$got" = true ]; then
+      log "   ALLOWED but must not be: $verb ${group:-core}/$resource ns=$ns ${name:+name=$name} ${sub:+sub=$sub}"; failures=$((failures + 1))
+    fi
+  done
+  [ "$failures" -eq 0 ] || die "$failures of $rows access checks wrong"
+  log "   $rows access checks as expected"
+}
+
+log "5a. RBAC with the defaults (Secrets in every namespace)"
+check_table <<TABLE
+# expect verb group resource namespace name subresource
+allow watch  otpilot.dev apicredentials     -
+allow patch  otpilot.dev apicredentials     $TEAM_A vendor
+allow patch  otpilot.dev apicredentials     $TEAM_A vendor status
+allow update otpilot.dev clientcas          -       ca
+allow patch  otpilot.dev clientcas          -       ca status
+allow list   otpilot.dev clustermfaprofiles -
+allow patch  otpilot.dev clustermfaprofiles -       p status
+allow list   core secrets $TEAM_A
+allow watch  core secrets $TEAM_B
+allow create core secrets $TEAM_A
+allow delete core secrets $TEAM_A vendor-runtime
+allow get    core secrets $NS     ca-key
+allow get    core configmaps $TEAM_A vendor-ca
+allow create core configmaps $NS
+allow create core events $TEAM_A
+allow create events.k8s.io events $TEAM_A
+allow get    coordination.k8s.io leases $NS $FULLNAME
+allow update coordination.k8s.io leases $NS $FULLNAME
+allow create coordination.k8s.io leases $NS
+allow get    admissionregistration.k8s.io mutatingwebhookconfigurations - $FULLNAME
+allow patch  admissionregistration.k8s.io mutatingwebhookconfigurations - $FULLNAME
+deny  patch  admissionregistration.k8s.io mutatingwebhookconfigurations - someone-elses-webhook
+deny  create admissionregistration.k8s.io mutatingwebhookconfigurations -
+deny  update admissionregistration.k8s.io validatingwebhookconfigurations - $FULLNAME
+deny  create otpilot.dev apicredentials     $TEAM_A
+deny  delete otpilot.dev apicredentials     $TEAM_A vendor
+deny  update otpilot.dev clustermfaprofiles -       p
+deny  delete otpilot.dev clientcas          -       ca
+deny  create core configmaps $TEAM_A
+deny  update core configmaps $TEAM_A vendor-ca
+deny  update coordination.k8s.io leases $TEAM_A $FULLNAME
+deny  create coordination.k8s.io leases kube-system
+deny  get    core pods $TEAM_A
+deny  create core pods $TEAM_A
+deny  create core pods $TEAM_A web exec
+deny  create core serviceaccounts $TEAM_A default token
+deny  list   core nodes -
+deny  get    apiextensions.k8s.io customresourcedefinitions - apicredentials.otpilot.dev
+deny  create rbac.authorization.k8s.io rolebindings $TEAM_A
+deny  create rbac.authorization.k8s.io clusterrolebindings -
+deny  bind   rbac.authorization.k8s.io clusterroles - cluster-admin
+deny  escalate rbac.authorization.k8s.io clusterroles - $FULLNAME
+deny  impersonate core serviceaccounts $TEAM_A default
+TABLE
+
+log "4b. helm upgrade to every feature on (ci/all-values.yaml)"
+helm upgrade "$RELEASE" "$CHART" --namespace "$NS" -f "$CHART/ci/all-values.yaml" >/dev/null
+for object in "certificate/$FULLNAME-webhook" "issuer/$FULLNAME-selfsigned" "servicemonitor/$FULLNAME" \
+              "prometheusrule/$FULLNAME" "rolebinding/$FULLNAME-secrets"; do
+  kubectl -n "$NS" get "$object" >/dev/null || die "$object missing after upgrade"
+done
+kubectl get clientca "$KEPT_CLIENT_CA" >/dev/null || die "the default ClientCA is missing after upgrade"
+kubectl get clusterrolebinding "$FULLNAME-secrets" >/dev/null 2>&1 \
+  && die "the cluster-wide Secret binding survived rbac.secretNamespaces"
+injected_from=$(kubectl get mutatingwebhookconfiguration "$FULLNAME" -o jsonpath='{.metadata.annotations.cert-manager\.io/inject-ca-from}')
+[ "$injected_from" = "$NS/$FULLNAME-webhook" ] || die "cainjector annotation is '$injected_from'"
+log "   upgraded: $(release_objects | wc -l) objects"
+
+log "5b. RBAC with rbac.secretNamespaces=[$TEAM_A]"
+check_table <<TABLE
+allow list   core secrets $TEAM_A
+allow create core secrets $TEAM_A
+allow get    core secrets $NS ca-key
+allow watch  core secrets $NS
+deny  get    core secrets $TEAM_B vendor-login
+deny  list   core secrets $TEAM_B
+deny  list   core secrets kube-system
+deny  list   core secrets -
+deny  create core secrets default
+deny  get    admissionregistration.k8s.io mutatingwebhookconfigurations - $FULLNAME
+TABLE
+
+log "4c. helm uninstall leaves only the CRDs (and the ClientCA kept by helm.sh/resource-policy)"
+helm uninstall "$RELEASE" --namespace "$NS" --wait >/dev/null
+# Pods and ReplicaSets go by garbage collection, after helm returns.
+for _ in $(seq 1 60); do
+  left=$(release_objects)
+  [ "$left" = "ClientCA/$KEPT_CLIENT_CA" ] && break
+  sleep 1
+done
+[ "$left" = "ClientCA/$KEPT_CLIENT_CA" ] || die "left behind after uninstall: ${left:-nothing}; expected only ClientCA/$KEPT_CLIENT_CA"
+kubectl get crd apicredentials.otpilot.dev clientcas.otpilot.dev clustermfaprofiles.otpilot.dev >/dev/null \
+  || die "the CRDs must survive uninstall"
+left_cluster=$(kubectl get clusterroles,clusterrolebindings,mutatingwebhookconfigurations -o name | grep "$FULLNAME" || true)
+[ -z "$left_cluster" ] || die "cluster-scoped objects left: $left_cluster"
+log "   nothing else left"
+log "all chart checks passed"
