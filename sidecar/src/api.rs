@@ -179,7 +179,6 @@ fn metrics(shared: &Shared) -> ApiResponse {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::presentation::Presentation;
     use crate::state::ServedToken;
     use http_body_util::BodyExt;
     use secrecy::SecretString;
@@ -190,13 +189,13 @@ mod tests {
     fn with_token(expires_in: Duration) -> Arc<Shared> {
         let shared = Arc::new(Shared::new());
         let now = SystemTime::now();
-        let p = Presentation {
-            header: header::AUTHORIZATION,
-            scheme: "Bearer",
-        };
         let t = ServedToken::render(
             &SecretString::from("the-token"),
-            &p,
+            Some((
+                header::AUTHORIZATION,
+                HeaderValue::from_static("Bearer the-token"),
+            )),
+            Some("Bearer"),
             now + expires_in,
             now + expires_in,
             1,

@@ -143,10 +143,12 @@ impl FailureClass {
     }
 }
 
-/// Classifies an engine error. A refresh answered with a 4xx means the
-/// refresh token is no good (the engine has no dedicated kind for it yet).
+/// Classifies an engine error. Besides the engine's own "log in again"
+/// (a 401 to a refresh, or a profile rule), any other 4xx to a refresh
+/// also means the refresh token is no good: repeating it cannot help.
 pub fn classify(error: &FlowError) -> FailureClass {
     match &error.kind {
+        FlowErrorKind::LoginRequired { .. } => FailureClass::RefreshRejected,
         FlowErrorKind::Status { status, .. }
             if error.flow == FlowKind::Refresh && (400..500).contains(status) =>
         {
@@ -154,9 +156,10 @@ pub fn classify(error: &FlowError) -> FailureClass {
         }
         FlowErrorKind::CodeAlreadyUsed { .. } => FailureClass::CodeAlreadyUsed,
         FlowErrorKind::LockedOut { retry_after, .. } => FailureClass::LockedOut(*retry_after),
-        FlowErrorKind::Transport { .. } | FlowErrorKind::Unavailable { .. } => {
-            FailureClass::Unreachable
-        }
+        // An answer that never came: the vendor or the way to it is down.
+        FlowErrorKind::Transport { .. }
+        | FlowErrorKind::Unavailable { .. }
+        | FlowErrorKind::OutcomeUnknown { .. } => FailureClass::Unreachable,
         FlowErrorKind::CodeRejected { .. }
         | FlowErrorKind::TotpHeaderRefused { .. }
         | FlowErrorKind::Status { .. } => FailureClass::Rejected,
@@ -501,5 +504,14 @@ mod tests {
             FailureClass::Rejected
         );
         assert_eq!(classify(&err(FlowKind::Login, 401)), FailureClass::Rejected);
+        let login_required = FlowError {
+            flow: FlowKind::Refresh,
+            step: None,
+            kind: FlowErrorKind::LoginRequired {
+                status: 401,
+                detail: None,
+            },
+        };
+        assert_eq!(classify(&login_required), FailureClass::RefreshRejected);
     }
 }

@@ -11,6 +11,7 @@ use axum::extract::{Request, State};
 use axum::http::{HeaderMap, HeaderName, HeaderValue, Method, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use futures::TryStreamExt;
+use otpilot_profile::{TokenVerdict, token_verdict};
 
 use crate::metrics::{ProxyLabels, status_class};
 use crate::state::{ServedToken, Shared};
@@ -130,16 +131,18 @@ async fn forward(State(state): State<ProxyState>, request: Request) -> Response 
         reqwest::Body::wrap_stream(body.into_data_stream())
     };
     let mut result = send(&token, first_body).await;
+    let refused = |result: &Result<reqwest::Response, reqwest::Error>| {
+        result
+            .as_ref()
+            .is_ok_and(|r| token_verdict(r.status().as_u16()) == TokenVerdict::Rejected)
+    };
     if can_replay
-        && let Ok(response) = &result
-        && response.status() == StatusCode::UNAUTHORIZED
+        && refused(&result)
         && let Some(renewed) = renewed_token(shared, &token, state.config.renewal_wait).await
     {
         tracing::debug!("the vendor refused the token; retrying once with a new one");
         result = send(&renewed, reqwest::Body::from(Vec::new())).await;
-    } else if let Ok(response) = &result
-        && response.status() == StatusCode::UNAUTHORIZED
-    {
+    } else if refused(&result) {
         // The body is spent: the client retries; the next token is on its way.
         shared.request_renewal(token.generation);
     }

@@ -152,7 +152,7 @@ pub async fn run(
                     wait: renew_at.duration_since(obtained_at).unwrap_or_default(),
                 };
                 due = Instant::now() + next.wait;
-                publish(&shared, &prepared, &new_session, obtained_at, &config).await;
+                publish(&shared, &new_session, obtained_at, &config).await;
                 tracing::info!(
                     flow = attempt.as_str(),
                     expires_in_s = new_session
@@ -220,16 +220,15 @@ async fn run_attempt(
 
 async fn publish(
     shared: &Shared,
-    prepared: &Prepared,
     session: &Session,
     obtained_at: SystemTime,
     config: &SessionConfig,
 ) {
-    let presentation = presentation::for_profile(prepared.engine.profile());
     let serve_until = policy::serve_until(obtained_at, session.expires_at, &config.renew);
     let token = match ServedToken::render(
         &session.access_token,
-        &presentation,
+        presentation::proxy_header(session),
+        session.token_type(),
         session.expires_at,
         serve_until,
         shared.next_generation(),

@@ -14,7 +14,6 @@ use secrecy::{ExposeSecret, SecretString};
 use tokio::sync::{Notify, watch};
 
 use crate::metrics::Metrics;
-use crate::presentation::{self, Presentation};
 
 /// Renewals forced by the proxy happen at most this often.
 pub const FORCED_RENEWAL_MIN_INTERVAL: Duration = Duration::from_secs(5);
@@ -54,22 +53,19 @@ pub enum RenderError {
 }
 
 impl ServedToken {
-    /// Renders `token` once, for every future request.
+    /// Renders `token` once, for every future request. `header` is how
+    /// the vendor wants it presented; `token_type` its scheme (`Bearer`,
+    /// `jwt`), `None` (JSON `null`) for a vendor that takes the bare token.
     pub fn render(
         token: &SecretString,
-        presentation: &Presentation,
+        header: Option<(HeaderName, HeaderValue)>,
+        token_type: Option<&str>,
         expires_at: SystemTime,
         serve_until: SystemTime,
         generation: u64,
     ) -> Result<Self, RenderError> {
-        let value =
-            presentation::header_value(presentation, token).ok_or(RenderError::NotAHeaderValue)?;
+        let header = header.ok_or(RenderError::NotAHeaderValue)?;
         let expires = jiff::Timestamp::try_from(expires_at).map_err(|_| RenderError::Expiry)?;
-        let token_type = if presentation.scheme.is_empty() {
-            "Bearer"
-        } else {
-            presentation.scheme
-        };
         let json = serde_json::json!({
             "token": token.expose_secret(),
             "tokenType": token_type,
@@ -80,7 +76,7 @@ impl ServedToken {
             serve_until,
             json: Bytes::from(json.to_string()),
             plain: Bytes::from(token.expose_secret().to_owned()),
-            header: (presentation.header.clone(), value),
+            header,
             generation,
         })
     }
@@ -244,14 +240,15 @@ mod tests {
 
     #[test]
     fn a_rendered_token_is_json_and_plain_and_stops_being_servable_at_its_margin() {
-        let p = Presentation {
-            header: http::header::AUTHORIZATION,
-            scheme: "Bearer",
-        };
         let exp = UNIX_EPOCH + Duration::from_secs(1_800_000_000);
+        let header = (
+            http::header::AUTHORIZATION,
+            HeaderValue::from_static("Bearer tok-en"),
+        );
         let t = ServedToken::render(
             &SecretString::from("tok\"en"),
-            &p,
+            Some(header),
+            Some("Bearer"),
             exp,
             exp - Duration::from_secs(5),
             1,

@@ -83,6 +83,31 @@ async fn the_proxy_forwards_with_the_client_certificate_and_the_vendors_auth_hea
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_proxy_presents_the_token_as_the_profile_says_goaxr_jwt() {
+    let v = vendor("goaxr", Vendor::Goaxr, VendorOptions::default()).await;
+    let mounts = Mounts::new(&v.bundle());
+    let sidecar = Sidecar::spawn(&mounts.args());
+    let token = sidecar.wait_ready(Duration::from_secs(20)).await;
+    assert_eq!(token.token_type, "jwt");
+    let id = v.account().await.id;
+    let res = sidecar
+        .http
+        .get(sidecar.proxy_url(&format!("/users/{id}")))
+        .send()
+        .await
+        .expect("proxied");
+    assert_eq!(
+        res.status(),
+        200,
+        "goaxr accepted `Authorization: jwt <token>`"
+    );
+    sidecar
+        .assert_no_secret_leaked(&[v.secrets.clone(), vec![token.token]].concat())
+        .await;
+    v.sim.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_token_the_vendor_refuses_is_renewed_and_the_request_retried_once() {
     let clock = Arc::new(OffsetClock::default());
     let v = vendor(

@@ -34,7 +34,11 @@ async fn renews_without_a_gap(profile: &'static str, vendor_kind: Vendor) {
     let sidecar = Sidecar::spawn(&args);
 
     let first = sidecar.wait_ready(Duration::from_secs(20)).await;
-    assert_eq!(first.token_type, "Bearer");
+    let scheme = if profile == "goaxr" { "jwt" } else { "Bearer" };
+    assert_eq!(
+        first.token_type, scheme,
+        "{profile}: the profile's tokenPresentation"
+    );
     assert!(first.expires_at > SystemTime::now());
 
     let mut seen = BTreeSet::new();

@@ -50,6 +50,8 @@ pub struct Vendored {
     pub identity: Option<otpilot_sim::testing::ClientIdentity>,
     /// Every secret value this fixture created (scanned for in outputs).
     pub secrets: Vec<String>,
+    /// The simulator's access-token lifetime.
+    pub access: Duration,
 }
 
 /// Options of [`vendor`].
@@ -159,6 +161,7 @@ pub async fn vendor(
         last_code_step: enrollment.last_code_step,
         identity,
         secrets,
+        access: options.access,
     }
 }
 
@@ -212,7 +215,15 @@ impl Vendored {
             username: USERNAME.into(),
             profile_name: self.profile_name.into(),
             profile_yaml: profile_yaml(self.profile_name).into(),
-            variables: BTreeMap::new(),
+            // Conduit's expiry is this variable (its JWT `exp` is wrong):
+            // the operator copies spec.variables here.
+            variables: match self.profile_name {
+                "conduit" => BTreeMap::from([(
+                    "access_token_lifetime_seconds".to_owned(),
+                    self.access.as_secs().to_string(),
+                )]),
+                _ => BTreeMap::new(),
+            },
             totp: Some(StoredTotp {
                 secret: self.totp.secret_base32().clone(),
                 params: StoredTotpParams {
@@ -473,7 +484,7 @@ impl Sidecar {
             .expect("RFC 3339");
         Ok(Token {
             token: v["token"].as_str().expect("token").to_owned(),
-            token_type: v["tokenType"].as_str().expect("tokenType").to_owned(),
+            token_type: v["tokenType"].as_str().unwrap_or_default().to_owned(),
             expires_at: SystemTime::from(expires_at),
         })
     }
