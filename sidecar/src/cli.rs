@@ -1,0 +1,153 @@
+//! The command line (every `run` flag also from an `OTPILOT_*` variable).
+
+use std::net::{Ipv4Addr, SocketAddr};
+use std::path::PathBuf;
+use std::time::Duration;
+
+use clap::{Args, Parser, Subcommand, ValueEnum};
+use otpilot_api::sidecar::{DEFAULT_API_PORT, DEFAULT_PROXY_PORT};
+
+/// otpilot sidecar: logs in to a vendor with TOTP, keeps its token fresh and
+/// serves it on 127.0.0.1.
+#[derive(Debug, Parser)]
+#[command(version)]
+pub struct Cli {
+    /// What to do.
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+/// The subcommands.
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Run the sidecar.
+    Run(Box<RunArgs>),
+    /// Ask a running sidecar whether it is ready or alive (exit 0 or 1):
+    /// the exec probe for distroless images, since the API binds 127.0.0.1
+    /// only and the kubelet's HTTP probes target the pod IP.
+    Probe(ProbeArgs),
+}
+
+fn default_api_addr() -> SocketAddr {
+    SocketAddr::from((Ipv4Addr::LOCALHOST, DEFAULT_API_PORT))
+}
+
+fn default_proxy_addr() -> SocketAddr {
+    SocketAddr::from((Ipv4Addr::LOCALHOST, DEFAULT_PROXY_PORT))
+}
+
+/// `run`.
+#[derive(Debug, Args)]
+pub struct RunArgs {
+    /// The mounted `<name>-runtime` Secret.
+    #[arg(long, env = "OTPILOT_RUNTIME_DIR")]
+    pub runtime_dir: PathBuf,
+    /// The file holding the account's password (a mounted Secret key).
+    #[arg(long, env = "OTPILOT_PASSWORD_FILE")]
+    pub password_file: PathBuf,
+    /// The file holding the account's API key, when the vendor needs one.
+    #[arg(long, env = "OTPILOT_API_KEY_FILE")]
+    pub api_key_file: Option<PathBuf>,
+    /// Local API (`/token`, `/healthz`, `/readyz`, `/metrics`); loopback only.
+    #[arg(long, env = "OTPILOT_API_ADDR", default_value_t = default_api_addr(), value_parser = loopback)]
+    pub api_addr: SocketAddr,
+    /// Authenticating reverse proxy; loopback only.
+    #[arg(long, env = "OTPILOT_PROXY_ADDR", default_value_t = default_proxy_addr(), value_parser = loopback)]
+    pub proxy_addr: SocketAddr,
+    /// Also write the token to this file (atomically, mode 0600).
+    #[arg(long, env = "OTPILOT_TOKEN_FILE")]
+    pub token_file: Option<PathBuf>,
+    /// Renew when this much of the token's life remains (default: a third
+    /// of its life or 60 s, whichever is larger).
+    #[arg(long, env = "OTPILOT_REFRESH_BEFORE", value_parser = seconds)]
+    pub refresh_before: Option<Duration>,
+    /// How often to look for changed inputs, in seconds.
+    #[arg(long, env = "OTPILOT_POLL_INTERVAL", default_value = "2", value_parser = seconds)]
+    pub poll_interval: Duration,
+    /// How long in-flight requests may take to finish after SIGTERM, in seconds.
+    #[arg(long, env = "OTPILOT_SHUTDOWN_GRACE", default_value = "10", value_parser = seconds)]
+    pub shutdown_grace: Duration,
+    /// Timeout of one proxied request, in seconds.
+    #[arg(long, env = "OTPILOT_PROXY_TIMEOUT", default_value = "300", value_parser = seconds)]
+    pub proxy_timeout: Duration,
+}
+
+/// What `probe` asks.
+#[derive(Debug, Clone, Copy, ValueEnum)]
+pub enum ProbeKind {
+    /// `/readyz`.
+    Ready,
+    /// `/healthz`.
+    Live,
+}
+
+/// `probe`.
+#[derive(Debug, Args)]
+pub struct ProbeArgs {
+    /// Which probe.
+    pub kind: ProbeKind,
+    /// The sidecar's local API.
+    #[arg(long, env = "OTPILOT_API_ADDR", default_value_t = default_api_addr(), value_parser = loopback)]
+    pub api_addr: SocketAddr,
+}
+
+/// Refuses any address other than loopback: the token must not leave the pod.
+pub fn loopback(text: &str) -> Result<SocketAddr, String> {
+    let addr: SocketAddr = text
+        .parse()
+        .map_err(|e| format!("not an address like 127.0.0.1:8181: {e}"))?;
+    if addr.ip().is_loopback() {
+        Ok(addr)
+    } else {
+        Err(format!(
+            "{} is not a loopback address: the sidecar binds 127.0.0.1 or ::1 only, so the token never leaves the pod",
+            addr.ip()
+        ))
+    }
+}
+
+/// Whole or fractional seconds.
+pub fn seconds(text: &str) -> Result<Duration, String> {
+    let s: f64 = text
+        .trim()
+        .trim_end_matches('s')
+        .parse()
+        .map_err(|_| format!("{text:?} is not a number of seconds"))?;
+    Duration::try_from_secs_f64(s)
+        .map_err(|_| format!("{text:?} is not a usable number of seconds"))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn only_loopback_addresses_are_accepted() {
+        let cases = [
+            ("127.0.0.1:8181", true),
+            ("127.0.0.2:1", true),
+            ("[::1]:8181", true),
+            ("0.0.0.0:8181", false),
+            ("10.0.0.5:8181", false),
+            ("[::]:8181", false),
+            ("localhost:8181", false),
+        ];
+        for (addr, ok) in cases {
+            assert_eq!(loopback(addr).is_ok(), ok, "{addr}");
+        }
+    }
+
+    #[test]
+    fn seconds_take_fractions_and_an_s() {
+        assert_eq!(seconds("2"), Ok(Duration::from_secs(2)));
+        assert_eq!(seconds("0.5s"), Ok(Duration::from_millis(500)));
+        assert!(seconds("-1").is_err());
+        assert!(seconds("soon").is_err());
+    }
+
+    #[test]
+    fn the_command_line_parses() {
+        use clap::CommandFactory;
+        Cli::command().debug_assert();
+    }
+}
