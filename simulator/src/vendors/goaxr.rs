@@ -83,7 +83,11 @@ fn owner(state: &SharedState, headers: &HeaderMap, user_id: &str) -> Result<Clai
 fn code_text(value: &Value, digits: u8) -> Result<String, ApiError> {
     match value {
         Value::String(s) => Ok(s.clone()),
-        Value::Number(n) => Ok(format!("{:0width$}", n, width = usize::from(digits))),
+        // serde_json's Number ignores width and fill when displayed: pad the integer.
+        Value::Number(n) => match n.as_u64() {
+            Some(n) => Ok(format!("{n:0width$}", width = usize::from(digits))),
+            None => Err(ApiError::bad_request("token must be a string of digits")),
+        },
         _ => Err(ApiError::bad_request("token must be a string of digits")),
     }
 }
@@ -258,4 +262,24 @@ async fn enroll(
             })))
         })
         .unwrap_or_else(|| Err(ApiError::not_found("no such user")))
+}
+
+#[cfg(test)]
+mod code_text_tests {
+    use super::*;
+
+    #[test]
+    fn a_bare_number_gets_its_leading_zeros_back() {
+        let cases = [
+            (serde_json::json!(21589), "021589"),
+            (serde_json::json!(7), "000007"),
+            (serde_json::json!(123456), "123456"),
+            (serde_json::json!("012345"), "012345"),
+        ];
+        for (value, want) in cases {
+            assert_eq!(code_text(&value, 6).ok().as_deref(), Some(want), "{value}");
+        }
+        assert!(code_text(&serde_json::json!(-5), 6).is_err());
+        assert!(code_text(&serde_json::json!(1.5), 6).is_err());
+    }
 }
