@@ -16,6 +16,7 @@ pub struct Metrics {
     reconcile_errors: Family<Labels, Counter>,
     enrollments: Family<Labels, Counter>,
     leader: Gauge,
+    webhook_denials: Family<Labels, Counter>,
 }
 
 impl Default for Metrics {
@@ -45,12 +46,19 @@ impl Default for Metrics {
             "Whether this replica holds the leader Lease (1) or waits for it (0)",
             leader.clone(),
         );
+        let webhook_denials = Family::<Labels, Counter>::default();
+        registry.register(
+            "webhook_denials",
+            "Pods the injection webhook refused, by reason",
+            webhook_denials.clone(),
+        );
         Self {
             registry,
             reconciles,
             reconcile_errors,
             enrollments,
             leader,
+            webhook_denials,
         }
     }
 }
@@ -78,6 +86,12 @@ impl Metrics {
         self.leader.set(i64::from(leader));
     }
 
+    pub fn webhook_denied(&self, reason: &'static str) {
+        self.webhook_denials
+            .get_or_create(&vec![("reason", reason)])
+            .inc();
+    }
+
     /// The text exposition format.
     pub fn render(&self) -> String {
         let mut out = String::new();
@@ -98,12 +112,14 @@ mod tests {
         metrics.reconcile_failed("apicredential", "SecretNotFound");
         metrics.enrollment_finished("Enrolled");
         metrics.set_leader(true);
+        metrics.webhook_denied("CredentialNotFound");
         let text = metrics.render();
         for want in [
             "otpilot_operator_reconciles_total{controller=\"apicredential\"} 1",
             "otpilot_operator_reconcile_errors_total{controller=\"apicredential\",category=\"SecretNotFound\"} 1",
             "otpilot_operator_enrollments_total{outcome=\"Enrolled\"} 1",
             "otpilot_operator_leader 1",
+            "otpilot_operator_webhook_denials_total{reason=\"CredentialNotFound\"} 1",
         ] {
             assert!(text.contains(want), "missing {want} in\n{text}");
         }
