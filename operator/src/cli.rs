@@ -22,7 +22,7 @@ pub enum Command {
     /// (e.g. `otpilot-operator crds | kubectl apply -f -`).
     Crds,
     /// Run the operator (kubeconfig from KUBECONFIG, else in-cluster).
-    Run(RunArgs),
+    Run(Box<RunArgs>),
 }
 
 #[derive(Args, Debug, Clone)]
@@ -61,6 +61,9 @@ pub struct RunArgs {
     /// How often the leader renews its Lease, in seconds.
     #[arg(long, env = "OTPILOT_LEASE_RENEW_SECONDS", default_value_t = 5)]
     pub lease_renew_seconds: u32,
+
+    #[command(flatten)]
+    pub webhook: crate::webhook::WebhookArgs,
 }
 
 impl RunArgs {

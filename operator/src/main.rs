@@ -12,12 +12,13 @@ mod leader;
 mod metrics;
 mod run;
 mod telemetry;
+mod webhook;
 
 use clap::Parser;
 
 fn main() -> anyhow::Result<()> {
     match cli::Cli::parse().command {
         cli::Command::Crds => cli::print_crds(),
-        cli::Command::Run(args) => run::main(args),
+        cli::Command::Run(args) => run::main(*args),
     }
 }

@@ -53,6 +53,7 @@ pub struct Metrics {
     recovery_codes_low: Gauge,
     // Keyed by namespace/name; only aggregates are exported (bounded labels).
     credentials: std::sync::Mutex<std::collections::HashMap<String, CredentialFigures>>,
+    webhook_denials: Family<Labels, Counter>,
 }
 
 impl Default for Metrics {
@@ -100,6 +101,12 @@ impl Default for Metrics {
             "Enrolled credentials holding fewer than 3 unused recovery codes",
             recovery_codes_low.clone(),
         );
+        let webhook_denials = Family::<Labels, Counter>::default();
+        registry.register(
+            "webhook_denials",
+            "Pods the injection webhook refused, by reason",
+            webhook_denials.clone(),
+        );
         Self {
             registry,
             reconciles,
@@ -110,6 +117,7 @@ impl Default for Metrics {
             fewest_recovery_codes,
             recovery_codes_low,
             credentials: Default::default(),
+            webhook_denials,
         }
     }
 }
@@ -155,6 +163,13 @@ impl Metrics {
         self.recovery_codes_low.set(low);
     }
 
+    /// Counts a Pod the injection webhook refused (reason: a bounded set).
+    pub fn webhook_denied(&self, reason: &'static str) {
+        self.webhook_denials
+            .get_or_create(&vec![("reason", reason)])
+            .inc();
+    }
+
     /// The text exposition format.
     pub fn render(&self) -> String {
         let mut out = String::new();
@@ -197,12 +212,14 @@ mod tests {
         metrics.reconcile_failed("apicredential", "SecretNotFound");
         metrics.enrollment_finished("Enrolled");
         metrics.set_leader(true);
+        metrics.webhook_denied("CredentialNotFound");
         let text = metrics.render();
         for want in [
             "otpilot_operator_reconciles_total{controller=\"apicredential\"} 1",
             "otpilot_operator_reconcile_errors_total{controller=\"apicredential\",category=\"SecretNotFound\"} 1",
             "otpilot_operator_enrollments_total{outcome=\"Enrolled\"} 1",
             "otpilot_operator_leader 1",
+            "otpilot_operator_webhook_denials_total{reason=\"CredentialNotFound\"} 1",
         ] {
             assert!(text.contains(want), "missing {want} in\n{text}");
         }

@@ -16,7 +16,7 @@ use crate::cli::RunArgs;
 use crate::context::Context;
 use crate::leader::{self, LeaseSettings};
 use crate::metrics::Metrics;
-use crate::{controllers, telemetry};
+use crate::{controllers, telemetry, webhook};
 
 pub fn main(args: RunArgs) -> anyhow::Result<()> {
     rustls::crypto::ring::default_provider()
@@ -35,6 +35,7 @@ pub fn main(args: RunArgs) -> anyhow::Result<()> {
 }
 
 async fn run(args: RunArgs) -> anyhow::Result<()> {
+    let inject = webhook::load_inject_config(args.webhook.inject_config.as_deref())?;
     let shutdown = CancellationToken::new();
     tokio::spawn(stop_on_signal(shutdown.clone()));
 
@@ -65,6 +66,15 @@ async fn run(args: RunArgs) -> anyhow::Result<()> {
     ready.store(true, Ordering::Relaxed);
 
     let identity = args.identity.clone().unwrap_or_else(default_identity);
+    webhook::start(
+        &args.webhook,
+        inject,
+        client.clone(),
+        metrics.clone(),
+        &identity,
+        shutdown.clone(),
+    )
+    .await?;
     let settings = LeaseSettings {
         name: args.lease_name.clone(),
         identity: identity.clone(),
@@ -79,6 +89,13 @@ async fn run(args: RunArgs) -> anyhow::Result<()> {
     }
     metrics.set_leader(true);
     tracing::info!(identity, "became leader");
+    if let Some(managed) = args.webhook.managed_certificate(&args.namespace) {
+        tokio::spawn(webhook::manage_certificate(
+            client.clone(),
+            managed,
+            shutdown.clone(),
+        ));
+    }
 
     let recorder = Recorder::new(
         client.clone(),
