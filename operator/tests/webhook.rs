@@ -1,0 +1,488 @@
+//! The injection webhook served by the operator PROCESS, registered with the
+//! real kube-apiserver by a loopback URL and its CA bundle (as envtest
+//! does): Pods created through the API server get the native sidecar, are
+//! left alone, or are refused; and the operator-managed serving certificate.
+//! Needs the test control plane (`eval "$(scripts/control-plane.sh up)"`).
+
+mod support;
+
+use std::time::{Duration, Instant};
+
+use k8s_openapi::ByteString;
+use k8s_openapi::api::admissionregistration::v1::MutatingWebhookConfiguration;
+use k8s_openapi::api::core::v1::{Event, Namespace, Pod, Secret};
+use kube::api::{Api, DeleteParams, ListParams, Patch, PatchParams, PostParams};
+use otpilot_api::ApiCredential;
+use otpilot_api::common::{CertificateSubject, KeyAlgorithm};
+use otpilot_tests::{TestCluster, TestNamespace};
+use secrecy::ExposeSecret;
+use serde_json::{Value, json};
+use support::Operator;
+
+const IMAGE: &str = "localhost/otpilot/sidecar:webhook-test";
+/// The inject crate's tests use the same label key, so each side's check
+/// for unscoped injection webhooks ignores the other's.
+const SCOPE_LABEL: &str = "otpilot.dev/inject-test";
+const INJECT: &str = "otpilot.dev/inject";
+
+/// One operator process serving the webhook, a configuration pointing at it,
+/// and namespaces labelled for it.
+struct Setup {
+    cluster: TestCluster,
+    operator: Operator,
+    _operator_namespace: TestNamespace,
+    config_name: String,
+    scope: String,
+    _dir: tempfile::TempDir,
+}
+
+fn free_port() -> u16 {
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("bind 127.0.0.1:0");
+    listener.local_addr().expect("local addr").port()
+}
+
+/// A CA and a serving certificate for 127.0.0.1 in `dir` (what cert-manager
+/// would mount); returns the CA PEM.
+fn write_serving_certificate(dir: &std::path::Path) -> String {
+    let now = jiff::Timestamp::now();
+    let day = Duration::from_secs(24 * 3600);
+    let subject = CertificateSubject {
+        common_name: "webhook test CA".to_owned(),
+        ..CertificateSubject::default()
+    };
+    let ca = otpilot_pki::generate_ca(&subject, KeyAlgorithm::EcdsaP256, day, now).expect("CA");
+    let leaf = otpilot_pki::issue_server_certificate(&ca, &["127.0.0.1".to_owned()], day, now)
+        .expect("serving certificate");
+    std::fs::write(dir.join("tls.crt"), &leaf.chain_pem).expect("write tls.crt");
+    std::fs::write(dir.join("tls.key"), leaf.key_pem.expose_secret()).expect("write tls.key");
+    ca.cert_pem
+}
+
+fn webhook_configuration(name: &str, url: &str, scope: &str, ca_pem: Option<&str>) -> Value {
+    let mut client_config = json!({"url": url});
+    if let Some(ca) = ca_pem {
+        client_config["caBundle"] =
+            serde_json::to_value(ByteString(ca.as_bytes().to_vec())).expect("caBundle");
+    }
+    json!({
+        "apiVersion": "admissionregistration.k8s.io/v1",
+        "kind": "MutatingWebhookConfiguration",
+        "metadata": {"name": name},
+        "webhooks": [{
+            "name": "inject.otpilot.dev",
+            "admissionReviewVersions": ["v1"],
+            "sideEffects": "NoneOnDryRun",
+            "failurePolicy": "Fail",
+            "timeoutSeconds": 10,
+            "reinvocationPolicy": "IfNeeded",
+            "clientConfig": client_config,
+            "rules": [{"apiGroups": [""], "apiVersions": ["v1"], "operations": ["CREATE"],
+                       "resources": ["pods"], "scope": "Namespaced"}],
+            "namespaceSelector": {"matchLabels": {SCOPE_LABEL: scope}},
+            "matchConditions": [{"name": "annotated",
+                "expression": "has(object.metadata.annotations) && 'otpilot.dev/inject' in object.metadata.annotations"}]
+        }]
+    })
+}
+
+async fn create_configuration(cluster: &TestCluster, configuration: Value) {
+    let configuration: MutatingWebhookConfiguration =
+        serde_json::from_value(configuration).expect("MutatingWebhookConfiguration");
+    Api::<MutatingWebhookConfiguration>::all(cluster.client())
+        .create(&PostParams::default(), &configuration)
+        .await
+        .expect("register the test webhook");
+}
+
+impl Setup {
+    async fn start(test_name: &str) -> Setup {
+        let cluster = TestCluster::with_crds().await.expect("test control plane");
+        let operator_namespace = cluster
+            .namespace(&format!("{test_name}-operator"))
+            .await
+            .expect("operator namespace");
+        let scope = format!("{:08x}", rand::random::<u32>());
+        let dir = tempfile::tempdir().expect("temp dir");
+        let ca_pem = write_serving_certificate(dir.path());
+        let settings = dir.path().join("inject.json");
+        std::fs::write(&settings, json!({"sidecarImage": IMAGE}).to_string())
+            .expect("write inject.json");
+        let port = free_port();
+        let addr = format!("127.0.0.1:{port}");
+        let ns = operator_namespace.name().to_owned();
+        let cert_dir = dir.path().display().to_string();
+        let settings = settings.display().to_string();
+        let operator = Operator::start_with(
+            &ns,
+            "otpilot-operator",
+            &[
+                ("OTPILOT_WEBHOOK_ADDR", addr.as_str()),
+                ("OTPILOT_WEBHOOK_CERT_DIR", cert_dir.as_str()),
+                ("OTPILOT_INJECT_CONFIG", settings.as_str()),
+            ],
+        )
+        .await;
+        let config_name = format!("otpilot-operator-webhook-test-{scope}");
+        create_configuration(
+            &cluster,
+            webhook_configuration(
+                &config_name,
+                &format!("https://{addr}/inject"),
+                &scope,
+                Some(&ca_pem),
+            ),
+        )
+        .await;
+        Setup {
+            cluster,
+            operator,
+            _operator_namespace: operator_namespace,
+            config_name,
+            scope,
+            _dir: dir,
+        }
+    }
+
+    /// A fresh namespace the webhook serves, once the API server calls it.
+    async fn namespace(&self, test_name: &str) -> TestNamespace {
+        let namespace = self
+            .cluster
+            .namespace(test_name)
+            .await
+            .expect("test namespace");
+        let patch = json!({"metadata": {"labels": {SCOPE_LABEL: self.scope}}});
+        Api::<Namespace>::all(self.cluster.client())
+            .patch(
+                namespace.name(),
+                &PatchParams::default(),
+                &Patch::Merge(&patch),
+            )
+            .await
+            .expect("label the test namespace");
+        self.wait_until_active(&namespace).await;
+        namespace
+    }
+
+    /// Webhook configurations load asynchronously: dry-run Pods until one
+    /// is refused by the operator.
+    async fn wait_until_active(&self, namespace: &TestNamespace) {
+        let probe: Pod = serde_json::from_value(json!({
+            "metadata": {"generateName": "webhook-probe-", "annotations": {INJECT: "webhook-probe"}},
+            "spec": {"containers": [{"name": "app", "image": "app:1"}]}
+        }))
+        .expect("probe Pod");
+        let params = PostParams {
+            dry_run: true,
+            ..PostParams::default()
+        };
+        let deadline = Instant::now() + Duration::from_secs(30);
+        let mut last = String::new();
+        while Instant::now() < deadline {
+            match namespace.api::<Pod>().create(&params, &probe).await {
+                Err(kube::Error::Api(status))
+                    if status.message.contains("webhook-probe not found") =>
+                {
+                    return;
+                }
+                other => last = format!("{other:?}"),
+            }
+            tokio::time::sleep(Duration::from_millis(200)).await;
+        }
+        panic!(
+            "the API server never got the operator's answer within 30 s (last: {last}); operator log:\n{}",
+            self.operator.log_text()
+        );
+    }
+
+    async fn stop(self) {
+        Api::<MutatingWebhookConfiguration>::all(self.cluster.client())
+            .delete(&self.config_name, &DeleteParams::default())
+            .await
+            .expect("delete the test webhook configuration");
+        drop(self.operator);
+    }
+}
+
+async fn create_ready_credential(namespace: &TestNamespace, name: &str) {
+    let api: Api<ApiCredential> = namespace.api();
+    let credential: ApiCredential = serde_json::from_value(json!({
+        "apiVersion": "otpilot.dev/v1alpha1",
+        "kind": "ApiCredential",
+        "metadata": {"name": name},
+        "spec": {
+            "profile": "audd",
+            "baseUrl": "https://127.0.0.1:8443/api",
+            "username": "payments-bot",
+            "passwordSecretRef": {"name": format!("{name}-login"), "key": "password"},
+            "apiKeySecretRef": {"name": format!("{name}-login"), "key": "api-key"}
+        }
+    }))
+    .expect("ApiCredential");
+    api.create(&PostParams::default(), &credential)
+        .await
+        .expect("create ApiCredential");
+    // The operator under test watches only its own namespace, so this
+    // status stays as set here.
+    let status = json!({
+        "apiVersion": "otpilot.dev/v1alpha1",
+        "kind": "ApiCredential",
+        "status": {"conditions": [{
+            "type": "Ready", "status": "True", "reason": "Reconciled", "message": "",
+            "lastTransitionTime": "2026-01-01T00:00:00Z"
+        }]}
+    });
+    api.patch_status(
+        name,
+        &PatchParams::apply("webhook-test").force(),
+        &Patch::Apply(&status),
+    )
+    .await
+    .expect("set the Ready condition");
+}
+
+fn pod_json(name: &str, annotations: Value) -> Value {
+    json!({
+        "metadata": {"name": name, "annotations": annotations},
+        "spec": {"containers": [{"name": "app", "image": "app:1"}]}
+    })
+}
+
+async fn create_pod(namespace: &TestNamespace, pod: Value) -> Result<Pod, kube::Error> {
+    let pod: Pod = serde_json::from_value(pod).expect("Pod");
+    namespace
+        .api::<Pod>()
+        .create(&PostParams::default(), &pod)
+        .await
+}
+
+fn refusal(result: Result<Pod, kube::Error>) -> String {
+    match result {
+        Err(kube::Error::Api(status)) => {
+            assert_eq!(status.code, 403, "{status:?}");
+            status.message
+        }
+        Err(other) => panic!("expected the webhook's refusal, got {other}"),
+        Ok(pod) => panic!(
+            "expected a refusal, the Pod was created: {:?}",
+            pod.metadata.name
+        ),
+    }
+}
+
+fn init_containers(pod: &Pod) -> Vec<(String, Option<String>, Option<String>)> {
+    pod.spec
+        .iter()
+        .flat_map(|s| s.init_containers.iter().flatten())
+        .map(|c| (c.name.clone(), c.restart_policy.clone(), c.image.clone()))
+        .collect()
+}
+
+#[tokio::test]
+async fn an_annotated_pod_gets_the_native_sidecar_and_an_unannotated_pod_is_untouched() {
+    let setup = Setup::start("webhook-injects").await;
+    let namespace = setup.namespace("webhook-injects-apps").await;
+    create_ready_credential(&namespace, "vendor").await;
+
+    let pod = create_pod(&namespace, pod_json("annotated", json!({INJECT: "vendor"})))
+        .await
+        .expect("the annotated Pod is admitted");
+    assert_eq!(
+        init_containers(&pod),
+        [(
+            otpilot_inject::sidecar::CONTAINER_NAME.to_owned(),
+            Some("Always".to_owned()),
+            Some(IMAGE.to_owned())
+        )],
+        "a native sidecar with the image from --inject-config"
+    );
+    let volumes: Vec<_> = pod
+        .spec
+        .iter()
+        .flat_map(|s| s.volumes.iter().flatten())
+        .filter_map(|v| v.secret.as_ref().and_then(|s| s.secret_name.clone()))
+        .collect();
+    assert!(
+        volumes.contains(&"vendor-runtime".to_owned()),
+        "{volumes:?}"
+    );
+    let env: Vec<_> = pod
+        .spec
+        .iter()
+        .flat_map(|s| s.containers[0].env.iter().flatten())
+        .map(|e| e.name.clone())
+        .collect();
+    assert_eq!(env.len(), 3, "the app learns where the sidecar is: {env:?}");
+
+    let plain = create_pod(&namespace, pod_json("plain", json!({"unrelated": "x"})))
+        .await
+        .expect("an unannotated Pod is admitted");
+    assert!(init_containers(&plain).is_empty(), "untouched");
+    assert!(
+        plain
+            .spec
+            .iter()
+            .all(|s| s.containers.iter().all(|c| c.env.is_none()))
+    );
+    setup.stop().await;
+}
+
+#[tokio::test]
+async fn a_missing_credential_is_refused_counted_and_reported_on_the_pods_controller() {
+    let setup = Setup::start("webhook-refuses").await;
+    let namespace = setup.namespace("webhook-refuses-apps").await;
+    let ns = namespace.name().to_owned();
+
+    let mut owned = pod_json("owned", json!({INJECT: "nowhere"}));
+    owned["metadata"]["ownerReferences"] = json!([{
+        "apiVersion": "apps/v1", "kind": "ReplicaSet", "name": "web-5d8f",
+        "uid": "0b6c7f3e-1d2a-4c5b-9e8f-7a6b5c4d3e2f", "controller": true
+    }]);
+    let message = refusal(create_pod(&namespace, owned).await);
+    assert!(
+        message.contains(&format!(
+            "ApiCredential nowhere not found in namespace {ns}"
+        )),
+        "{message}"
+    );
+
+    let deadline = Instant::now() + Duration::from_secs(30);
+    loop {
+        let metrics = setup.operator.metrics().await;
+        let events = namespace
+            .api::<Event>()
+            .list(&ListParams::default())
+            .await
+            .expect("list Events");
+        let on_owner = events.items.iter().any(|e| {
+            e.reason.as_deref() == Some("CredentialNotFound")
+                && e.involved_object.name.as_deref() == Some("web-5d8f")
+                && e.message.as_deref().is_some_and(|m| m.contains("nowhere"))
+        });
+        let counted = metrics
+            .contains("otpilot_operator_webhook_denials_total{reason=\"CredentialNotFound\"}");
+        if on_owner && counted {
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "no Warning Event on the ReplicaSet ({on_owner}) or no denial metric ({counted}) within 30 s:\n{metrics}\n{}",
+            setup.operator.log_text()
+        );
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    setup.stop().await;
+}
+
+#[tokio::test]
+async fn a_pod_in_another_namespace_cannot_use_the_credential() {
+    let setup = Setup::start("webhook-namespaces").await;
+    let owner = setup.namespace("webhook-credential-owner").await;
+    let other = setup.namespace("webhook-credential-other").await;
+    create_ready_credential(&owner, "vendor").await;
+
+    let message =
+        refusal(create_pod(&other, pod_json("borrower", json!({INJECT: "vendor"}))).await);
+    assert!(
+        message.contains(&format!(
+            "ApiCredential vendor not found in namespace {}",
+            other.name()
+        )),
+        "{message}"
+    );
+    let qualified = format!("{}/vendor", owner.name());
+    let message =
+        refusal(create_pod(&other, pod_json("qualified", json!({INJECT: qualified}))).await);
+    assert!(message.contains("another namespace"), "{message}");
+    setup.stop().await;
+}
+
+#[tokio::test]
+async fn the_operator_managed_certificate_is_stored_and_its_ca_patched_into_the_webhook_configuration()
+ {
+    let cluster = TestCluster::with_crds().await.expect("test control plane");
+    let namespace = cluster
+        .namespace("webhook-managed-certificate")
+        .await
+        .expect("operator namespace");
+    let scope = format!("{:08x}", rand::random::<u32>());
+    let config_name = format!("otpilot-operator-managed-cert-{scope}");
+    // Scoped to a label no namespace carries: it must never affect a Pod.
+    let unreachable = format!("https://127.0.0.1:{}/inject", free_port());
+    create_configuration(
+        &cluster,
+        webhook_configuration(&config_name, &unreachable, &format!("none-{scope}"), None),
+    )
+    .await;
+    let dir = tempfile::tempdir().expect("temp dir");
+    let cert_dir = dir.path().display().to_string();
+    let addr = format!("127.0.0.1:{}", free_port());
+    let operator = Operator::start_with(
+        namespace.name(),
+        "otpilot-operator",
+        &[
+            ("OTPILOT_WEBHOOK_ADDR", addr.as_str()),
+            ("OTPILOT_WEBHOOK_CERT_DIR", cert_dir.as_str()),
+            ("OTPILOT_WEBHOOK_SECRET_NAME", "otpilot-webhook-tls"),
+            ("OTPILOT_WEBHOOK_CONFIG_NAME", config_name.as_str()),
+            ("OTPILOT_WEBHOOK_SERVICE_NAME", "otpilot-webhook"),
+        ],
+    )
+    .await;
+
+    let configurations = Api::<MutatingWebhookConfiguration>::all(cluster.client());
+    let deadline = Instant::now() + Duration::from_secs(30);
+    let (secret, bundle) = loop {
+        let secret = namespace
+            .api::<Secret>()
+            .get_opt("otpilot-webhook-tls")
+            .await
+            .expect("get Secret");
+        let bundle = configurations
+            .get(&config_name)
+            .await
+            .expect("get the configuration")
+            .webhooks
+            .unwrap_or_default()
+            .first()
+            .and_then(|w| w.client_config.ca_bundle.clone());
+        if let (Some(secret), Some(bundle)) = (secret, bundle) {
+            break (secret, bundle);
+        }
+        assert!(
+            Instant::now() < deadline,
+            "no Secret and CA bundle within 30 s:\n{}",
+            operator.log_text()
+        );
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    };
+    assert_eq!(secret.type_.as_deref(), Some("kubernetes.io/tls"));
+    let data = secret.data.expect("Secret data");
+    let text = |key: &str| String::from_utf8(data.get(key).expect(key).0.clone()).expect("UTF-8");
+    assert_eq!(
+        bundle.0,
+        text("ca.crt").into_bytes(),
+        "the caBundle is ca.crt"
+    );
+    let info = otpilot_pki::certificate_info(&text("tls.crt")).expect("tls.crt");
+    let ns = namespace.name();
+    assert_eq!(
+        info.subject_alt_names,
+        [
+            format!("otpilot-webhook.{ns}.svc"),
+            format!("otpilot-webhook.{ns}.svc.cluster.local")
+        ]
+    );
+    let key = text("tls.key");
+    let key_body: String = key.lines().filter(|l| !l.starts_with("-----")).collect();
+    assert!(!key_body.is_empty());
+    assert!(
+        !operator.log_text().replace('\n', "").contains(&key_body),
+        "the serving key leaked into the log"
+    );
+
+    drop(operator);
+    configurations
+        .delete(&config_name, &DeleteParams::default())
+        .await
+        .expect("delete the test webhook configuration");
+}
