@@ -215,6 +215,8 @@ allow get    core configmaps $TEAM_A vendor-ca
 allow create core configmaps $NS
 allow create core events $TEAM_A
 allow create events.k8s.io events $TEAM_A
+allow watch  core namespaces -
+deny  update core namespaces - $TEAM_A
 allow get    coordination.k8s.io leases $NS $FULLNAME
 allow update coordination.k8s.io leases $NS $FULLNAME
 allow create coordination.k8s.io leases $NS
