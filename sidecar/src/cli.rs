@@ -42,9 +42,10 @@ pub struct RunArgs {
     /// The mounted `<name>-runtime` Secret.
     #[arg(long, env = "OTPILOT_RUNTIME_DIR")]
     pub runtime_dir: PathBuf,
-    /// The file holding the account's password (a mounted Secret key).
+    /// The file holding the account's password (a mounted Secret key); omit
+    /// for vendors whose profile uses no password.
     #[arg(long, env = "OTPILOT_PASSWORD_FILE")]
-    pub password_file: PathBuf,
+    pub password_file: Option<PathBuf>,
     /// The file holding the account's API key, when the vendor needs one.
     #[arg(long, env = "OTPILOT_API_KEY_FILE")]
     pub api_key_file: Option<PathBuf>,

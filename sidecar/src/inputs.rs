@@ -23,8 +23,9 @@ pub const DATA_LINK: &str = "..data";
 pub struct Sources {
     /// The mounted `<name>-runtime` Secret.
     pub runtime_dir: PathBuf,
-    /// A file holding the password (a key of the user's Secret).
-    pub password_file: PathBuf,
+    /// A file holding the password (a key of the user's Secret), for
+    /// vendors whose profile uses one.
+    pub password_file: Option<PathBuf>,
     /// A file holding the API key, when the vendor needs one.
     pub api_key_file: Option<PathBuf>,
 }
@@ -34,7 +35,7 @@ pub struct Sources {
 #[derive(Clone, PartialEq, Eq)]
 pub struct RawInputs {
     runtime: BTreeMap<String, Vec<u8>>,
-    password: Vec<u8>,
+    password: Option<Vec<u8>>,
     api_key: Option<Vec<u8>>,
 }
 
@@ -75,7 +76,11 @@ pub fn read(sources: &Sources) -> Result<RawInputs, InputError> {
         path: sources.runtime_dir.clone(),
         source,
     })?;
-    let password = read_file(&sources.password_file, "the password file")?;
+    let password = sources
+        .password_file
+        .as_deref()
+        .map(|p| read_file(p, "the password file"))
+        .transpose()?;
     let api_key = sources
         .api_key_file
         .as_deref()
@@ -176,7 +181,11 @@ pub fn prepare(
     timeouts: ClientTimeouts,
 ) -> Result<Prepared, InputError> {
     let bundle = RuntimeBundle::from_data(&raw.runtime)?;
-    let password = secret_text(&raw.password, "password")?;
+    let password = raw
+        .password
+        .as_deref()
+        .map(|p| secret_text(p, "password"))
+        .transpose()?;
     let api_key = raw
         .api_key
         .as_deref()
@@ -221,7 +230,7 @@ pub fn prepare(
     };
     let inputs = Inputs {
         username: Some(bundle.username.clone()),
-        password: Some(password),
+        password,
         api_key,
         totp,
         variables: bundle.variables.clone(),
@@ -285,5 +294,25 @@ mod tests {
         let s = secret_text(b" pass word \r\n", "password").expect("utf8");
         assert_eq!(s.expose_secret(), " pass word ");
         assert!(secret_text(&[0xff], "password").is_err());
+    }
+
+    #[test]
+    fn a_credential_without_a_password_needs_no_password_file() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        std::fs::write(dir.path().join("k"), "v").expect("write");
+        let sources = Sources {
+            runtime_dir: dir.path().to_owned(),
+            password_file: None,
+            api_key_file: None,
+        };
+        let raw = read(&sources).expect("read without a password file");
+        assert!(raw.password.is_none());
+
+        let missing = Sources {
+            password_file: Some(dir.path().join("absent")),
+            ..sources
+        };
+        let err = read(&missing).expect_err("a named password file must exist");
+        assert!(err.to_string().contains("the password file"), "{err}");
     }
 }
