@@ -1,6 +1,7 @@
 //! The injection webhook served by the operator PROCESS, registered with the
 //! real kube-apiserver by a loopback URL and its CA bundle (as envtest
-//! does): Pods created through the API server get the native sidecar, are
+//! does): Pods, and the Pods of Deployments and Jobs, created through the
+//! API server get the native sidecar, are
 //! left alone, or are refused; and the operator-managed serving certificate.
 //! Needs the test control plane (`eval "$(scripts/control-plane.sh up)"`).
 
@@ -10,6 +11,8 @@ use std::time::{Duration, Instant};
 
 use k8s_openapi::ByteString;
 use k8s_openapi::api::admissionregistration::v1::MutatingWebhookConfiguration;
+use k8s_openapi::api::apps::v1::Deployment;
+use k8s_openapi::api::batch::v1::Job;
 use k8s_openapi::api::core::v1::{Event, Namespace, Pod, Secret};
 use kube::api::{Api, DeleteParams, ListParams, Patch, PatchParams, PostParams};
 use otpilot_api::ApiCredential;
@@ -323,6 +326,75 @@ async fn an_annotated_pod_gets_the_native_sidecar_and_an_unannotated_pod_is_unto
             .iter()
             .all(|s| s.containers.iter().all(|c| c.env.is_none()))
     );
+    setup.stop().await;
+}
+
+/// The first Pod with `label=value`, once its controller has made it.
+async fn first_pod(namespace: &TestNamespace, label: &str, value: &str) -> Pod {
+    let params = ListParams::default().labels(&format!("{label}={value}"));
+    for _ in 0..300 {
+        if let Some(pod) = namespace
+            .api::<Pod>()
+            .list(&params)
+            .await
+            .expect("list Pods")
+            .items
+            .into_iter()
+            .next()
+        {
+            return pod;
+        }
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    panic!("no Pod {label}={value} appeared within 60 s: is kube-controller-manager running?");
+}
+
+#[tokio::test]
+async fn the_pods_of_deployments_and_jobs_get_the_native_sidecar() {
+    let setup = Setup::start("webhook-controllers").await;
+    let namespace = setup.namespace("webhook-controllers-apps").await;
+    create_ready_credential(&namespace, "vendor").await;
+    let template = |app: &str, restart: &str| {
+        let mut t = json!({
+            "metadata": {"labels": {"app": app}, "annotations": {INJECT: "vendor"}},
+            "spec": pod_json("", json!({}))["spec"].clone()
+        });
+        t["spec"]["restartPolicy"] = json!(restart);
+        t
+    };
+    let deployment: Deployment = serde_json::from_value(json!({
+        "metadata": {"name": "web"},
+        "spec": {"replicas": 1, "selector": {"matchLabels": {"app": "web"}},
+                 "template": template("web", "Always")}
+    }))
+    .expect("Deployment");
+    namespace
+        .api::<Deployment>()
+        .create(&PostParams::default(), &deployment)
+        .await
+        .expect("create Deployment");
+    let job: Job = serde_json::from_value(json!({
+        "metadata": {"name": "batch"},
+        "spec": {"template": template("batch", "Never"), "backoffLimit": 0}
+    }))
+    .expect("Job");
+    namespace
+        .api::<Job>()
+        .create(&PostParams::default(), &job)
+        .await
+        .expect("create Job");
+    for app in ["web", "batch"] {
+        let pod = first_pod(&namespace, "app", app).await;
+        assert_eq!(
+            init_containers(&pod),
+            [(
+                otpilot_inject::sidecar::CONTAINER_NAME.to_owned(),
+                Some("Always".to_owned()),
+                Some(IMAGE.to_owned())
+            )],
+            "the {app} controller's Pod carries the native sidecar"
+        );
+    }
     setup.stop().await;
 }
 
