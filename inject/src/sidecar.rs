@@ -101,7 +101,14 @@ pub fn container(
         mounts.push(read_only_mount(API_KEY_VOLUME, API_KEY_DIR));
     }
     if let Some(token_file) = &request.token_file {
-        args.extend(["--token-file".to_owned(), token_file.path.clone()]);
+        // App containers run as other users than the sidecar (65532): the
+        // file is world-readable, in a memory volume only this Pod mounts.
+        args.extend([
+            "--token-file".to_owned(),
+            token_file.path.clone(),
+            "--token-file-mode".to_owned(),
+            "0644".to_owned(),
+        ]);
         mounts.push(VolumeMount {
             name: TOKEN_VOLUME.to_owned(),
             mount_path: token_file.dir.clone(),

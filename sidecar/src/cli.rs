@@ -55,9 +55,13 @@ pub struct RunArgs {
     /// Authenticating reverse proxy; loopback only.
     #[arg(long, env = "OTPILOT_PROXY_ADDR", default_value_t = default_proxy_addr(), value_parser = loopback)]
     pub proxy_addr: SocketAddr,
-    /// Also write the token to this file (atomically, mode 0600).
+    /// Also write the token to this file (atomically).
     #[arg(long, env = "OTPILOT_TOKEN_FILE")]
     pub token_file: Option<PathBuf>,
+    /// The token file's mode, octal: 0600 (default) or, for app containers
+    /// running as other users in the same Pod, 0640 / 0644.
+    #[arg(long, env = "OTPILOT_TOKEN_FILE_MODE", default_value = "0600", value_parser = crate::token_file::parse_mode)]
+    pub token_file_mode: u32,
     /// Renew when this much of the token's life remains (default: a third
     /// of its life or 60 s, whichever is larger).
     #[arg(long, env = "OTPILOT_REFRESH_BEFORE", value_parser = seconds)]

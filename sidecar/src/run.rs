@@ -80,6 +80,7 @@ pub async fn run(args: RunArgs) -> anyhow::Result<()> {
             },
             backoff: Backoff::default(),
             token_file: args.token_file,
+            token_file_mode: args.token_file_mode,
         },
         cancel.clone(),
     ));

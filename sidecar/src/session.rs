@@ -26,6 +26,8 @@ pub struct SessionConfig {
     pub backoff: Backoff,
     /// Where to write the token, if anywhere.
     pub token_file: Option<PathBuf>,
+    /// The token file's mode.
+    pub token_file_mode: u32,
 }
 
 /// Runs until cancelled.
@@ -243,8 +245,10 @@ async fn publish(
     shared.publish(token);
     shared.set_not_ready_reason("its renewal has not succeeded yet".into());
     if let Some(path) = config.token_file.clone() {
+        let mode = config.token_file_mode;
         let written =
-            tokio::task::spawn_blocking(move || token_file::write_atomically(&path, &plain)).await;
+            tokio::task::spawn_blocking(move || token_file::write_atomically(&path, &plain, mode))
+                .await;
         match written {
             Ok(Ok(())) => {}
             Ok(Err(error)) => tracing::error!(error = %error, "failed to write the token file"),
