@@ -7,63 +7,26 @@
 mod support;
 
 use std::sync::atomic::Ordering;
-use std::time::Duration;
 
 use k8s_openapi::api::apps::v1::Deployment;
 use k8s_openapi::api::batch::v1::Job;
 use k8s_openapi::api::core::v1::Pod;
-use kube::api::{Api, ListParams, Patch, PatchParams, PostParams};
-use otpilot_api::ApiCredential;
+use kube::api::{Api, Patch, PatchParams, PostParams};
 use otpilot_api::sidecar::env;
 use otpilot_inject::InjectConfig;
 use otpilot_inject::annotations::{INJECT, INJECTED};
 use otpilot_inject::sidecar::CONTAINER_NAME;
 use otpilot_tests::TestNamespace;
+use otpilot_tests::webhook::{create_credential, first_pod};
 use serde_json::{Value, json};
 use support::webhook::TestWebhook;
 
 const IMAGE: &str = "localhost/otpilot/sidecar:test";
+/// Field manager of the Ready condition the tests set.
+const FIELD_MANAGER: &str = "inject-test";
 
 fn config() -> InjectConfig {
     InjectConfig::new(IMAGE)
-}
-
-/// An ApiCredential whose Ready condition has `ready` status.
-async fn create_credential(namespace: &TestNamespace, name: &str, ready: &str) {
-    let api: Api<ApiCredential> = namespace.api();
-    let credential: ApiCredential = serde_json::from_value(json!({
-        "apiVersion": "otpilot.dev/v1alpha1",
-        "kind": "ApiCredential",
-        "metadata": {"name": name},
-        "spec": {
-            "profile": "audd",
-            "baseUrl": "https://127.0.0.1:8443/api",
-            "username": "payments-bot",
-            "passwordSecretRef": {"name": format!("{name}-login"), "key": "password"},
-            "apiKeySecretRef": {"name": format!("{name}-login"), "key": "api-key"}
-        }
-    }))
-    .expect("ApiCredential");
-    api.create(&PostParams::default(), &credential)
-        .await
-        .expect("create ApiCredential");
-    let status = json!({
-        "apiVersion": "otpilot.dev/v1alpha1",
-        "kind": "ApiCredential",
-        "status": {"conditions": [{
-            "type": "Ready", "status": ready,
-            "reason": if ready == "True" { "Reconciled" } else { "EnrollmentPending" },
-            "message": if ready == "True" { "" } else { "waiting for the vendor to confirm the TOTP seed" },
-            "lastTransitionTime": "2026-01-01T00:00:00Z"
-        }]}
-    });
-    api.patch_status(
-        name,
-        &PatchParams::apply("inject-test").force(),
-        &Patch::Apply(&status),
-    )
-    .await
-    .expect("set the Ready condition");
 }
 
 fn pod_json(name: &str, annotations: Value) -> Value {
@@ -189,30 +152,11 @@ fn assert_injected(pod: &Pod, credential: &str) {
 
 /// The first Pod with `label=value` in the namespace, waiting up to 60 s
 /// for the controller to create it.
-async fn first_pod(namespace: &TestNamespace, label: &str, value: &str) -> Pod {
-    let params = ListParams::default().labels(&format!("{label}={value}"));
-    for _ in 0..300 {
-        if let Some(pod) = namespace
-            .api::<Pod>()
-            .list(&params)
-            .await
-            .expect("list Pods")
-            .items
-            .into_iter()
-            .next()
-        {
-            return pod;
-        }
-        tokio::time::sleep(Duration::from_millis(200)).await;
-    }
-    panic!("no Pod {label}={value} appeared within 60 s: is kube-controller-manager running?");
-}
-
 #[tokio::test]
 async fn pods_deployments_and_jobs_created_through_the_api_server_get_the_native_sidecar() {
     let webhook = TestWebhook::start(config()).await;
     let namespace = webhook.namespace("injection-through-the-api-server").await;
-    create_credential(&namespace, "vendor", "True").await;
+    create_credential(&namespace, "vendor", "True", FIELD_MANAGER).await;
 
     let pod = create_pod(&namespace, pod_json("direct", json!({INJECT: "vendor"})))
         .await
@@ -298,7 +242,7 @@ async fn a_missing_or_not_ready_credential_is_refused_with_a_message_naming_it()
         "{message}"
     );
 
-    create_credential(&namespace, "pending", "False").await;
+    create_credential(&namespace, "pending", "False", FIELD_MANAGER).await;
     let message =
         refusal(create_pod(&namespace, pod_json("pending", json!({INJECT: "pending"}))).await);
     assert!(
@@ -334,7 +278,7 @@ async fn a_not_ready_credential_is_injected_when_the_installation_says_so() {
     };
     let webhook = TestWebhook::start(inject).await;
     let namespace = webhook.namespace("not-ready-credential-injected").await;
-    create_credential(&namespace, "pending", "False").await;
+    create_credential(&namespace, "pending", "False", FIELD_MANAGER).await;
     let pod = create_pod(&namespace, pod_json("waits", json!({INJECT: "pending"})))
         .await
         .expect("admitted: the startup probe makes the app wait");
@@ -347,7 +291,7 @@ async fn a_pod_in_another_namespace_cannot_use_the_credential() {
     let webhook = TestWebhook::start(config()).await;
     let owner = webhook.namespace("credential-owner-namespace").await;
     let other = webhook.namespace("credential-other-namespace").await;
-    create_credential(&owner, "vendor", "True").await;
+    create_credential(&owner, "vendor", "True", FIELD_MANAGER).await;
 
     let message =
         refusal(create_pod(&other, pod_json("borrower", json!({INJECT: "vendor"}))).await);
@@ -385,7 +329,7 @@ async fn the_injected_sidecar_passes_the_restricted_pod_security_standard() {
         )
         .await
         .expect("enforce the restricted profile");
-    create_credential(&namespace, "vendor", "True").await;
+    create_credential(&namespace, "vendor", "True", FIELD_MANAGER).await;
     let restricted = json!({
         "runAsNonRoot": true, "allowPrivilegeEscalation": false,
         "capabilities": {"drop": ["ALL"]}, "seccompProfile": {"type": "RuntimeDefault"}

@@ -13,19 +13,20 @@ use k8s_openapi::ByteString;
 use k8s_openapi::api::admissionregistration::v1::MutatingWebhookConfiguration;
 use k8s_openapi::api::apps::v1::Deployment;
 use k8s_openapi::api::batch::v1::Job;
-use k8s_openapi::api::core::v1::{Event, Namespace, Pod, Secret};
-use kube::api::{Api, DeleteParams, ListParams, Patch, PatchParams, PostParams};
-use otpilot_api::ApiCredential;
+use k8s_openapi::api::core::v1::{Event, Pod, Secret};
+use kube::api::{Api, DeleteParams, ListParams, PostParams};
 use otpilot_api::common::{CertificateSubject, KeyAlgorithm};
+use otpilot_tests::webhook::{
+    SCOPE_LABEL, create_credential, first_pod, scoped_namespace, wait_until_webhook_answers,
+};
 use otpilot_tests::{TestCluster, TestNamespace};
 use secrecy::ExposeSecret;
 use serde_json::{Value, json};
 use support::Operator;
 
 const IMAGE: &str = "localhost/otpilot/sidecar:webhook-test";
-/// The inject crate's tests use the same label key, so each side's check
-/// for unscoped injection webhooks ignores the other's.
-const SCOPE_LABEL: &str = "otpilot.dev/inject-test";
+/// Field manager of the Ready condition the tests set.
+const FIELD_MANAGER: &str = "webhook-test";
 const INJECT: &str = "otpilot.dev/inject";
 
 /// One operator process serving the webhook, a configuration pointing at it,
@@ -148,53 +149,14 @@ impl Setup {
 
     /// A fresh namespace the webhook serves, once the API server calls it.
     async fn namespace(&self, test_name: &str) -> TestNamespace {
-        let namespace = self
-            .cluster
-            .namespace(test_name)
-            .await
-            .expect("test namespace");
-        let patch = json!({"metadata": {"labels": {SCOPE_LABEL: self.scope}}});
-        Api::<Namespace>::all(self.cluster.client())
-            .patch(
-                namespace.name(),
-                &PatchParams::default(),
-                &Patch::Merge(&patch),
-            )
-            .await
-            .expect("label the test namespace");
-        self.wait_until_active(&namespace).await;
-        namespace
-    }
-
-    /// Webhook configurations load asynchronously: dry-run Pods until one
-    /// is refused by the operator.
-    async fn wait_until_active(&self, namespace: &TestNamespace) {
-        let probe: Pod = serde_json::from_value(json!({
-            "metadata": {"generateName": "webhook-probe-", "annotations": {INJECT: "webhook-probe"}},
-            "spec": {"containers": [{"name": "app", "image": "app:1"}]}
-        }))
-        .expect("probe Pod");
-        let params = PostParams {
-            dry_run: true,
-            ..PostParams::default()
-        };
-        let deadline = Instant::now() + Duration::from_secs(30);
-        let mut last = String::new();
-        while Instant::now() < deadline {
-            match namespace.api::<Pod>().create(&params, &probe).await {
-                Err(kube::Error::Api(status))
-                    if status.message.contains("webhook-probe not found") =>
-                {
-                    return;
-                }
-                other => last = format!("{other:?}"),
-            }
-            tokio::time::sleep(Duration::from_millis(200)).await;
+        let namespace = scoped_namespace(&self.cluster, test_name, &self.scope).await;
+        if let Err(last) = wait_until_webhook_answers(&namespace).await {
+            panic!(
+                "the API server never got the operator's answer within 30 s (last: {last}); operator log:\n{}",
+                self.operator.log_text()
+            );
         }
-        panic!(
-            "the API server never got the operator's answer within 30 s (last: {last}); operator log:\n{}",
-            self.operator.log_text()
-        );
+        namespace
     }
 
     async fn stop(self) {
@@ -204,43 +166,6 @@ impl Setup {
             .expect("delete the test webhook configuration");
         drop(self.operator);
     }
-}
-
-async fn create_ready_credential(namespace: &TestNamespace, name: &str) {
-    let api: Api<ApiCredential> = namespace.api();
-    let credential: ApiCredential = serde_json::from_value(json!({
-        "apiVersion": "otpilot.dev/v1alpha1",
-        "kind": "ApiCredential",
-        "metadata": {"name": name},
-        "spec": {
-            "profile": "audd",
-            "baseUrl": "https://127.0.0.1:8443/api",
-            "username": "payments-bot",
-            "passwordSecretRef": {"name": format!("{name}-login"), "key": "password"},
-            "apiKeySecretRef": {"name": format!("{name}-login"), "key": "api-key"}
-        }
-    }))
-    .expect("ApiCredential");
-    api.create(&PostParams::default(), &credential)
-        .await
-        .expect("create ApiCredential");
-    // The operator under test watches only its own namespace, so this
-    // status stays as set here.
-    let status = json!({
-        "apiVersion": "otpilot.dev/v1alpha1",
-        "kind": "ApiCredential",
-        "status": {"conditions": [{
-            "type": "Ready", "status": "True", "reason": "Reconciled", "message": "",
-            "lastTransitionTime": "2026-01-01T00:00:00Z"
-        }]}
-    });
-    api.patch_status(
-        name,
-        &PatchParams::apply("webhook-test").force(),
-        &Patch::Apply(&status),
-    )
-    .await
-    .expect("set the Ready condition");
 }
 
 fn pod_json(name: &str, annotations: Value) -> Value {
@@ -284,7 +209,7 @@ fn init_containers(pod: &Pod) -> Vec<(String, Option<String>, Option<String>)> {
 async fn an_annotated_pod_gets_the_native_sidecar_and_an_unannotated_pod_is_untouched() {
     let setup = Setup::start("webhook-injects").await;
     let namespace = setup.namespace("webhook-injects-apps").await;
-    create_ready_credential(&namespace, "vendor").await;
+    create_credential(&namespace, "vendor", "True", FIELD_MANAGER).await;
 
     let pod = create_pod(&namespace, pod_json("annotated", json!({INJECT: "vendor"})))
         .await
@@ -329,31 +254,11 @@ async fn an_annotated_pod_gets_the_native_sidecar_and_an_unannotated_pod_is_unto
     setup.stop().await;
 }
 
-/// The first Pod with `label=value`, once its controller has made it.
-async fn first_pod(namespace: &TestNamespace, label: &str, value: &str) -> Pod {
-    let params = ListParams::default().labels(&format!("{label}={value}"));
-    for _ in 0..300 {
-        if let Some(pod) = namespace
-            .api::<Pod>()
-            .list(&params)
-            .await
-            .expect("list Pods")
-            .items
-            .into_iter()
-            .next()
-        {
-            return pod;
-        }
-        tokio::time::sleep(Duration::from_millis(200)).await;
-    }
-    panic!("no Pod {label}={value} appeared within 60 s: is kube-controller-manager running?");
-}
-
 #[tokio::test]
 async fn the_pods_of_deployments_and_jobs_get_the_native_sidecar() {
     let setup = Setup::start("webhook-controllers").await;
     let namespace = setup.namespace("webhook-controllers-apps").await;
-    create_ready_credential(&namespace, "vendor").await;
+    create_credential(&namespace, "vendor", "True", FIELD_MANAGER).await;
     let template = |app: &str, restart: &str| {
         let mut t = json!({
             "metadata": {"labels": {"app": app}, "annotations": {INJECT: "vendor"}},
@@ -450,7 +355,7 @@ async fn a_pod_in_another_namespace_cannot_use_the_credential() {
     let setup = Setup::start("webhook-namespaces").await;
     let owner = setup.namespace("webhook-credential-owner").await;
     let other = setup.namespace("webhook-credential-other").await;
-    create_ready_credential(&owner, "vendor").await;
+    create_credential(&owner, "vendor", "True", FIELD_MANAGER).await;
 
     let message =
         refusal(create_pod(&other, pod_json("borrower", json!({INJECT: "vendor"}))).await);

@@ -8,5 +8,6 @@
 //! accident.
 
 pub mod cluster;
+pub mod webhook;
 
 pub use cluster::{TestCluster, TestNamespace};

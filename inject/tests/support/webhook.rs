@@ -11,7 +11,6 @@ use std::convert::Infallible;
 use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
-use std::time::Duration;
 
 use http_body_util::{BodyExt, Full};
 use hyper::body::{Bytes, Incoming};
@@ -20,12 +19,13 @@ use hyper::{Request, Response};
 use hyper_util::rt::{TokioExecutor, TokioIo};
 use k8s_openapi::ByteString;
 use k8s_openapi::api::admissionregistration::v1::MutatingWebhookConfiguration;
-use k8s_openapi::api::core::v1::{Namespace, Pod};
-use kube::api::{Api, DeleteParams, Patch, PatchParams, PostParams};
+use k8s_openapi::api::core::v1::Pod;
+use kube::api::{Api, DeleteParams, PostParams};
 use kube::core::admission::{AdmissionResponse, AdmissionReview};
 use otpilot_api::ApiCredential;
 use otpilot_inject::InjectConfig;
 use otpilot_inject::review::{CredentialLookup, credential_to_look_up};
+use otpilot_tests::webhook::{SCOPE_LABEL, scoped_namespace, wait_until_webhook_answers};
 use otpilot_tests::{TestCluster, TestNamespace};
 use rcgen::{
     BasicConstraints, CertificateParams, DnType, ExtendedKeyUsagePurpose, IsCa, Issuer, KeyPair,
@@ -38,10 +38,6 @@ use tokio::task::JoinHandle;
 use tokio_rustls::TlsAcceptor;
 
 use super::chart::{ci_values, object, render};
-
-/// Label that scopes one test's webhook to that test's namespaces, so tests
-/// sharing the control plane never see each other's webhooks.
-const SCOPE_LABEL: &str = "otpilot.dev/inject-test";
 
 /// A running webhook, registered with the API server.
 pub struct TestWebhook {
@@ -84,52 +80,16 @@ impl TestWebhook {
         }
     }
 
-    /// A fresh namespace this webhook serves.
+    /// A fresh namespace this webhook serves, once the API server calls it.
     pub async fn namespace(&self, test_name: &str) -> TestNamespace {
-        let namespace = self
-            .cluster
-            .namespace(test_name)
-            .await
-            .expect("test namespace");
-        let patch = json!({"metadata": {"labels": {SCOPE_LABEL: self.scope}}});
-        Api::<Namespace>::all(self.cluster.client())
-            .patch(
-                namespace.name(),
-                &PatchParams::default(),
-                &Patch::Merge(&patch),
-            )
-            .await
-            .expect("label the test namespace");
-        self.wait_until_active(&namespace).await;
-        namespace
-    }
-
-    /// The API server loads webhook configurations asynchronously: poll with
-    /// dry-run Pods until one is refused by this webhook.
-    async fn wait_until_active(&self, namespace: &TestNamespace) {
-        let probe: Pod = serde_json::from_value(json!({
-            "metadata": {"generateName": "webhook-probe-", "annotations": {"otpilot.dev/inject": "webhook-probe"}},
-            "spec": {"containers": [{"name": "app", "image": "app:1"}]}
-        }))
-        .expect("probe Pod");
-        let params = PostParams {
-            dry_run: true,
-            ..PostParams::default()
-        };
-        for _ in 0..150 {
-            match namespace.api::<Pod>().create(&params, &probe).await {
-                Err(kube::Error::Api(status))
-                    if status.message.contains("webhook-probe not found") =>
-                {
-                    return;
-                }
-                _ => tokio::time::sleep(Duration::from_millis(200)).await,
-            }
+        let namespace = scoped_namespace(&self.cluster, test_name, &self.scope).await;
+        if let Err(last) = wait_until_webhook_answers(&namespace).await {
+            panic!(
+                "the API server never called the test webhook {} within 30 s (last: {last}): check the kube-apiserver log",
+                self.config_name
+            );
         }
-        panic!(
-            "the API server never called the test webhook {} within 30 s: check the kube-apiserver log",
-            self.config_name
-        );
+        namespace
     }
 
     /// Unregisters the webhook and stops the server.
