@@ -8,9 +8,10 @@
 //! crate decides is what the API server applies.
 
 use std::convert::Infallible;
-use std::net::{IpAddr, Ipv4Addr, SocketAddr};
+use std::net::SocketAddr;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
+use std::time::Duration;
 
 use http_body_util::{BodyExt, Full};
 use hyper::body::{Bytes, Incoming};
@@ -23,15 +24,14 @@ use k8s_openapi::api::core::v1::Pod;
 use kube::api::{Api, DeleteParams, PostParams};
 use kube::core::admission::{AdmissionResponse, AdmissionReview};
 use otpilot_api::ApiCredential;
+use otpilot_api::common::{CertificateSubject, KeyAlgorithm};
 use otpilot_inject::InjectConfig;
 use otpilot_inject::review::{CredentialLookup, credential_to_look_up};
 use otpilot_tests::webhook::{SCOPE_LABEL, scoped_namespace, wait_until_webhook_answers};
 use otpilot_tests::{TestCluster, TestNamespace};
-use rcgen::{
-    BasicConstraints, CertificateParams, DnType, ExtendedKeyUsagePurpose, IsCa, Issuer, KeyPair,
-    KeyUsagePurpose, SanType,
-};
-use rustls_pki_types::{PrivateKeyDer, PrivatePkcs8KeyDer};
+use rustls_pki_types::pem::PemObject;
+use rustls_pki_types::{CertificateDer, PrivateKeyDer};
+use secrecy::ExposeSecret;
 use serde_json::json;
 use tokio::net::TcpListener;
 use tokio::task::JoinHandle;
@@ -133,37 +133,31 @@ async fn refuse_foreign_injection_webhooks(cluster: &TestCluster) {
     );
 }
 
-/// A CA and a serving certificate for 127.0.0.1 signed by it.
+/// A CA and a serving certificate for 127.0.0.1 signed by it (otpilot-pki,
+/// as the operator makes its own).
 fn tls() -> (String, TlsAcceptor) {
     otpilot_tests::cluster::install_crypto_provider();
-    let ca_key = KeyPair::generate().expect("CA key");
-    let mut ca_params = CertificateParams::new(Vec::<String>::new()).expect("CA params");
-    ca_params.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
-    ca_params
-        .distinguished_name
-        .push(DnType::CommonName, "otpilot inject test CA");
-    ca_params.key_usages = vec![KeyUsagePurpose::KeyCertSign, KeyUsagePurpose::CrlSign];
-    let ca_cert = ca_params.self_signed(&ca_key).expect("CA certificate");
-    let issuer = Issuer::new(ca_params, ca_key);
-    let key = KeyPair::generate().expect("serving key");
-    let mut params = CertificateParams::new(vec!["localhost".to_owned()]).expect("serving params");
-    params
-        .subject_alt_names
-        .push(SanType::IpAddress(IpAddr::V4(Ipv4Addr::LOCALHOST)));
-    params.extended_key_usages = vec![ExtendedKeyUsagePurpose::ServerAuth];
-    params.key_usages = vec![KeyUsagePurpose::DigitalSignature];
-    let cert = params
-        .signed_by(&key, &issuer)
-        .expect("serving certificate");
+    let now = jiff::Timestamp::now();
+    let day = Duration::from_secs(24 * 3600);
+    let subject = CertificateSubject {
+        common_name: "otpilot inject test CA".to_owned(),
+        ..CertificateSubject::default()
+    };
+    let ca = otpilot_pki::generate_ca(&subject, KeyAlgorithm::EcdsaP256, day, now).expect("CA");
+    let names = ["localhost".to_owned(), "127.0.0.1".to_owned()];
+    let leaf =
+        otpilot_pki::issue_server_certificate(&ca, &names, day, now).expect("serving certificate");
+    let chain = CertificateDer::pem_slice_iter(leaf.chain_pem.as_bytes())
+        .collect::<Result<Vec<_>, _>>()
+        .expect("serving certificate PEM");
+    let key = PrivateKeyDer::from_pem_slice(leaf.key_pem.expose_secret().as_bytes())
+        .expect("serving key PEM");
     let mut server = rustls::ServerConfig::builder()
         .with_no_client_auth()
-        .with_single_cert(
-            vec![cert.der().clone()],
-            PrivateKeyDer::Pkcs8(PrivatePkcs8KeyDer::from(key.serialize_der())),
-        )
+        .with_single_cert(chain, key)
         .expect("server TLS config");
     server.alpn_protocols = vec![b"h2".to_vec(), b"http/1.1".to_vec()];
-    (ca_cert.pem(), TlsAcceptor::from(Arc::new(server)))
+    (ca.cert_pem, TlsAcceptor::from(Arc::new(server)))
 }
 
 async fn serve(
