@@ -252,6 +252,17 @@ pub struct ApiCredentialStatus {
     /// is wrong.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub clock_offset_seconds: Option<i64>,
+    /// The value of the `otpilot.dev/renew-certificate` annotation the
+    /// operator last acted on. A request is honoured once: when the
+    /// annotation differs from this, a new client certificate is issued and
+    /// this field set to the annotation's value.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub handled_renew_request: Option<String>,
+    /// The value of the `otpilot.dev/reenroll` annotation the operator last
+    /// acted on (once per value, as for handledRenewRequest): MFA is turned
+    /// over to a new TOTP secret.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub handled_reenroll_request: Option<String>,
     /// The generation of the spec this status describes.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub observed_generation: Option<i64>,

@@ -28,6 +28,17 @@ pub const CLEANUP_FINALIZER: &str = "otpilot.dev/cleanup";
 /// Pod annotation naming the ApiCredential whose sidecar to inject.
 pub const INJECT_ANNOTATION: &str = "otpilot.dev/inject";
 
+/// ApiCredential annotation asking the operator to issue a new client
+/// certificate now. The value is a request id (`kubectl otpilot renew` sets
+/// an RFC 3339 time); the operator honours each value once and records it in
+/// `status.handledRenewRequest`.
+pub const RENEW_CERTIFICATE_ANNOTATION: &str = "otpilot.dev/renew-certificate";
+
+/// ApiCredential annotation asking the operator to turn MFA over to a new
+/// TOTP secret (re-enroll). Honoured once per value, recorded in
+/// `status.handledReenrollRequest`.
+pub const REENROLL_ANNOTATION: &str = "otpilot.dev/reenroll";
+
 /// Name of an ApiCredential's runtime Secret.
 pub fn runtime_secret_name(credential: &str) -> String {
     format!("{credential}-runtime")

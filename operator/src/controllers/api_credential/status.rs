@@ -150,6 +150,9 @@ pub fn build(
             runtime: Some(labels::runtime_secret_name(credential)),
             recovery: Some(labels::recovery_secret_name(credential)),
         }),
+        // Carried over until the request handling (issue 8/13) sets them.
+        handled_renew_request: previous.and_then(|p| p.handled_renew_request.clone()),
+        handled_reenroll_request: previous.and_then(|p| p.handled_reenroll_request.clone()),
         observed_generation: generation,
     }
 }
