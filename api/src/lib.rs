@@ -13,6 +13,7 @@ pub mod crds;
 pub mod duration;
 pub mod labels;
 pub mod profile;
+pub mod reference;
 pub mod runtime_secret;
 pub mod schema;
 pub mod sidecar;

@@ -56,3 +56,59 @@ fn generated_crd_yaml_is_up_to_date() {
         stale.join("\n  ")
     );
 }
+
+#[test]
+fn reference_docs_are_up_to_date() {
+    let dir = repo_root().join("docs/reference");
+    let mut stale = Vec::new();
+    for crd in otpilot_api::crds::all() {
+        let path = dir.join(otpilot_api::reference::file_name(&crd));
+        if ensure_file_contents(&path, &otpilot_api::reference::render(&crd)) {
+            stale.push(path.display().to_string());
+        }
+    }
+    assert!(
+        stale.is_empty(),
+        "the reference docs were stale and have been rewritten; review and commit:\n  {}",
+        stale.join("\n  ")
+    );
+}
+
+/// Every field path in the schemas appears in the reference docs, so a doc
+/// page cannot silently miss a field even if the renderer changes.
+#[test]
+fn every_schema_field_is_in_the_reference_docs() {
+    fn paths(prefix: &str, value: &serde_json::Value, out: &mut Vec<String>) {
+        if let Some(props) = value.get("properties").and_then(|p| p.as_object()) {
+            for (name, field) in props {
+                let path = format!("{prefix}.{name}");
+                out.push(path.clone());
+                paths(&path, field, out);
+                if let Some(items) = field.get("items") {
+                    paths(&format!("{path}[]"), items, out);
+                }
+            }
+        }
+    }
+    for crd in otpilot_api::crds::all() {
+        let doc = otpilot_api::reference::render(&crd);
+        let schema = serde_json::to_value(&crd.spec.versions[0].schema).expect("schema as JSON");
+        let root = &schema["openAPIV3Schema"]["properties"];
+        let mut fields = Vec::new();
+        for section in ["spec", "status"] {
+            paths(section, &root[section], &mut fields);
+        }
+        assert!(
+            !fields.is_empty(),
+            "{}: no fields found",
+            crd.spec.names.kind
+        );
+        for field in fields {
+            assert!(
+                doc.contains(&format!("### `{field}`")),
+                "{}: {field} is missing from the reference",
+                crd.spec.names.kind
+            );
+        }
+    }
+}
