@@ -109,15 +109,15 @@ fn descend(out: &mut String, path: &str, field: &JSONSchemaProps) {
     if field.properties.is_some() {
         render_object(out, path, field);
     }
-    if let Some(JSONSchemaPropsOrArray::Schema(items)) = &field.items {
-        if items.properties.is_some() {
-            render_object(out, &format!("{path}[]"), items);
-        }
+    if let Some(JSONSchemaPropsOrArray::Schema(items)) = &field.items
+        && items.properties.is_some()
+    {
+        render_object(out, &format!("{path}[]"), items);
     }
-    if let Some(JSONSchemaPropsOrBool::Schema(values)) = &field.additional_properties {
-        if values.properties.is_some() {
-            render_object(out, &format!("{path}.*"), values);
-        }
+    if let Some(JSONSchemaPropsOrBool::Schema(values)) = &field.additional_properties
+        && values.properties.is_some()
+    {
+        render_object(out, &format!("{path}.*"), values);
     }
 }
 
