@@ -1,11 +1,12 @@
 #!/usr/bin/env bash
 # Install (once, idempotent, noninteractive) the Debian packages a real node needs:
 # runc (containerd's runtime), the CNI plugins (bridge, host-local, loopback), iptables and
-# conntrack (used by the kubelet and the CNI bridge), busybox-static (the test app image's shell
+# conntrack (used by the kubelet and the CNI bridge), nftables (`nft`, so `down` can drop the
+# iptables-nft tables the node created), busybox-static (the test app image's shell
 # and HTTP client). No service is started: there is no systemd here, and scripts/node.sh runs
 # everything itself. Needs root.
 set -euo pipefail
-PACKAGES=(runc containernetworking-plugins iptables conntrack busybox-static)
+PACKAGES=(runc containernetworking-plugins iptables conntrack nftables busybox-static)
 missing=()
 for p in "${PACKAGES[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q 'install ok installed' || missing+=("$p")

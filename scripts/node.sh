@@ -187,6 +187,7 @@ up() {
   # What the kubelet and the bridge change on the host, to put back on `down`.
   sysctl -n "${SYSCTLS[@]}" > "$DIR/sysctl.orig"
   { ls /run/netns 2>/dev/null || true; } > "$DIR/netns-before"
+  nft list tables > "$DIR/nft-tables-before" 2>/dev/null || true
   [ -d /run/netns ] && touch "$DIR/run-netns-existed"
   [ -d /var/log/containers ] && touch "$DIR/varlog-containers-existed"
   [ -d /run/containerd ] && touch "$DIR/run-containerd-existed"
@@ -307,6 +308,16 @@ restore_host() {
     for t in mangle nat filter; do $ipt -t $t -F KUBE-KUBELET-CANARY 2>/dev/null || true; $ipt -t $t -X KUBE-KUBELET-CANARY 2>/dev/null || true; done
     $ipt -t mangle -X KUBE-IPTABLES-HINT 2>/dev/null || true
   done
+  # iptables-nft creates its tables on first use: drop those that were not there before and
+  # hold no rule now (ours and the kubelet's are gone by here).
+  local family table save
+  if [ -f "$DIR/nft-tables-before" ]; then
+    nft list tables 2>/dev/null | while read -r _ family table; do
+      grep -qx "table $family $table" "$DIR/nft-tables-before" && continue
+      case $family in ip) save=iptables-save ;; ip6) save=ip6tables-save ;; *) continue ;; esac
+      $save -t "$table" 2>/dev/null | grep -q '^-A' || nft delete table "$family" "$table" 2>/dev/null || true
+    done
+  fi
   # Pod network namespaces left by an abrupt stop, then the bridge.
   for n in $(ls /run/netns 2>/dev/null | grep '^cni-' || true); do
     grep -qx "$n" "$DIR/netns-before" 2>/dev/null || ip netns del "$n" 2>/dev/null || true
