@@ -46,6 +46,9 @@ show_log_tail() { [ -f "$DIR/$1.log" ] && { log "last lines of $DIR/$1.log:"; ta
 start() { local n=$1; shift; "$@" >"$DIR/$n.log" 2>&1 & echo $! >"$DIR/$n.pid"; }
 binaries() { CP_BIN=$("$ROOT/scripts/build-control-plane.sh"); NODE_BIN=$("$ROOT/scripts/build-node.sh"); }
 ctr_() { "$NODE_BIN/ctr" -a "$SOCK" -n k8s.io "$@"; }
+# What the node changes on the host and how `down` puts it back; snapshot and check-clean.
+# shellcheck source=scripts/node/host.sh
+. "$ROOT/scripts/node/host.sh"
 
 # The pause (sandbox) image: a tiny static Go program, built once per source version.
 pause_image() {
@@ -161,13 +164,6 @@ serializeImagePulls: false
 KY
 }
 
-iptables_rules() { # -A|-D: the DNAT for the kubernetes Service and the no-routing-out rule
-  local op=$1
-  iptables -t nat "$op" PREROUTING -d "$SVC_IP/32" -p tcp --dport 443 -m comment --comment "$TAG" \
-    -j DNAT --to-destination "$POD_GW:$API_PORT"
-  iptables -t filter "$op" FORWARD -s "$POD_CIDR" ! -d "$POD_CIDR" -m comment --comment "$TAG" -j DROP
-}
-
 up() {
   [ "$(id -u)" = 0 ] || die "the node needs root (containerd, runc, the CNI bridge, iptables)"
   if alive kubelet; then
@@ -184,14 +180,7 @@ up() {
   cd "$DIR"
   printf '%s\n%s\n' "$CP_BIN" "$NODE_BIN" > bin-dirs
   issue_certificates; write_configs; pause_image
-  # What the kubelet and the bridge change on the host, to put back on `down`.
-  sysctl -n "${SYSCTLS[@]}" > "$DIR/sysctl.orig"
-  { ls /run/netns 2>/dev/null || true; } > "$DIR/netns-before"
-  nft list tables > "$DIR/nft-tables-before" 2>/dev/null || true
-  [ -d /run/netns ] && touch "$DIR/run-netns-existed"
-  [ -d /var/log/containers ] && touch "$DIR/varlog-containers-existed"
-  [ -d /run/containerd ] && touch "$DIR/run-containerd-existed"
-  touch "$DIR/host-changed"
+  record_host
   # The bridge exists before the API server starts so it can advertise its address.
   ip link add "$BRIDGE" type bridge
   ip addr replace "$POD_GW/16" dev "$BRIDGE"; ip link set "$BRIDGE" up
@@ -275,8 +264,8 @@ stop_components() {
       for t in $(ctr_ tasks ls -q 2>/dev/null); do ctr_ tasks kill -s KILL "$t" >/dev/null 2>&1 || true; done
       sleep 1
       for t in $(ctr_ tasks ls -q 2>/dev/null); do ctr_ tasks delete --force "$t" >/dev/null 2>&1 || true; done
-      for s in $(pgrep -f "containerd-shim-runc-v2 -namespace k8s.io .*-address $SOCK" || true); do kill -KILL "$s" 2>/dev/null || true; done
     fi
+    [ "$c" = containerd ] && stop_leftover_containers
     if kill -TERM "$pid" 2>/dev/null; then
       for _ in $(seq 1 50); do kill -0 "$pid" 2>/dev/null || break; sleep 0.2; done
       kill -KILL "$pid" 2>/dev/null || true
@@ -285,58 +274,32 @@ stop_components() {
   done
 }
 
-restore_host() {
-  local m l c n
-  # Mounts the kubelet and containerd made under the state dir (volumes, overlay rootfs, shm).
-  grep -o " $DIR/[^ ]*" /proc/mounts | sort -r | while read -r m; do umount -l "$m" 2>/dev/null || true; done
-  # The kubelet's (hardcoded) /var/log/containers links into our pod-logs dir.
-  for l in /var/log/containers/*.log; do
-    [ -L "$l" ] && case "$(readlink "$l")" in "$DIR"/*) rm -f "$l" ;; esac
-  done
-  [ -f "$DIR/varlog-containers-existed" ] || rmdir /var/log/containers 2>/dev/null || true
-  # Pod cgroups (cgroupfs driver on cgroup v1): the emptied tree, depth first.
-  for c in /sys/fs/cgroup/*/kubepods; do [ -d "$c" ] && find "$c" -depth -type d -exec rmdir {} \; 2>/dev/null; done
-  # iptables: our two rules, and the kubelet's own chains (v4 and v6).
-  while iptables -t nat -S PREROUTING 2>/dev/null | grep -q -- "--comment $TAG"; do iptables_rules -D 2>/dev/null || break; done
-  while iptables -t filter -S FORWARD 2>/dev/null | grep -q -- "--comment $TAG"; do
-    iptables -t filter -D FORWARD -s "$POD_CIDR" ! -d "$POD_CIDR" -m comment --comment "$TAG" -j DROP || break
-  done
-  local ipt t ch
-  for ipt in iptables ip6tables; do
-    for ch in INPUT OUTPUT; do while $ipt -t filter -D $ch -j KUBE-FIREWALL 2>/dev/null; do :; done; done
-    $ipt -t filter -F KUBE-FIREWALL 2>/dev/null || true; $ipt -t filter -X KUBE-FIREWALL 2>/dev/null || true
-    for t in mangle nat filter; do $ipt -t $t -F KUBE-KUBELET-CANARY 2>/dev/null || true; $ipt -t $t -X KUBE-KUBELET-CANARY 2>/dev/null || true; done
-    $ipt -t mangle -X KUBE-IPTABLES-HINT 2>/dev/null || true
-  done
-  # iptables-nft creates its tables on first use: drop those that were not there before and
-  # hold no rule now (ours and the kubelet's are gone by here).
-  local family table save
-  if [ -f "$DIR/nft-tables-before" ]; then
-    nft list tables 2>/dev/null | while read -r _ family table; do
-      grep -qx "table $family $table" "$DIR/nft-tables-before" && continue
-      case $family in ip) save=iptables-save ;; ip6) save=ip6tables-save ;; *) continue ;; esac
-      $save -t "$table" 2>/dev/null | grep -q '^-A' || nft delete table "$family" "$table" 2>/dev/null || true
+# Containers and shims of ours that outlived containerd (it crashed, or was killed): runc knows
+# the containers by bundle path (in our state dir); a shim names our socket in its arguments.
+stop_leftover_containers() {
+  local root=/run/containerd/runc/k8s.io id f
+  if [ -d "$root" ]; then
+    for id in $(runc --root "$root" list --format json 2>/dev/null | python3 -c '
+import json, sys
+for c in json.load(sys.stdin) or []:
+    if c["bundle"].startswith(sys.argv[1] + "/"): print(c["id"])' "$DIR" 2>/dev/null); do
+      runc --root "$root" delete --force "$id" >/dev/null 2>&1 || true
     done
   fi
-  # Pod network namespaces left by an abrupt stop, then the bridge.
-  for n in $(ls /run/netns 2>/dev/null | grep '^cni-' || true); do
-    grep -qx "$n" "$DIR/netns-before" 2>/dev/null || ip netns del "$n" 2>/dev/null || true
+  local shims=() pid
+  for f in /proc/[0-9]*/cmdline; do
+    tr '\0' '\n' < "$f" 2>/dev/null | grep -qxF -- "$SOCK" || continue
+    pid=${f#/proc/}; pid=${pid%/cmdline}
+    [ "$pid" = "$(cat "$DIR/containerd.pid" 2>/dev/null)" ] || shims+=("$pid")
   done
-  ip link del "$BRIDGE" 2>/dev/null || true
-  # /run/netns is a self bind mount the first netns made.
-  if [ ! -f "$DIR/run-netns-existed" ] && [ -d /run/netns ] && [ -z "$(ls -A /run/netns)" ]; then
-    umount /run/netns 2>/dev/null || true; rmdir /run/netns 2>/dev/null || true
-  fi
-  # runc's state and the shims' sockets live under /run/containerd whatever our state dir.
-  if [ ! -f "$DIR/run-containerd-existed" ] && [ -d /run/containerd ]; then
-    for s in /run/containerd/s/*; do [ -S "$s" ] && ! ss -xl 2>/dev/null | grep -qF "$s" && rm -f "$s"; done
-    find /run/containerd -depth -type d -empty -delete 2>/dev/null || true
-  fi
-  if [ -f "$DIR/sysctl.orig" ]; then
-    local i=0 v
-    while read -r v; do sysctl -qw "${SYSCTLS[$i]}=$v" || true; i=$((i + 1)); done < "$DIR/sysctl.orig"
-  fi
-  rm -f "$DIR/host-changed"
+  [ ${#shims[@]} -gt 0 ] || return 0
+  kill -KILL "${shims[@]}" 2>/dev/null || true
+  # Gone before `down` looks for their sockets under /run/containerd.
+  for _ in $(seq 1 50); do
+    for pid in "${shims[@]}"; do [ -d "/proc/$pid" ] && break; done
+    [ -d "/proc/$pid" ] || break
+    sleep 0.1
+  done
 }
 
 down() {
@@ -354,31 +317,6 @@ down() {
 }
 
 status() { for c in "${COMPONENTS[@]}"; do if alive "$c"; then echo "$c: running (pid $(cat "$DIR/$c.pid"))"; else echo "$c: stopped"; fi; done; }
-
-# The host state a node could change, one section per concern, stable across runs.
-snapshot() {
-  local ipt
-  for ipt in iptables-save ip6tables-save; do
-    echo "## $ipt"; { $ipt 2>/dev/null | grep -v '^#' | sed 's/\[[0-9]*:[0-9]*\]//'; } || true
-  done
-  echo "## sysctls"; sysctl "${SYSCTLS[@]}" 2>/dev/null || true
-  echo "## netns"; ls /run/netns 2>/dev/null || true
-  echo "## links"; ip -o link show | awk -F': ' '{print $2}' | sed 's/@.*//' | sort
-  echo "## mounts"; awk '{print $2, $3}' /proc/mounts | grep -E "^(/run/netns|/run/containerd|$ROOT/.otpilot|/var/lib/kubelet)|kubelet|containerd|overlay" | sort || true
-  echo "## cgroups"; { find /sys/fs/cgroup -maxdepth 2 -type d -name kubepods 2>/dev/null || true; } | sort
-  echo "## run dirs"; ls -d /run/containerd /var/log/containers 2>/dev/null || true
-  echo "## processes"; ps -eo comm= | grep -xE 'kubelet|containerd|containerd-shim|containerd-shim-runc-v2|kube-scheduler|pause|runc' | sort || true
-}
-
-check_clean() {
-  local before=$1 now
-  now=$(mktemp); snapshot > "$now"
-  if diff -u "$before" "$now" >&2; then
-    rm -f "$now"; log "host clean: iptables v4/v6, sysctls, netns, links, mounts, cgroups, processes as before"
-  else
-    rm -f "$now"; die "the host differs from the snapshot taken before up (diff above)"
-  fi
-}
 
 case "${1:-}" in
   up) up ;;
