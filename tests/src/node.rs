@@ -265,3 +265,42 @@ pub async fn pods_of(namespace: &TestNamespace, app: &str, count: usize) -> Vec<
         tokio::time::sleep(Duration::from_millis(300)).await;
     }
 }
+
+/// Unix times of the `call <unix time>: <answer>` lines of an app log whose answer is the
+/// vendor's user list naming `username` (a failed call prints wget's error instead).
+pub fn answered_calls(log: &str, username: &str) -> Vec<i64> {
+    let answer = format!("\"username\":\"{username}\"");
+    log.lines()
+        .filter(|l| l.contains(&answer))
+        .filter_map(|l| l.strip_prefix("call ")?.split(':').next()?.parse().ok())
+        .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn answered_calls_are_the_calls_the_vendor_answered() {
+        let ok = r#"{"users":[{"id":"1","username":"bot"}]}"#;
+        let cases = [
+            ("", vec![]),
+            ("app started 5", vec![]),
+            (&*format!("call 10: {ok}"), vec![10]),
+            (
+                &*format!(
+                    "call 10: {ok}\ncall 12: wget: server returned error: HTTP/1.1 502\ncall 14: {ok}"
+                ),
+                vec![10, 14],
+            ),
+            (
+                r#"call 10: {"users":[{"id":"1","username":"other"}]}"#,
+                vec![],
+            ),
+            (&*format!("call x: {ok}"), vec![]),
+        ];
+        for (log, want) in cases {
+            assert_eq!(answered_calls(log, "bot"), want, "{log}");
+        }
+    }
+}

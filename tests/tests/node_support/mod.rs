@@ -236,13 +236,9 @@ pub fn app_command(once: bool) -> Vec<String> {
     vec!["sh".to_owned(), "-c".to_owned(), script]
 }
 
-/// Lines of an app log whose call got the vendor's answer (the account's user list), with
-/// their unix time.
+/// Unix times of the app's calls the vendor answered (its user list).
 pub fn answered_calls(log: &str) -> Vec<i64> {
-    log.lines()
-        .filter(|l| l.contains(&format!("\"username\":\"{USERNAME}\"")))
-        .filter_map(|l| l.strip_prefix("call ")?.split(':').next()?.parse().ok())
-        .collect()
+    otpilot_tests::node::answered_calls(log, USERNAME)
 }
 
 /// Fails when a secret value shows up in `text` (logs, events, statuses).
