@@ -5,8 +5,11 @@
 # Builds (once, cached in ~/.cache/otpilot) the control-plane binaries and test
 # tools, starts a real etcd + kube-apiserver + kube-controller-manager on
 # loopback, then runs formatting, lints, every test of the workspace, and the
-# Helm chart checks against that API server. Fails, never skips, when anything
-# it needs cannot start. Logs of a failed run are kept in .otpilot/control-plane.
+# Helm chart checks against that API server. Then the end-to-end phase on a
+# real node (scripts/node-e2e.sh: kubelet + containerd, real Pods; needs root),
+# which ends with a check that the host is as it was. Fails, never skips, when
+# anything it needs cannot start. Logs of a failed run are kept in
+# .otpilot/control-plane (and .otpilot/node for the node phase).
 set -euo pipefail
 
 ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
@@ -22,6 +25,11 @@ cargo --version; rustc --version; go version
 section "control-plane binaries"
 BIN=$(scripts/build-control-plane.sh)
 echo "$BIN"
+
+section "node binaries and packages"
+# kubelet, kube-scheduler, containerd (cached like the control plane); runc, CNI plugins...
+scripts/install-node-packages.sh
+scripts/build-node.sh
 
 section "test tools"
 # Assign first: `eval "$(cmd)"` would hide a failing cmd.
@@ -83,7 +91,8 @@ scripts/chart-check.sh
 section "tests"
 nextest_log=$(mktemp)
 nextest_status=0
-cargo nextest run --workspace --locked --no-fail-fast 2>&1 | tee "$nextest_log" || nextest_status=$?
+# node_e2e needs the real node: it runs in its own phase below.
+cargo nextest run --workspace --locked --no-fail-fast -E 'not binary(node_e2e)' 2>&1 | tee "$nextest_log" || nextest_status=$?
 # "Summary [  41s] 139 tests run: 137 passed, 2 failed, 0 skipped"
 summary=$(grep -E '^ *Summary .* tests run: ' "$nextest_log" | tail -n 1 || true)
 rm -f "$nextest_log"
@@ -98,6 +107,20 @@ cargo test --workspace --locked --doc
 section "run-local check"
 # The README's first command must keep working: bring it all up, verify, tear down.
 OTPILOT_LOCAL_DIR=$ROOT/.otpilot/local-check OTPILOT_SIM_PORT=0 OTPILOT_SIM_ADMIN_PORT=0 scripts/run-local.sh --check
+
+section "end to end on a real node"
+# Its own cluster (fixed 16xxx ports, the otpilotcni0 bridge): node up, the node_e2e tests
+# with real Pods, node down, then the host must match the snapshot taken before.
+node_log=$(mktemp)
+node_status=0
+scripts/node-e2e.sh 2>&1 | tee "$node_log" || node_status=$?
+node_summary=$(grep -E '^ *Summary .* tests run: ' "$node_log" | tail -n 1 || true)
+rm -f "$node_log"
+if [ -n "$node_summary" ]; then
+  read -r node_passed node_failed <<< "$(printf '%s' "$node_summary" | python3 "$ROOT/scripts/nextest-counts.py")"
+  passed=$(( passed + node_passed )); failed=$(( failed + node_failed ))
+fi
+[ "$node_status" -eq 0 ] || { echo "error: the end-to-end phase on the node failed" >&2; exit "$node_status"; }
 
 section "done"
 echo "all checks passed in $(( $(date +%s) - started ))s"

@@ -212,7 +212,14 @@ pub fn build_state(config: SimConfig) -> Result<SharedState, SpawnError> {
 /// and the admin API over HTTP on `config.admin_addr` (both
 /// `127.0.0.1:0` by default, i.e. free loopback ports).
 pub async fn spawn(config: SimConfig) -> Result<SimHandle, SpawnError> {
-    let pki = ServerPki::new(config.server_ca.as_ref())?;
+    // A non-loopback bind address (a test node's bridge) goes in the SAN.
+    let bind_ip = config.vendor_addr.ip();
+    let extra: &[std::net::IpAddr] = if bind_ip.is_unspecified() {
+        &[]
+    } else {
+        std::slice::from_ref(&bind_ip)
+    };
+    let pki = ServerPki::for_addresses(config.server_ca.as_ref(), extra)?;
     let vendor = config.vendor;
     let (vendor_bind, admin_bind) = (config.vendor_addr, config.admin_addr);
     let state = build_state(config)?;

@@ -113,6 +113,16 @@ impl ServerPki {
     /// Issues a serving certificate (SAN 127.0.0.1, ::1, localhost) from
     /// `ca`, generating a CA when none is given.
     pub fn new(ca: Option<&ServerCaMaterial>) -> Result<Self, TlsError> {
+        Self::for_addresses(ca, &[])
+    }
+
+    /// Like [`ServerPki::new`], with `extra` IP addresses in the SAN too:
+    /// a simulator bound to a bridge address (e.g. 10.88.0.1, reached from
+    /// Pods on a test node) must present a certificate valid for it.
+    pub fn for_addresses(
+        ca: Option<&ServerCaMaterial>,
+        extra: &[IpAddr],
+    ) -> Result<Self, TlsError> {
         let ca = match ca {
             Some(ca) => ca.clone(),
             None => generate_server_ca()?,
@@ -130,6 +140,9 @@ impl ServerPki {
         params.subject_alt_names.push(SanType::IpAddress(IpAddr::V6(
             std::net::Ipv6Addr::LOCALHOST,
         )));
+        for ip in extra.iter().filter(|ip| !ip.is_loopback()) {
+            params.subject_alt_names.push(SanType::IpAddress(*ip));
+        }
         params
             .distinguished_name
             .push(DnType::CommonName, "otpilot-sim");
@@ -330,6 +343,26 @@ impl ClientCertVerifier for DynamicClientVerifier {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_bridge_address_joins_the_serving_certificates_names() {
+        let sans = |extra: &[IpAddr]| {
+            let pki = ServerPki::for_addresses(None, extra).expect("pki");
+            let (_, parsed) = x509_parser::parse_x509_certificate(pki.cert.as_ref()).expect("x509");
+            parsed
+                .subject_alternative_name()
+                .ok()
+                .flatten()
+                .map(|ext| format!("{:?}", ext.value.general_names))
+                .unwrap_or_default()
+        };
+        let bridge = IpAddr::V4(Ipv4Addr::new(10, 88, 0, 1));
+        assert!(sans(&[bridge]).contains("[10, 88, 0, 1]"));
+        assert!(!sans(&[]).contains("[10, 88, 0, 1]"));
+        // Loopback is always there; naming it again adds nothing.
+        let loopback = sans(&[IpAddr::V4(Ipv4Addr::LOCALHOST)]);
+        assert_eq!(loopback.matches("[127, 0, 0, 1]").count(), 1, "{loopback}");
+    }
 
     #[test]
     fn serving_certificate_chains_to_the_published_ca() {

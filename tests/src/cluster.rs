@@ -23,6 +23,13 @@ pub enum ClusterError {
          run them with scripts/test.sh, or start it with `eval \"$(scripts/control-plane.sh up)\"`"
     )]
     NotConfigured,
+    #[error(
+        "{} is not set: the end-to-end tests need the one-node cluster with real Pods; run them \
+         with scripts/test.sh, or start it with `eval \"$(scripts/node.sh up)\"` and load the \
+         images with scripts/node/images.sh",
+        crate::node::NODE_KUBECONFIG_ENV
+    )]
+    NodeNotConfigured,
     #[error("failed to read the test kubeconfig {path}")]
     ReadKubeconfig {
         path: String,
@@ -71,8 +78,20 @@ impl TestCluster {
     /// Connects to the control plane named by `OTPILOT_TEST_KUBECONFIG`.
     /// Fails (never skips) when it is not set.
     pub async fn connect() -> Result<Self, ClusterError> {
-        install_crypto_provider();
         let path = std::env::var(KUBECONFIG_ENV).map_err(|_| ClusterError::NotConfigured)?;
+        Self::from_kubeconfig(path).await
+    }
+
+    /// Connects to the one-node cluster named by `OTPILOT_NODE_KUBECONFIG`
+    /// (`scripts/node.sh up`). Fails (never skips) when it is not set.
+    pub async fn connect_node() -> Result<Self, ClusterError> {
+        let path = std::env::var(crate::node::NODE_KUBECONFIG_ENV)
+            .map_err(|_| ClusterError::NodeNotConfigured)?;
+        Self::from_kubeconfig(path).await
+    }
+
+    async fn from_kubeconfig(path: String) -> Result<Self, ClusterError> {
+        install_crypto_provider();
         let kubeconfig =
             Kubeconfig::read_from(&path).map_err(|source| ClusterError::ReadKubeconfig {
                 path: path.clone(),

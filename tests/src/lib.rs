@@ -8,6 +8,7 @@
 //! accident.
 
 pub mod cluster;
+pub mod node;
 pub mod webhook;
 
 pub use cluster::{TestCluster, TestNamespace};

@@ -1,0 +1,45 @@
+#!/usr/bin/env bash
+# The end-to-end phase on a real node, as scripts/test.sh runs it (also usable alone):
+#   snapshot the host -> scripts/node.sh up -> images from target/debug -> the node_e2e tests
+#   -> scripts/node.sh down -> the host must match the snapshot.
+# Needs root. Fails, never skips, when the node cannot start. On failure the node's logs
+# (kubelet, containerd, API server...) are kept in $OTPILOT_NODE_DIR.
+set -euo pipefail
+
+ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
+cd "$ROOT"
+export OTPILOT_NODE_DIR=${OTPILOT_NODE_DIR:-$ROOT/.otpilot/node}
+SNAPSHOT=${OTPILOT_NODE_DIR%/}.host-before
+mkdir -p "$(dirname "$SNAPSHOT")"
+say() { printf '[node-e2e %s] %s\n' "$(date +%H:%M:%S)" "$*" >&2; }
+
+scripts/install-node-packages.sh
+scripts/build-node.sh >/dev/null
+# A node left over from an interrupted run would be part of the "before" picture.
+scripts/node.sh down >/dev/null 2>&1 || true
+scripts/node.sh snapshot "$SNAPSHOT"
+
+finish() {
+  status=$?
+  if [ "$status" -ne 0 ]; then
+    OTPILOT_KEEP_LOGS=1 scripts/node.sh down || true
+    say "FAILED (exit $status); node logs kept in $OTPILOT_NODE_DIR"
+  else
+    scripts/node.sh down || status=$?
+  fi
+  # After down, whatever happened: the host as it was.
+  scripts/node.sh check-clean "$SNAPSHOT" || status=1
+  rm -f "$SNAPSHOT"
+  exit "$status"
+}
+trap finish EXIT
+
+started=$(date +%s)
+node_env=$(scripts/node.sh up)
+eval "$node_env"
+export OTPILOT_NODE_KUBECONFIG
+say "node up in $(( $(date +%s) - started ))s"
+cargo build --quiet --locked -p otpilot-operator -p otpilot-sidecar
+scripts/node/images.sh
+cargo nextest run --locked -p otpilot-tests --test node_e2e --no-fail-fast
+say "end-to-end tests passed in $(( $(date +%s) - started ))s"
