@@ -1,0 +1,191 @@
+//! `kubectl otpilot profile try` against the simulator over real HTTPS
+//! (mTLS for AUDD): enroll → login → refresh for every built-in profile,
+//! an enrollment interrupted and resumed from the state file, and no secret
+//! in any output unless `--show-secrets`.
+
+mod support;
+
+use support::*;
+
+async fn enroll_login_refresh(profile: &str, vendor: otpilot_sim::Vendor) {
+    let v = Vendored::start(vendor).await;
+    let mut outputs = String::new();
+
+    let enroll = v.try_flow(profile, "enroll", &[]).await;
+    enroll.assert_ok();
+    assert!(
+        enroll.stdout.contains("[1/"),
+        "{profile}: steps printed\n{}",
+        enroll.stdout
+    );
+    assert!(
+        enroll.stdout.contains("Enrolled: TOTP secret"),
+        "{}",
+        enroll.stdout
+    );
+    outputs.push_str(&enroll.all());
+    let account = v
+        .sim
+        .admin()
+        .expect("admin")
+        .account(USERNAME)
+        .await
+        .expect("account");
+    assert!(account.enrolled, "{profile}: the vendor shows MFA on");
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt as _;
+        let mode = std::fs::metadata(v.state())
+            .expect("state")
+            .permissions()
+            .mode();
+        assert_eq!(mode & 0o777, 0o600, "the state file is private");
+    }
+
+    let login = v.try_flow(profile, "login", &[]).await;
+    login.assert_ok();
+    assert!(
+        login.stdout.contains("Logged in: access token"),
+        "{}",
+        login.stdout
+    );
+    outputs.push_str(&login.all());
+
+    let refresh = v.try_flow(profile, "refresh", &[]).await;
+    outputs.push_str(&refresh.all());
+    if matches!(profile, "audd" | "conduit") {
+        refresh.assert_ok();
+        assert!(
+            refresh.stdout.contains("Refreshed: access token"),
+            "{}",
+            refresh.stdout
+        );
+    } else {
+        assert_eq!(refresh.code, Some(1), "{profile} has no refresh flow");
+        assert!(
+            refresh.stderr.contains("the profile has no such flow"),
+            "{}",
+            refresh.stderr
+        );
+    }
+
+    let values = v.secret_values();
+    assert!(
+        values.len() >= 4,
+        "{profile}: seed and token are scanned for"
+    );
+    assert_no_secrets(&outputs, &values, "profile try output");
+
+    // Asked for, the token is shown (so the scan above would see a leak).
+    let shown = v.try_flow(profile, "login", &["--show-secrets"]).await;
+    shown.assert_ok();
+    let state: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(v.state()).expect("state")).expect("json");
+    let access = state["session"]["accessToken"].as_str().expect("token");
+    assert!(
+        shown.stdout.contains(access),
+        "--show-secrets shows the token"
+    );
+    v.sim.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn audd_enroll_login_refresh() {
+    enroll_login_refresh("audd", otpilot_sim::Vendor::Audd).await;
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn goaxr_enroll_login_refresh() {
+    enroll_login_refresh("goaxr", otpilot_sim::Vendor::Goaxr).await;
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn conduit_enroll_login_refresh() {
+    enroll_login_refresh("conduit", otpilot_sim::Vendor::Conduit).await;
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn acreto_enroll_login_refresh() {
+    enroll_login_refresh("acreto", otpilot_sim::Vendor::Acreto).await;
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn cryptr_enroll_login_refresh() {
+    enroll_login_refresh("cryptr", otpilot_sim::Vendor::Cryptr).await;
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn an_interrupted_enrollment_resumes_from_the_state_file() {
+    let v = Vendored::start(otpilot_sim::Vendor::Conduit).await;
+    let first = v.try_flow("conduit", "enroll", &["--max-steps", "2"]).await;
+    first.assert_ok();
+    assert!(
+        first.stdout.contains("Stopped after 2 step(s)"),
+        "{}",
+        first.stdout
+    );
+    let state = std::fs::read_to_string(v.state()).expect("state");
+    assert!(
+        state.contains("interruptedEnroll"),
+        "the checkpoint is kept"
+    );
+    let account = v
+        .sim
+        .admin()
+        .expect("admin")
+        .account(USERNAME)
+        .await
+        .expect("account");
+    assert!(!account.enrolled, "not enrolled yet");
+
+    let second = v.try_flow("conduit", "enroll", &[]).await;
+    second.assert_ok();
+    assert!(
+        second
+            .stdout
+            .contains("Resuming the interrupted enrollment at step 3"),
+        "{}",
+        second.stdout
+    );
+    assert!(
+        !second.stdout.contains("[1/"),
+        "steps already done are not run again\n{}",
+        second.stdout
+    );
+    let account = v
+        .sim
+        .admin()
+        .expect("admin")
+        .account(USERNAME)
+        .await
+        .expect("account");
+    assert!(account.enrolled, "enrolled after the resume");
+    let state = std::fs::read_to_string(v.state()).expect("state");
+    assert!(
+        !state.contains("interruptedEnroll"),
+        "the checkpoint is gone once enrolled"
+    );
+
+    v.try_flow("conduit", "login", &[]).await.assert_ok();
+    let values = v.secret_values();
+    assert_no_secrets(
+        &format!("{}{}", first.all(), second.all()),
+        &values,
+        "output",
+    );
+    v.sim.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn login_without_an_enrollment_says_what_to_do() {
+    let v = Vendored::start(otpilot_sim::Vendor::Goaxr).await;
+    let run = v.try_flow("goaxr", "login", &[]).await;
+    assert_eq!(run.code, Some(1));
+    assert!(
+        run.stderr.contains("no TOTP secret is known: enroll first"),
+        "{}",
+        run.stderr
+    );
+    assert_no_secrets(&run.all(), &v.secret_values(), "output");
+    v.sim.shutdown().await;
+}
