@@ -68,10 +68,12 @@ fn event_line(e: Event) -> EventLine {
     let time = e
         .series
         .as_ref()
-        .and_then(|s| s.last_observed_time.as_ref().map(|t| t.0.to_string()))
-        .or_else(|| e.last_timestamp.as_ref().map(|t| t.0.to_string()))
-        .or_else(|| e.event_time.as_ref().map(|t| t.0.to_string()))
-        .or_else(|| e.first_timestamp.as_ref().map(|t| t.0.to_string()));
+        .and_then(|s| s.last_observed_time.as_ref().map(|t| t.0))
+        .or_else(|| e.last_timestamp.as_ref().map(|t| t.0))
+        .or_else(|| e.event_time.as_ref().map(|t| t.0))
+        .or_else(|| e.first_timestamp.as_ref().map(|t| t.0))
+        // Whole seconds read better, and sort the same as text.
+        .map(|t| t.round(jiff::Unit::Second).unwrap_or(t).to_string());
     let count = e
         .series
         .as_ref()

@@ -3,6 +3,9 @@
 
 #![allow(dead_code)] // each test binary uses a different part
 
+pub mod cluster;
+pub mod operator;
+
 use std::path::{Path, PathBuf};
 use std::process::Output;
 use std::time::Duration;
