@@ -8,7 +8,7 @@ use clap::{Args, Parser, Subcommand, ValueEnum};
 /// ClientCA for a vendor, ask the operator for a new certificate or a new
 /// TOTP enrollment, and try a vendor profile before writing any YAML.
 #[derive(Debug, Parser)]
-#[command(name = "kubectl-otpilot", bin_name = "kubectl otpilot", version)]
+#[command(name = "kubectl-otpilot", version)]
 pub struct Cli {
     #[command(subcommand)]
     pub command: Command,
@@ -191,4 +191,58 @@ pub struct TryArgs {
     /// Print extracted values (tokens, the TOTP secret, recovery codes).
     #[arg(long)]
     pub show_secrets: bool,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use clap::CommandFactory as _;
+
+    /// Every leaf command's help shows an example.
+    #[test]
+    fn every_command_has_help_with_an_example() {
+        let mut root = Cli::command();
+        root.build();
+        let mut pending = vec![(String::new(), root)];
+        let mut leaves = 0;
+        while let Some((path, mut command)) = pending.pop() {
+            let path = format!("{path} {}", command.get_name());
+            if command.get_name() == "help" {
+                continue; // clap's own, mirroring the others
+            }
+            let subcommands: Vec<_> = command.get_subcommands().cloned().collect();
+            if subcommands.is_empty() {
+                leaves += 1;
+                let help = command.render_long_help().to_string();
+                assert!(help.contains("Example:"), "{path} has no example:\n{help}");
+            }
+            pending.extend(subcommands.into_iter().map(|c| (path.clone(), c)));
+        }
+        assert_eq!(
+            leaves, 7,
+            "status, ca export, renew, reenroll, profile check/try, completion"
+        );
+    }
+
+    #[test]
+    fn kubectl_flags_parse_anywhere() {
+        let cli = Cli::try_parse_from([
+            "kubectl-otpilot",
+            "status",
+            "-n",
+            "payments",
+            "acme",
+            "--context",
+            "prod",
+            "-o",
+            "yaml",
+        ])
+        .expect("parses");
+        let Command::Status(args) = cli.command else {
+            panic!("status")
+        };
+        assert_eq!(args.kube.namespace.as_deref(), Some("payments"));
+        assert_eq!(args.kube.context.as_deref(), Some("prod"));
+        assert_eq!(args.output, OutputFormat::Yaml);
+    }
 }

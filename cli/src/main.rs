@@ -60,14 +60,40 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             }
         }
         Command::Profile(ProfileCommand::Try(args)) => profile::try_flow(&args).await?,
-        Command::Completion { shell } => {
-            clap_complete::generate(
-                shell,
-                &mut Cli::command(),
-                "kubectl-otpilot",
-                &mut std::io::stdout(),
-            );
-        }
+        Command::Completion { shell } => print(&completion(shell))?,
     }
     Ok(ExitCode::SUCCESS)
+}
+
+/// The completion script for `shell`.
+fn completion(shell: clap_complete::Shell) -> String {
+    let mut script = Vec::new();
+    clap_complete::generate(shell, &mut Cli::command(), "kubectl-otpilot", &mut script);
+    let script = String::from_utf8_lossy(&script).into_owned();
+    // clap_complete 4.6 names bash's subcommand states inconsistently for a
+    // hyphenated binary (`kubectl__otpilot` where it sets them,
+    // `kubectl__subcmd__otpilot` where it matches them): nothing past the
+    // first word would complete.
+    match shell {
+        clap_complete::Shell::Bash => {
+            script.replace("kubectl__subcmd__otpilot", "kubectl__otpilot")
+        }
+        _ => script,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn bash_completion_matches_the_states_it_sets() {
+        let script = completion(clap_complete::Shell::Bash);
+        assert!(script.contains("complete -F _kubectl__otpilot"));
+        assert!(script.contains("kubectl__otpilot__subcmd__profile__subcmd__try)"));
+        assert!(!script.contains("kubectl__subcmd__otpilot"));
+        for shell in [clap_complete::Shell::Zsh, clap_complete::Shell::Fish] {
+            assert!(completion(shell).contains("kubectl-otpilot"), "{shell}");
+        }
+    }
 }

@@ -169,4 +169,3 @@ async fn ca_export_prints_the_client_ca_of_the_status() {
     );
     assert!(!run.all().contains("PRIVATE KEY"));
 }
-
