@@ -100,7 +100,14 @@ pub async fn ensure_enrolled(
         if stored.checkpoint.is_some() {
             // A crash after the runtime Secret said Enrolled and before the
             // checkpoint was removed: finish that clean-up.
-            secrets::write_recovery(secrets_api, credential, None, &stored.recovery_codes).await?;
+            secrets::write_recovery(
+                secrets_api,
+                credential,
+                None,
+                &stored.recovery_codes,
+                &stored.reenroll,
+            )
+            .await?;
         }
         return Ok(());
     }
@@ -111,6 +118,45 @@ pub async fn ensure_enrolled(
             problem: problem.clone(),
         });
     }
+    run_enroll_flow(
+        ctx,
+        credential,
+        resolved,
+        engine,
+        secrets_api,
+        stored,
+        action,
+        RuntimeWhileEnrolling::Pending,
+    )
+    .await
+}
+
+/// What the runtime Secret says while the enroll flow runs.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum RuntimeWhileEnrolling {
+    /// `Pending`, no seed: a sidecar reports what it waits for.
+    Pending,
+    /// Unchanged: the seed in it keeps working until the new one is
+    /// confirmed (a re-enrollment that replaces the active secret).
+    Unchanged,
+}
+
+/// Runs (or resumes) the enroll flow, checkpointed in `<name>-recovery`
+/// before every vendor call, until the runtime Secret holds the new seed.
+/// The recovery Secret's re-enrollment record (`stored.reenroll`) is kept
+/// while it runs and marked finished with the last write.
+#[allow(clippy::too_many_arguments)]
+pub async fn run_enroll_flow(
+    ctx: &Context,
+    credential: &ApiCredential,
+    resolved: &Resolved,
+    engine: &Engine,
+    secrets_api: &Api<Secret>,
+    stored: &Stored,
+    action: NextAction,
+    runtime_while: RuntimeWhileEnrolling,
+) -> Result<(), EnrollmentError> {
+    let name = kube::ResourceExt::name_any(credential);
     let inputs = inputs(credential, resolved);
     let profile = engine.profile();
     let mut run = match (action, &stored.checkpoint) {
@@ -127,14 +173,16 @@ pub async fn ensure_enrolled(
         }
         _ => engine.start(FlowKind::Enroll, &inputs)?,
     };
-    // The runtime Secret exists from the start (Pending), so a sidecar
-    // reports what it waits for.
-    secrets::write_runtime(
-        secrets_api,
-        credential,
-        &runtime_bundle(credential, resolved, None, None),
-    )
-    .await?;
+    if runtime_while == RuntimeWhileEnrolling::Pending {
+        // The runtime Secret exists from the start (Pending), so a sidecar
+        // reports what it waits for.
+        secrets::write_runtime(
+            secrets_api,
+            credential,
+            &runtime_bundle(credential, resolved, None, None),
+        )
+        .await?;
+    }
     failpoint::point("enroll-before-first-checkpoint").await;
     // Persisted before the first vendor call: from here on, a restart resumes.
     persist(secrets_api, credential, run.checkpoint(), engine, stored).await?;
@@ -194,7 +242,14 @@ pub async fn ensure_enrolled(
     .await?;
     failpoint::point("enroll-after-runtime-write").await;
     // Only now may the checkpoint go: the runtime Secret holds the seed.
-    secrets::write_recovery(secrets_api, credential, None, &codes).await?;
+    secrets::write_recovery(
+        secrets_api,
+        credential,
+        None,
+        &codes,
+        &stored.reenroll.finished(),
+    )
+    .await?;
     ctx.metrics.enrollment_finished("Enrolled");
     tracing::info!(credential = name, "enrolled");
     Ok(())
@@ -262,7 +317,7 @@ async fn persist(
         .recovery_codes
         .clone()
         .unwrap_or_else(|| stored.recovery_codes.clone());
-    secrets::write_recovery(api, credential, Some(&record), &codes).await
+    secrets::write_recovery(api, credential, Some(&record), &codes, &stored.reenroll).await
 }
 
 /// A resumed flow must not send a code from a step already used: the one

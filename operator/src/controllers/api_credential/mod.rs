@@ -10,6 +10,9 @@ mod cleanup;
 mod dereference;
 mod enrollment;
 mod failure;
+mod notices;
+mod reenroll;
+mod requests;
 mod secrets;
 mod status;
 
@@ -194,6 +197,11 @@ struct Pass {
     renew_at: Option<jiff::Timestamp>,
     enrolled: Desired,
     retry: Option<(bool, Option<Duration>)>,
+    /// Annotation requests carried out by this pass, for status.
+    handled_renew: Option<String>,
+    handled_reenroll: Option<String>,
+    /// Events for what the pass did beyond condition transitions.
+    notices: Vec<notices::Notice>,
 }
 
 async fn enroll(obj: &ApiCredential, ctx: &Context, namespace: &str) -> Pass {
@@ -203,6 +211,9 @@ async fn enroll(obj: &ApiCredential, ctx: &Context, namespace: &str) -> Pass {
         renew_at: None,
         enrolled: status::enrolled_ok(),
         retry: None,
+        handled_renew: None,
+        handled_reenroll: None,
+        notices: Vec::new(),
     };
     let failed =
         |mut pass: Pass, reason: &'static str, message: String, retry_after, person: bool| {
@@ -223,6 +234,16 @@ async fn enroll(obj: &ApiCredential, ctx: &Context, namespace: &str) -> Pass {
             );
         }
     };
+    let renew_request = requests::pending(
+        obj.annotations()
+            .get(labels::RENEW_CERTIFICATE_ANNOTATION)
+            .map(String::as_str),
+        &[obj
+            .status
+            .as_ref()
+            .and_then(|s| s.handled_renew_request.as_deref())],
+    )
+    .map(str::to_owned);
     let mut client_certificate = None;
     if let Some(spec) = &obj.spec.client_certificate {
         match certificate::ensure(
@@ -230,6 +251,7 @@ async fn enroll(obj: &ApiCredential, ctx: &Context, namespace: &str) -> Pass {
             obj,
             spec,
             stored.runtime.as_ref(),
+            renew_request.is_some(),
             jiff::Timestamp::now(),
         )
         .await
@@ -266,10 +288,9 @@ async fn enroll(obj: &ApiCredential, ctx: &Context, namespace: &str) -> Pass {
         Ok(e) => e.with_timer(ctx.timer.clone()),
         Err(e) => return failed(pass, reasons::INVALID_SECRET, e.to_string(), None, true),
     };
-    let result =
-        enrollment::ensure_enrolled(ctx, obj, &resolved, &engine, &secrets_api, &stored).await;
+    let result = reenroll::ensure(ctx, obj, &resolved, &engine, &secrets_api, &stored).await;
     match result {
-        Ok(()) => {
+        Ok(outcome) => {
             // Rewrite the runtime Secret from the current spec (base URL,
             // profile, variables may have changed), keeping the seed.
             if let Ok(now) = secrets::read(&secrets_api, &obj.name_any()).await
@@ -290,6 +311,15 @@ async fn enroll(obj: &ApiCredential, ctx: &Context, namespace: &str) -> Pass {
                         false,
                     );
                 }
+            }
+            pass.handled_reenroll = outcome.handled;
+            pass.notices.extend(outcome.notice);
+            if let Some(request) = renew_request {
+                pass.notices.push(notices::renewal(
+                    &request,
+                    resolved.client_certificate.as_ref(),
+                ));
+                pass.handled_renew = Some(request);
             }
             pass
         }
@@ -353,6 +383,8 @@ async fn apply(obj: &ApiCredential, ctx: &Context) -> Result<Action, Error> {
                 attempts,
                 next_retry: Time(now.0 + jiff::SignedDuration::try_from(delay).unwrap_or_default()),
             }),
+            handled_renew_request: pass.handled_renew.clone(),
+            handled_reenroll_request: pass.handled_reenroll.clone(),
         },
     );
     ctx.metrics.credential(
@@ -385,6 +417,7 @@ async fn apply(obj: &ApiCredential, ctx: &Context) -> Result<Action, Error> {
         })?;
         super::publish_transitions(ctx, obj, &changed).await;
     }
+    notices::publish(ctx, obj, &pass.notices).await;
 
     Ok(match retry {
         None => {

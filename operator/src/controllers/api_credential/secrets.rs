@@ -24,6 +24,76 @@ pub mod recovery_keys {
     pub const ENROLLMENT_CHECKPOINT: &str = "enrollment-checkpoint";
     /// Unused recovery codes, one per line.
     pub const RECOVERY_CODES: &str = "recovery-codes";
+    /// The `otpilot.dev/reenroll` value a re-enrollment under way acts on.
+    pub const REENROLL_REQUEST: &str = "reenroll-request";
+    /// Where that re-enrollment is: `disable` (the old secret may still be
+    /// on) or `enroll` (the enroll flow runs, with its checkpoint).
+    pub const REENROLL_PHASE: &str = "reenroll-phase";
+    /// The last `otpilot.dev/reenroll` value carried out, so a crash before
+    /// the status write does not re-enroll twice for one request.
+    pub const REENROLL_HANDLED: &str = "reenroll-handled";
+}
+
+/// Where a re-enrollment under way is.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ReenrollPhase {
+    /// MFA is being turned off with the old secret.
+    Disable,
+    /// The enroll flow runs (its checkpoint is stored with this mark).
+    Enroll,
+}
+
+impl ReenrollPhase {
+    fn as_str(self) -> &'static str {
+        match self {
+            ReenrollPhase::Disable => "disable",
+            ReenrollPhase::Enroll => "enroll",
+        }
+    }
+
+    fn parse(text: &str) -> Option<Self> {
+        match text.trim() {
+            "disable" => Some(ReenrollPhase::Disable),
+            "enroll" => Some(ReenrollPhase::Enroll),
+            _ => None,
+        }
+    }
+}
+
+/// A re-enrollment under way: which request, and how far.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ReenrollMark {
+    pub request: String,
+    pub phase: ReenrollPhase,
+}
+
+/// The re-enrollment bookkeeping of the recovery Secret.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct ReenrollRecord {
+    pub under_way: Option<ReenrollMark>,
+    pub handled: Option<String>,
+}
+
+impl ReenrollRecord {
+    /// The record once the re-enrollment under way finished (pure).
+    pub fn finished(&self) -> Self {
+        ReenrollRecord {
+            under_way: None,
+            handled: self
+                .under_way
+                .as_ref()
+                .map(|m| m.request.clone())
+                .or_else(|| self.handled.clone()),
+        }
+    }
+
+    /// The record with `mark` under way (pure).
+    pub fn with(&self, mark: ReenrollMark) -> Self {
+        ReenrollRecord {
+            under_way: Some(mark),
+            handled: self.handled.clone(),
+        }
+    }
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -53,6 +123,8 @@ pub struct Stored {
     pub checkpoint: Option<SecretString>,
     /// Recovery codes held.
     pub recovery_codes: Vec<SecretString>,
+    /// Re-enrollment on request: under way, and the last one done.
+    pub reenroll: ReenrollRecord,
 }
 
 impl Stored {
@@ -88,6 +160,17 @@ pub async fn read(api: &Api<Secret>, credential: &str) -> Result<Stored, Secrets
         recovery_codes: text(recovery_keys::RECOVERY_CODES)
             .map(|t| parse_codes(&t))
             .unwrap_or_default(),
+        reenroll: ReenrollRecord {
+            under_way: text(recovery_keys::REENROLL_REQUEST).map(|request| ReenrollMark {
+                request: request.trim().to_owned(),
+                // A mark without a readable phase: from the disable step, which
+                // looks before it acts again.
+                phase: text(recovery_keys::REENROLL_PHASE)
+                    .and_then(|p| ReenrollPhase::parse(&p))
+                    .unwrap_or(ReenrollPhase::Disable),
+            }),
+            handled: text(recovery_keys::REENROLL_HANDLED).map(|t| t.trim().to_owned()),
+        },
     })
 }
 
@@ -152,6 +235,7 @@ pub fn owned_secret(
 pub fn recovery_data(
     checkpoint: Option<&SecretString>,
     codes: &[SecretString],
+    reenroll: &ReenrollRecord,
 ) -> BTreeMap<String, Vec<u8>> {
     let mut data = BTreeMap::new();
     if let Some(c) = checkpoint {
@@ -164,6 +248,22 @@ pub fn recovery_data(
         data.insert(
             recovery_keys::RECOVERY_CODES.to_owned(),
             format_codes(codes).into_bytes(),
+        );
+    }
+    if let Some(mark) = &reenroll.under_way {
+        data.insert(
+            recovery_keys::REENROLL_REQUEST.to_owned(),
+            mark.request.clone().into_bytes(),
+        );
+        data.insert(
+            recovery_keys::REENROLL_PHASE.to_owned(),
+            mark.phase.as_str().as_bytes().to_vec(),
+        );
+    }
+    if let Some(handled) = &reenroll.handled {
+        data.insert(
+            recovery_keys::REENROLL_HANDLED.to_owned(),
+            handled.clone().into_bytes(),
         );
     }
     data
@@ -193,12 +293,13 @@ pub async fn write_recovery(
     credential: &ApiCredential,
     checkpoint: Option<&SecretString>,
     codes: &[SecretString],
+    reenroll: &ReenrollRecord,
 ) -> Result<(), SecretsError> {
     let secret = owned_secret(
         credential,
         labels::recovery_secret_name(&credential.name_any()),
         labels::kinds::RECOVERY,
-        recovery_data(checkpoint, codes),
+        recovery_data(checkpoint, codes, reenroll),
     );
     apply(api, &secret).await
 }
@@ -237,15 +338,42 @@ mod tests {
     fn recovery_data_drops_the_checkpoint_once_enrollment_is_done() {
         let cp = SecretString::from("{\"version\":1}");
         let codes = vec![SecretString::from("x")];
-        let during = recovery_data(Some(&cp), &[]);
+        let none = ReenrollRecord::default();
+        let during = recovery_data(Some(&cp), &[], &none);
         assert_eq!(
             during.keys().collect::<Vec<_>>(),
             [recovery_keys::ENROLLMENT_CHECKPOINT]
         );
-        let after = recovery_data(None, &codes);
+        let after = recovery_data(None, &codes, &none);
         assert_eq!(
             after.keys().collect::<Vec<_>>(),
             [recovery_keys::RECOVERY_CODES]
+        );
+    }
+
+    #[test]
+    fn a_finished_reenrollment_is_remembered_as_handled() {
+        let mark = ReenrollMark {
+            request: "r1".into(),
+            phase: ReenrollPhase::Enroll,
+        };
+        let under_way = ReenrollRecord {
+            under_way: Some(mark.clone()),
+            handled: Some("r0".into()),
+        };
+        let data = recovery_data(None, &[], &under_way);
+        assert_eq!(data[recovery_keys::REENROLL_REQUEST], b"r1");
+        assert_eq!(data[recovery_keys::REENROLL_PHASE], b"enroll");
+        assert_eq!(data[recovery_keys::REENROLL_HANDLED], b"r0");
+        let done = under_way.finished();
+        assert_eq!(done.under_way, None);
+        assert_eq!(done.handled.as_deref(), Some("r1"));
+        let data = recovery_data(None, &[], &done);
+        assert!(!data.contains_key(recovery_keys::REENROLL_REQUEST));
+        assert!(!data.contains_key(recovery_keys::REENROLL_PHASE));
+        assert_eq!(
+            ReenrollRecord::default().with(mark.clone()).under_way,
+            Some(mark)
         );
     }
 }

@@ -106,6 +106,10 @@ pub struct Observed {
     pub renewal_time: Option<Time>,
     /// Consecutive failures, and when the next attempt is due (None after a success).
     pub failure: Option<Failure>,
+    /// Annotation requests carried out in this pass (else the previous
+    /// values stand).
+    pub handled_renew_request: Option<String>,
+    pub handled_reenroll_request: Option<String>,
 }
 
 /// A failed pass, for status.
@@ -130,6 +134,8 @@ pub fn build(
         certificate_not_after,
         renewal_time,
         failure,
+        handled_renew_request,
+        handled_reenroll_request,
     } = observed;
     let last_failure_time = match &failure {
         Some(_) => Some(now.clone()),
@@ -150,9 +156,10 @@ pub fn build(
             runtime: Some(labels::runtime_secret_name(credential)),
             recovery: Some(labels::recovery_secret_name(credential)),
         }),
-        // Carried over until the request handling (issue 8/13) sets them.
-        handled_renew_request: previous.and_then(|p| p.handled_renew_request.clone()),
-        handled_reenroll_request: previous.and_then(|p| p.handled_reenroll_request.clone()),
+        handled_renew_request: handled_renew_request
+            .or_else(|| previous.and_then(|p| p.handled_renew_request.clone())),
+        handled_reenroll_request: handled_reenroll_request
+            .or_else(|| previous.and_then(|p| p.handled_reenroll_request.clone())),
         observed_generation: generation,
     }
 }
@@ -245,10 +252,13 @@ mod tests {
                 certificate_not_after: None,
                 renewal_time: None,
                 failure: None,
+                handled_renew_request: None,
+                handled_reenroll_request: Some("r1".into()),
             },
         );
         assert_eq!(s.observed_generation, Some(3));
         assert_eq!(s.recovery_codes_remaining, Some(10));
+        assert_eq!(s.handled_reenroll_request.as_deref(), Some("r1"));
         let secrets = s.secrets.expect("secrets");
         assert_eq!(secrets.runtime.as_deref(), Some("bot-runtime"));
         assert_eq!(secrets.recovery.as_deref(), Some("bot-recovery"));
