@@ -88,7 +88,8 @@ async fn request(kind: Request, args: &RequestArgs) -> anyhow::Result<String> {
         .with_context(|| format!("cannot read ApiCredential {}/{name}", cluster.namespace))?
         .with_context(|| format!("ApiCredential {}/{name} not found", cluster.namespace))?;
     let before = snapshot(&cluster.client, &cluster.namespace, &before_credential).await;
-    let value = jiff::Timestamp::now().to_string();
+    let requested = jiff::Timestamp::now();
+    let value = requested.to_string();
     let patch = serde_json::json!({ "metadata": { "annotations": { kind.annotation(): value } } });
     api.patch(name, &PatchParams::default(), &Patch::Merge(&patch))
         .await
@@ -124,7 +125,7 @@ async fn request(kind: Request, args: &RequestArgs) -> anyhow::Result<String> {
     };
     let after = snapshot(&cluster.client, &cluster.namespace, &after_credential).await;
     let report = status::fetch(&cluster.client, &cluster.namespace, name).await?;
-    Ok(outcome(kind, &before, &after, &report.events, &value))
+    Ok(outcome(kind, &before, &after, &report.events, requested))
 }
 
 async fn snapshot(client: &kube::Client, namespace: &str, c: &ApiCredential) -> Snapshot {
@@ -170,13 +171,13 @@ fn or_dash<T: ToString>(v: &Option<T>) -> String {
 }
 
 /// What the operator did, from the snapshots before and after and the
-/// Events since the request (`since`, RFC 3339).
+/// Events since the request was made (`since`).
 pub fn outcome(
     kind: Request,
     before: &Snapshot,
     after: &Snapshot,
     events: &[EventLine],
-    since: &str,
+    since: jiff::Timestamp,
 ) -> String {
     let mut out = String::new();
     match kind {
@@ -218,7 +219,7 @@ pub fn outcome(
     }
     let recent: Vec<&EventLine> = events
         .iter()
-        .filter(|e| e.time.as_deref().is_some_and(|t| t >= since))
+        .filter(|e| e.at.is_some_and(|t| t >= since))
         .collect();
     if !recent.is_empty() {
         out.push_str("Events since the request:\n");
@@ -237,6 +238,7 @@ mod tests {
     fn event(time: &str, reason: &str) -> EventLine {
         EventLine {
             time: Some(time.into()),
+            at: time.parse().ok(),
             type_: "Normal".into(),
             reason: reason.into(),
             message: "m".into(),
@@ -294,7 +296,13 @@ mod tests {
         ];
         for (kind, after, want) in cases {
             assert_eq!(
-                outcome(kind, &before, after, &events, "2026-01-02T00:00:00Z"),
+                outcome(
+                    kind,
+                    &before,
+                    after,
+                    &events,
+                    "2026-01-02T00:00:00Z".parse().expect("time")
+                ),
                 want
             );
         }

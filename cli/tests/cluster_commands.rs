@@ -169,3 +169,161 @@ async fn ca_export_prints_the_client_ca_of_the_status() {
     );
     assert!(!run.all().contains("PRIVATE KEY"));
 }
+#[tokio::test(flavor = "multi_thread")]
+async fn renew_issues_a_new_client_certificate() {
+    let cluster = TestCluster::with_crds().await.expect("test control plane");
+    let ns = cluster.namespace("cli-renew").await.expect("namespace");
+    install_crypto_provider();
+    let sim = otpilot_sim::spawn(
+        otpilot_sim::SimConfig::new(Vendor::Audd)
+            .with_period(std::time::Duration::from_secs(PERIOD_SECS))
+            .with_account(otpilot_sim::AccountSpec::new(USERNAME, PASSWORD, API_KEY)),
+    )
+    .await
+    .expect("simulator starts");
+    create_login_secret(&ns).await;
+    create_server_ca(&ns, &sim).await;
+    let operator = Operator::start(ns.name()).await;
+    let ca = create_client_ca(&cluster, &ns, &operator).await;
+    let ca_name = ca.metadata.name.clone().expect("name");
+    let ca_pem = ca
+        .status
+        .and_then(|s| s.certificate)
+        .expect("CA certificate");
+    sim.admin()
+        .expect("admin")
+        .register_client_ca(&ca_pem)
+        .await
+        .expect("register the ClientCA with the vendor");
+    create_credential(&ns, "bot", "audd", &sim, Some(&ca_name)).await;
+    wait_for_ready(&ns, "bot", &operator).await;
+    let before = otpilot_pki::certificate_info(&runtime_entry(&ns, "bot", "tls.crt").await)
+        .expect("certificate")
+        .serial;
+
+    let run = kubectl_otpilot(&ns, &["renew", "bot", "--timeout", "90"]).await;
+    run.assert_ok();
+    let after = otpilot_pki::certificate_info(&runtime_entry(&ns, "bot", "tls.crt").await)
+        .expect("certificate")
+        .serial;
+    assert_ne!(before, after, "a new certificate was issued");
+    assert!(
+        run.stdout
+            .contains(&format!("Certificate serial: {after} (was {before})")),
+        "{}",
+        run.stdout
+    );
+    let credential = ns.api::<ApiCredential>().get("bot").await.expect("get");
+    let annotation = credential
+        .metadata
+        .annotations
+        .as_ref()
+        .and_then(|a| a.get(otpilot_api::labels::RENEW_CERTIFICATE_ANNOTATION))
+        .cloned();
+    assert_eq!(
+        credential.status.and_then(|s| s.handled_renew_request),
+        annotation,
+        "the operator recorded the request it honoured"
+    );
+    let values = secret_values(&ns, "bot").await;
+    assert_no_secrets(&run.all(), &values, "renew output");
+    sim.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn reenroll_turns_mfa_over_to_a_new_seed() {
+    let (_cluster, ns, sim, _operator) =
+        ready_credential(Vendor::Cryptr, "cryptr", "cli-reenroll").await;
+    let old_seed = runtime_entry(&ns, "bot", "totp-secret").await;
+
+    // Without --yes and with no one to answer, nothing changes.
+    let refused = kubectl_otpilot(&ns, &["reenroll", "bot"]).await;
+    assert_eq!(refused.code, Some(1), "{}", refused.all());
+    assert!(
+        refused.stderr.contains("not confirmed"),
+        "{}",
+        refused.stderr
+    );
+    let credential = ns.api::<ApiCredential>().get("bot").await.expect("get");
+    assert!(
+        !credential
+            .metadata
+            .annotations
+            .unwrap_or_default()
+            .contains_key(otpilot_api::labels::REENROLL_ANNOTATION),
+        "no request without confirmation"
+    );
+
+    let run = kubectl_otpilot(&ns, &["reenroll", "bot", "--yes", "--timeout", "90"]).await;
+    run.assert_ok();
+    assert!(
+        run.stdout.contains("Enrollment:         Enrolled"),
+        "{}",
+        run.stdout
+    );
+    let new_seed = runtime_entry(&ns, "bot", "totp-secret").await;
+    assert_ne!(old_seed, new_seed, "a new seed is stored");
+    let account = sim
+        .admin()
+        .expect("admin")
+        .account(USERNAME)
+        .await
+        .expect("account");
+    assert_eq!(
+        account.totp_secret_base32.as_deref().map(normalise),
+        Some(normalise(&new_seed)),
+        "the vendor verifies codes with the new seed"
+    );
+    assert!(
+        login_with_seed(&sim, &old_seed).await.is_err(),
+        "the old seed is refused"
+    );
+    login_with_seed(&sim, &new_seed)
+        .await
+        .expect("the new seed is accepted");
+
+    let mut values = secret_values(&ns, "bot").await;
+    values.push(old_seed);
+    assert_no_secrets(&run.all(), &values, "reenroll output");
+    sim.shutdown().await;
+}
+
+fn normalise(seed: &str) -> String {
+    seed.trim_end_matches('=').to_uppercase()
+}
+
+/// A Cryptr login at the simulator with `seed`.
+async fn login_with_seed(sim: &otpilot_sim::SimHandle, seed: &str) -> Result<(), String> {
+    use otpilot_profile::{Engine, HttpSettings, Inputs, TotpKey, TotpParams, builtin};
+    use secrecy::SecretString;
+    let key = TotpKey::from_base32(
+        seed,
+        TotpParams {
+            period: PERIOD_SECS,
+            ..TotpParams::default()
+        },
+    )
+    .map_err(|e| e.to_string())?;
+    let settings = HttpSettings {
+        server_ca_pem: Some(sim.server_ca_pem().to_owned()),
+        ..HttpSettings::default()
+    };
+    let engine = Engine::new(
+        builtin::get("cryptr").expect("built in"),
+        &sim.base_url(),
+        settings,
+    )
+    .map_err(|e| e.to_string())?;
+    let inputs = Inputs {
+        username: Some(USERNAME.into()),
+        password: Some(SecretString::from(PASSWORD)),
+        api_key: Some(SecretString::from(API_KEY)),
+        totp: Some(key),
+        ..Inputs::default()
+    };
+    engine
+        .login(&inputs)
+        .await
+        .map(|_| ())
+        .map_err(|e| e.to_string())
+}

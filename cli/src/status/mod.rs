@@ -58,22 +58,30 @@ async fn recent_events(
         .await
         .context("cannot list Events")?;
     let mut lines: Vec<EventLine> = list.items.into_iter().map(event_line).collect();
-    // RFC 3339 in UTC sorts as text.
-    lines.sort_by(|a, b| a.time.cmp(&b.time));
+    lines.sort_by_key(|l| l.at);
     let skip = lines.len().saturating_sub(RECENT_EVENTS);
     Ok(lines.split_off(skip))
 }
 
 fn event_line(e: Event) -> EventLine {
-    let time = e
+    // Events published through events.k8s.io carry microseconds; older
+    // ones whole seconds.
+    let at = e
         .series
         .as_ref()
         .and_then(|s| s.last_observed_time.as_ref().map(|t| t.0))
-        .or_else(|| e.last_timestamp.as_ref().map(|t| t.0))
         .or_else(|| e.event_time.as_ref().map(|t| t.0))
-        .or_else(|| e.first_timestamp.as_ref().map(|t| t.0))
-        // Whole seconds read better, and sort the same as text.
-        .map(|t| t.round(jiff::Unit::Second).unwrap_or(t).to_string());
+        .or_else(|| e.last_timestamp.as_ref().map(|t| t.0))
+        .or_else(|| e.first_timestamp.as_ref().map(|t| t.0));
+    let time = at.map(|t| {
+        t.round(
+            jiff::TimestampRound::new()
+                .smallest(jiff::Unit::Second)
+                .mode(jiff::RoundMode::Trunc),
+        )
+        .unwrap_or(t)
+        .to_string()
+    });
     let count = e
         .series
         .as_ref()
@@ -82,6 +90,7 @@ fn event_line(e: Event) -> EventLine {
         .unwrap_or(1);
     EventLine {
         time,
+        at,
         type_: e.type_.unwrap_or_default(),
         reason: e.reason.unwrap_or_default(),
         message: e.message.unwrap_or_default(),

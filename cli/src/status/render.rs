@@ -13,8 +13,11 @@ use super::next_step::{blocking_condition, next_step};
 #[derive(Debug, Clone, Serialize, PartialEq)]
 #[serde(rename_all = "camelCase")]
 pub struct EventLine {
-    /// RFC 3339, when known.
+    /// RFC 3339 in whole seconds, when known.
     pub time: Option<String>,
+    /// The same instant at full precision, to compare with a request's.
+    #[serde(skip)]
+    pub at: Option<jiff::Timestamp>,
     #[serde(rename = "type")]
     pub type_: String,
     pub reason: String,
@@ -206,6 +209,7 @@ mod tests {
         }));
         let events = vec![EventLine {
             time: Some("2026-01-01T00:00:00Z".into()),
+            at: None,
             type_: "Normal".into(),
             reason: "EnrollmentComplete".into(),
             message: "enrolled".into(),
