@@ -65,10 +65,27 @@ async fn ready_credential(
 async fn status_of_a_ready_credential() {
     let (_cluster, ns, sim, _operator) =
         ready_credential(Vendor::Goaxr, "goaxr", "cli-status-ready").await;
+    // Where pods share a session, the sidecar holding it is named in the
+    // session Lease (`docs/shared-session.md`); this one is made by hand.
+    let lease: k8s_openapi::api::coordination::v1::Lease =
+        serde_json::from_value(serde_json::json!({
+            "metadata": { "name": "bot-session", "labels": { "otpilot.dev/credential": "bot" } },
+            "spec": { "holderIdentity": "web-7d9f8-x2x4q", "leaseDurationSeconds": 10 },
+        }))
+        .expect("Lease");
+    ns.api::<k8s_openapi::api::coordination::v1::Lease>()
+        .create(&kube::api::PostParams::default(), &lease)
+        .await
+        .expect("create Lease");
+
     let run = kubectl_otpilot(&ns, &["status", "bot"]).await;
     run.assert_ok();
     let text = &run.stdout;
     assert!(!text.contains("NOT READY"), "{text}");
+    assert!(
+        text.contains("held by pod web-7d9f8-x2x4q (Lease bot-session)"),
+        "{text}"
+    );
     assert!(
         text.starts_with(&format!("ApiCredential {}/bot", ns.name())),
         "{text}"

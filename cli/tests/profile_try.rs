@@ -189,3 +189,60 @@ async fn login_without_an_enrollment_says_what_to_do() {
     assert_no_secrets(&run.all(), &v.secret_values(), "output");
     v.sim.shutdown().await;
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn an_enrollment_killed_part_way_resumes_from_the_state_file() {
+    let v = Vendored::start(otpilot_sim::Vendor::Conduit).await;
+    let admin = v.sim.admin().expect("admin");
+    // Slow answers, so that the process is killed in the middle of the flow.
+    admin
+        .set_faults(&otpilot_sim::Faults {
+            latency_ms: 700,
+            ..otpilot_sim::Faults::default()
+        })
+        .await
+        .expect("set faults");
+    let mut child = tokio::process::Command::new(env!("CARGO_BIN_EXE_kubectl-otpilot"))
+        .args(v.try_args("conduit", "enroll", &[]))
+        .env_clear()
+        .stdin(std::process::Stdio::null())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .expect("spawn kubectl-otpilot");
+    // Killed once the first step's checkpoint is on disk.
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);
+    while !std::fs::read_to_string(v.state()).is_ok_and(|s| s.contains("interruptedEnroll")) {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "no checkpoint in the state file"
+        );
+        assert!(
+            child.try_wait().expect("wait").is_none(),
+            "the enrollment ended before it was killed"
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+    }
+    child.kill().await.expect("kill");
+    let killed = Run::from(child.wait_with_output().await.expect("output"));
+    admin.clear_faults().await.expect("clear faults");
+
+    let resumed = v.try_flow("conduit", "enroll", &[]).await;
+    resumed.assert_ok();
+    assert!(
+        resumed
+            .stdout
+            .contains("Resuming the interrupted enrollment at step"),
+        "{}",
+        resumed.stdout
+    );
+    let account = admin.account(USERNAME).await.expect("account");
+    assert!(account.enrolled, "enrolled after the resume");
+    v.try_flow("conduit", "login", &[]).await.assert_ok();
+    assert_no_secrets(
+        &format!("{}{}", killed.all(), resumed.all()),
+        &v.secret_values(),
+        "output",
+    );
+    v.sim.shutdown().await;
+}

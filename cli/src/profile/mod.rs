@@ -1,6 +1,7 @@
 //! `kubectl otpilot profile check` and `profile try`.
 
 mod locate;
+mod outcome;
 mod report;
 mod source;
 mod state;

@@ -125,45 +125,50 @@ impl Vendored {
         self.path("try.state")
     }
 
-    /// `profile try PROFILE --flow FLOW` with every file and the state.
-    pub async fn try_flow(&self, profile: &str, flow: &str, extra: &[&str]) -> Run {
-        let base_url = self.sim.base_url();
-        let password = self.path("password");
-        let api_key = self.path("api-key");
-        let server_ca = self.path("server-ca.pem");
-        let state = self.state();
-        let cert = self.path("client.crt");
-        let key = self.path("client.key");
-        let mut args = vec![
+    /// The arguments of `profile try PROFILE --flow FLOW` with every file
+    /// and the state.
+    pub fn try_args(&self, profile: &str, flow: &str, extra: &[&str]) -> Vec<String> {
+        let mut args: Vec<String> = [
             "profile",
             "try",
             profile,
             "--base-url",
-            &base_url,
+            &self.sim.base_url(),
             "--username",
             USERNAME,
             "--password-file",
-            path_str(&password),
+            path_str(&self.path("password")),
             "--api-key-file",
-            path_str(&api_key),
+            path_str(&self.path("api-key")),
             "--server-ca",
-            path_str(&server_ca),
+            path_str(&self.path("server-ca.pem")),
             "--totp-period",
             "2",
             "--flow",
             flow,
             "--state",
-            path_str(&state),
-        ];
+            path_str(&self.state()),
+        ]
+        .into_iter()
+        .map(str::to_owned)
+        .collect();
         if self.identity.is_some() {
-            args.extend([
-                "--client-cert",
-                path_str(&cert),
-                "--client-key",
-                path_str(&key),
-            ]);
+            for (flag, file) in [
+                ("--client-cert", "client.crt"),
+                ("--client-key", "client.key"),
+            ] {
+                args.push(flag.to_owned());
+                args.push(path_str(&self.path(file)).to_owned());
+            }
         }
-        args.extend(extra);
+        args.extend(extra.iter().map(|a| (*a).to_owned()));
+        args
+    }
+
+    /// Runs `profile try PROFILE --flow FLOW` to the end.
+    pub async fn try_flow(&self, profile: &str, flow: &str, extra: &[&str]) -> Run {
+        let args = self.try_args(profile, flow, extra);
+        let args: Vec<&str> = args.iter().map(String::as_str).collect();
         cli(&args, &[]).await
     }
 
