@@ -125,7 +125,22 @@ async fn request(kind: Request, args: &RequestArgs) -> anyhow::Result<String> {
     };
     let after = snapshot(&cluster.client, &cluster.namespace, &after_credential).await;
     let report = status::fetch(&cluster.client, &cluster.namespace, name).await?;
-    Ok(outcome(kind, &before, &after, &report.events, requested))
+    let text = outcome(kind, &before, &after, &report.events, requested);
+    if let Some(warning) = refusal(&report.events, &value) {
+        // What it did, then why the request was not carried out.
+        print!("{text}");
+        bail!("the operator did not carry out the request: {warning}");
+    }
+    Ok(text)
+}
+
+/// A Warning Event about this request (the operator names the request's
+/// value in it), e.g. ReenrollUnsupported.
+pub fn refusal(events: &[EventLine], value: &str) -> Option<String> {
+    events
+        .iter()
+        .find(|e| e.type_ == "Warning" && e.message.contains(value))
+        .map(|e| format!("{}: {}", e.reason, e.message))
 }
 
 async fn snapshot(client: &kube::Client, namespace: &str, c: &ApiCredential) -> Snapshot {
@@ -243,6 +258,33 @@ mod tests {
             reason: reason.into(),
             message: "m".into(),
             count: 1,
+        }
+    }
+
+    #[test]
+    fn a_warning_naming_the_request_is_a_refusal() {
+        let mut refused = event("2026-01-02T00:00:01Z", "ReenrollUnsupported");
+        refused.type_ = "Warning".into();
+        refused.message =
+            "re-enroll request \"R1\" not carried out: reset MFA at the vendor".into();
+        let mut other = event("2026-01-02T00:00:01Z", "VendorUnreachable");
+        other.type_ = "Warning".into();
+        let cases = [
+            (vec![refused.clone()], "R1", true),
+            (vec![refused], "R2", false),
+            (vec![other], "R1", false),
+            (
+                vec![event("2026-01-02T00:00:01Z", "Reenrolled")],
+                "R1",
+                false,
+            ),
+        ];
+        for (events, value, want) in cases {
+            assert_eq!(
+                refusal(&events, value).is_some(),
+                want,
+                "{events:?} {value}"
+            );
         }
     }
 

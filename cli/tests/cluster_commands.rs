@@ -344,3 +344,36 @@ async fn login_with_seed(sim: &otpilot_sim::SimHandle, seed: &str) -> Result<(),
         .map(|_| ())
         .map_err(|e| e.to_string())
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn reenroll_says_so_when_the_vendor_cannot_reenroll() {
+    // goaxr refuses a second enrollment and its profile has no disable flow.
+    let (_cluster, ns, sim, _operator) =
+        ready_credential(Vendor::Goaxr, "goaxr", "cli-reenroll-unsupported").await;
+    let seed = runtime_entry(&ns, "bot", "totp-secret").await;
+    let run = kubectl_otpilot(&ns, &["reenroll", "bot", "--yes", "--timeout", "90"]).await;
+    assert_eq!(run.code, Some(1), "{}", run.all());
+    assert!(
+        run.stdout
+            .contains("The operator handled the re-enroll request."),
+        "{}",
+        run.stdout
+    );
+    assert!(
+        run.stderr
+            .contains("did not carry out the request: ReenrollUnsupported"),
+        "{}",
+        run.stderr
+    );
+    assert_eq!(
+        runtime_entry(&ns, "bot", "totp-secret").await,
+        seed,
+        "the seed is kept"
+    );
+    assert_no_secrets(
+        &run.all(),
+        &secret_values(&ns, "bot").await,
+        "reenroll output",
+    );
+    sim.shutdown().await;
+}
