@@ -92,16 +92,19 @@ pub fn from_unix_seconds(s: u64) -> SystemTime {
 }
 
 impl State {
+    /// An empty state (a first run, or no `--state`).
+    pub fn new() -> Self {
+        Self {
+            version: VERSION,
+            ..Self::default()
+        }
+    }
+
     /// The state in `path`, or an empty one when the file does not exist.
     pub fn read(path: &Path) -> anyhow::Result<Self> {
         let text = match std::fs::read_to_string(path) {
             Ok(text) => text,
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
-                return Ok(Self {
-                    version: VERSION,
-                    ..Self::default()
-                });
-            }
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(Self::new()),
             Err(e) => return Err(e).with_context(|| format!("cannot read {}", path.display())),
         };
         // serde_json's messages may quote a value: report the position only.

@@ -89,7 +89,7 @@ pub async fn run(args: &TryArgs) -> anyhow::Result<()> {
         .map_err(|e| anyhow::anyhow!("{e}"))?;
     let mut state = match &args.state {
         Some(path) => State::read(path)?,
-        None => State::read(Path::new("/nonexistent/otpilot-try-state"))?,
+        None => State::new(),
     };
     if let Some(url) = &state.base_url
         && url != &args.base_url
