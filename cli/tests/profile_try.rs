@@ -1,5 +1,6 @@
 //! `kubectl otpilot profile try` against the simulator over real HTTPS
-//! (mTLS for AUDD): enroll → login → refresh for every built-in profile,
+//! (mTLS for AUDD): enroll → login → refresh → recovery login for every
+//! built-in profile (where it has the flow),
 //! an enrollment interrupted and resumed from the state file, and no secret
 //! in any output unless `--show-secrets`.
 
@@ -86,6 +87,32 @@ async fn enroll_login_refresh(profile: &str, vendor: otpilot_sim::Vendor) {
         shown.stdout.contains(access),
         "--show-secrets shows the token"
     );
+
+    if profile != "acreto" {
+        let codes = state["recoveryCodes"].as_array().map_or(0, Vec::len);
+        let recovery = v.try_flow(profile, "recovery-login", &[]).await;
+        recovery.assert_ok();
+        assert!(
+            recovery
+                .stdout
+                .contains(&format!("Used one recovery code; {} left", codes - 1)),
+            "{}",
+            recovery.stdout
+        );
+        let left = v
+            .sim
+            .admin()
+            .expect("admin")
+            .account(USERNAME)
+            .await
+            .expect("account");
+        assert_eq!(
+            left.recovery_codes_left,
+            codes - 1,
+            "the vendor took the code"
+        );
+        assert_no_secrets(&recovery.all(), &values, "recovery-login output");
+    }
     v.sim.shutdown().await;
 }
 
