@@ -31,6 +31,24 @@ pub enum EnrollmentError {
          delete the Secret"
     )]
     RuntimeUnreadable { runtime: String, problem: String },
+    #[error(
+        "the vendor refuses codes from the TOTP secret in Secret {runtime} ({rejections} fresh \
+         time steps, with the vendor's clock known). {what}"
+    )]
+    StoredSecretRefused {
+        runtime: String,
+        rejections: u32,
+        /// What was done about it and what a person must do now.
+        what: String,
+    },
+    #[error(
+        "the vendor says MFA is already on for this account, and the TOTP secret of this \
+         enrollment does not log in: the account was enrolled before (by another tool, or the \
+         runtime Secret was deleted). No new enrollment is attempted. Log in with a recovery \
+         code and reset MFA for the account at the vendor, then delete Secret {recovery} so that \
+         enrollment starts again"
+    )]
+    AlreadyEnrolledAtVendor { recovery: String },
     #[error(transparent)]
     Secrets(#[from] SecretsError),
 }
@@ -47,6 +65,8 @@ impl EnrollmentError {
             },
             EnrollmentError::RuntimeUnreadable { .. } => reasons::INVALID_SECRET,
             EnrollmentError::Secrets(_) => local::KUBERNETES_ERROR,
+            EnrollmentError::StoredSecretRefused { .. }
+            | EnrollmentError::AlreadyEnrolledAtVendor { .. } => reasons::REENROLL_REQUIRED,
         }
     }
 
@@ -65,7 +85,10 @@ impl EnrollmentError {
     pub fn needs_a_person(&self) -> bool {
         matches!(
             self,
-            EnrollmentError::Checkpoint { .. } | EnrollmentError::RuntimeUnreadable { .. }
+            EnrollmentError::Checkpoint { .. }
+                | EnrollmentError::RuntimeUnreadable { .. }
+                | EnrollmentError::StoredSecretRefused { .. }
+                | EnrollmentError::AlreadyEnrolledAtVendor { .. }
         )
     }
 }

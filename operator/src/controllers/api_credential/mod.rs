@@ -10,10 +10,12 @@ mod cleanup;
 mod dereference;
 mod enrollment;
 mod failure;
+mod looking;
 mod notices;
 mod reenroll;
 mod requests;
 mod secrets;
+mod seed_check;
 mod status;
 
 use std::sync::Arc;
@@ -296,6 +298,12 @@ async fn enroll(obj: &ApiCredential, ctx: &Context, namespace: &str) -> Pass {
             if let Ok(now) = secrets::read(&secrets_api, &obj.name_any()).await
                 && let Some(runtime) = &now.runtime
             {
+                pass.enrolled = status::enrolled_with_codes(
+                    now.recovery_codes.len(),
+                    engine
+                        .profile()
+                        .has_flow(otpilot_profile::FlowKind::RecoveryLogin),
+                );
                 let bundle = enrollment::runtime_bundle(
                     obj,
                     &resolved,

@@ -60,6 +60,39 @@ pub fn enrolled_ok() -> Desired {
     )
 }
 
+/// Fewer recovery codes than this: `Enrolled` says so (reason
+/// `RecoveryCodesLow`, a Warning Event) while they still work; the
+/// `otpilot_operator_credentials_recovery_codes_low` gauge counts the same.
+pub const RECOVERY_CODES_LOW: u32 = crate::metrics::RECOVERY_CODES_LOW;
+
+/// `Enrolled` for an enrolled credential holding `codes` recovery codes
+/// (pure): still True, with a warning reason when codes run low or out.
+pub fn enrolled_with_codes(codes: usize, has_recovery_flow: bool) -> Desired {
+    let low = usize::try_from(RECOVERY_CODES_LOW).unwrap_or(usize::MAX);
+    match codes {
+        _ if !has_recovery_flow => enrolled_ok(),
+        0 => Desired::ok(
+            ENROLLED,
+            reasons::RECOVERY_CODES_EXHAUSTED,
+            "enrolled, but no recovery code is left: if the vendor ever refuses the TOTP secret \
+             there is no way back in without a person. Get new codes: annotate the \
+             ApiCredential otpilot.dev/reenroll where its profile can re-enroll, or generate \
+             them at the vendor and store them in the recovery Secret",
+        ),
+        n if n < low => Desired::ok(
+            ENROLLED,
+            reasons::RECOVERY_CODES_LOW,
+            format!(
+                "enrolled, but only {n} recovery code(s) left (warning below \
+                 {RECOVERY_CODES_LOW}); get new ones before they run out: annotate \
+                 otpilot.dev/reenroll where the profile can re-enroll, or generate them at the \
+                 vendor"
+            ),
+        ),
+        _ => enrolled_ok(),
+    }
+}
+
 /// How long to wait before calling out again (pure): a failed pass set
 /// `nextRetryTime`, and only a spec change (new generation) cuts the wait
 /// short. Status writes and restarts do not, so the vendor is never
@@ -89,6 +122,7 @@ pub fn enrollment_state(
     needs_a_person: bool,
 ) -> EnrollmentState {
     match stored {
+        _ if enrolled.reason == reasons::REENROLL_REQUIRED => EnrollmentState::ReenrollRequired,
         Some(EnrollmentState::Enrolled) => EnrollmentState::Enrolled,
         _ if enrolled.ok => stored.unwrap_or(EnrollmentState::NotStarted),
         _ if enrolled.reason == reasons::LOCKED_OUT => EnrollmentState::LockedOut,
@@ -169,6 +203,23 @@ mod tests {
     use super::*;
 
     #[test]
+    fn enrolled_warns_before_recovery_codes_run_out() {
+        let cases = [
+            (10, true, "EnrollmentComplete"),
+            (3, true, "EnrollmentComplete"),
+            (2, true, "RecoveryCodesLow"),
+            (1, true, "RecoveryCodesLow"),
+            (0, true, "RecoveryCodesExhausted"),
+            (0, false, "EnrollmentComplete"),
+        ];
+        for (codes, flow, want) in cases {
+            let d = enrolled_with_codes(codes, flow);
+            assert!(d.ok, "{codes}: MFA still works");
+            assert_eq!(d.reason, want, "{codes} {flow}");
+        }
+    }
+
+    #[test]
     fn ready_names_the_first_blocker() {
         let cert_ok = certificate_not_required();
         let cert_bad = Desired::failed(CERTIFICATE_READY, "ClientCANotFound", "create it");
@@ -226,6 +277,12 @@ mod tests {
             (Some(Pending), &changed, true, Failed),
             (Some(Pending), &down, false, Pending),
             (None, &down, false, NotStarted),
+            (
+                Some(Enrolled),
+                &Desired::failed(ENROLLED, "ReenrollRequired", "reset MFA"),
+                true,
+                ReenrollRequired,
+            ),
         ];
         for (stored, enrolled, person, want) in cases {
             assert_eq!(
