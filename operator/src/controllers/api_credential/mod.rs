@@ -202,6 +202,8 @@ struct Pass {
     /// Annotation requests carried out by this pass, for status.
     handled_renew: Option<String>,
     handled_reenroll: Option<String>,
+    /// The vendor's clock against ours, when this pass called the vendor.
+    clock_offset_ms: Option<i64>,
     /// Events for what the pass did beyond condition transitions.
     notices: Vec<notices::Notice>,
 }
@@ -215,6 +217,7 @@ async fn enroll(obj: &ApiCredential, ctx: &Context, namespace: &str) -> Pass {
         retry: None,
         handled_renew: None,
         handled_reenroll: None,
+        clock_offset_ms: None,
         notices: Vec::new(),
     };
     let failed =
@@ -291,6 +294,8 @@ async fn enroll(obj: &ApiCredential, ctx: &Context, namespace: &str) -> Pass {
         Err(e) => return failed(pass, reasons::INVALID_SECRET, e.to_string(), None, true),
     };
     let result = reenroll::ensure(ctx, obj, &resolved, &engine, &secrets_api, &stored).await;
+    // Known when this pass talked to the vendor.
+    pass.clock_offset_ms = engine.clock_offset_ms();
     match result {
         Ok(outcome) => {
             // Rewrite the runtime Secret from the current spec (base URL,
@@ -391,6 +396,7 @@ async fn apply(obj: &ApiCredential, ctx: &Context) -> Result<Action, Error> {
                 attempts,
                 next_retry: Time(now.0 + jiff::SignedDuration::try_from(delay).unwrap_or_default()),
             }),
+            clock_offset_seconds: pass.clock_offset_ms.map(status::offset_seconds),
             handled_renew_request: pass.handled_renew.clone(),
             handled_reenroll_request: pass.handled_reenroll.clone(),
         },
@@ -425,7 +431,14 @@ async fn apply(obj: &ApiCredential, ctx: &Context) -> Result<Action, Error> {
         })?;
         super::publish_transitions(ctx, obj, &changed).await;
     }
-    notices::publish(ctx, obj, &pass.notices).await;
+    let mut notices = pass.notices.clone();
+    if let Some(skew) = status::clock_skew_news(
+        obj.status.as_ref().and_then(|s| s.clock_offset_seconds),
+        new_status.clock_offset_seconds,
+    ) {
+        notices.push(notices::clock_skew(skew));
+    }
+    notices::publish(ctx, obj, &notices).await;
 
     Ok(match retry {
         None => {

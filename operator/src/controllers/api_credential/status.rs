@@ -93,6 +93,23 @@ pub fn enrolled_with_codes(codes: usize, has_recovery_flow: bool) -> Desired {
     }
 }
 
+/// A vendor clock further off than this gets a Warning Event (`ClockSkew`).
+/// Codes are computed on the vendor's time, so logins still work; beyond
+/// a third of a 30 s step a clock is wrong enough that a person should fix it.
+pub const CLOCK_SKEW_WARN_SECONDS: i64 = 10;
+
+/// Milliseconds to whole seconds, rounded to the nearest (pure).
+pub fn offset_seconds(ms: i64) -> i64 {
+    (ms + ms.signum() * 500) / 1000
+}
+
+/// The offset to warn about (pure): beyond the threshold now, and not
+/// already beyond it before (one Warning per excursion).
+pub fn clock_skew_news(previous: Option<i64>, now: Option<i64>) -> Option<i64> {
+    let beyond = |o: Option<i64>| o.is_some_and(|o| o.abs() > CLOCK_SKEW_WARN_SECONDS);
+    (beyond(now) && !beyond(previous)).then_some(now?)
+}
+
 /// How long to wait before calling out again (pure): a failed pass set
 /// `nextRetryTime`, and only a spec change (new generation) cuts the wait
 /// short. Status writes and restarts do not, so the vendor is never
@@ -140,6 +157,9 @@ pub struct Observed {
     pub renewal_time: Option<Time>,
     /// Consecutive failures, and when the next attempt is due (None after a success).
     pub failure: Option<Failure>,
+    /// The vendor's clock against ours, when this pass measured it (else
+    /// the previous value stands).
+    pub clock_offset_seconds: Option<i64>,
     /// Annotation requests carried out in this pass (else the previous
     /// values stand).
     pub handled_renew_request: Option<String>,
@@ -168,6 +188,7 @@ pub fn build(
         certificate_not_after,
         renewal_time,
         failure,
+        clock_offset_seconds,
         handled_renew_request,
         handled_reenroll_request,
     } = observed;
@@ -183,7 +204,8 @@ pub fn build(
         last_failure_time,
         failed_attempts: failure.as_ref().map(|f| f.attempts),
         next_retry_time: failure.map(|f| f.next_retry),
-        clock_offset_seconds: None,
+        clock_offset_seconds: clock_offset_seconds
+            .or_else(|| previous.and_then(|p| p.clock_offset_seconds)),
         enrollment: enrollment.or(Some(EnrollmentState::NotStarted)),
         recovery_codes_remaining: recovery_codes,
         secrets: Some(OwnedSecrets {
@@ -216,6 +238,33 @@ mod tests {
             let d = enrolled_with_codes(codes, flow);
             assert!(d.ok, "{codes}: MFA still works");
             assert_eq!(d.reason, want, "{codes} {flow}");
+        }
+    }
+
+    #[test]
+    fn clock_offsets_round_and_warn_once_per_excursion() {
+        let rounding = [
+            (0, 0),
+            (499, 0),
+            (500, 1),
+            (-1499, -1),
+            (-1500, -2),
+            (20_300, 20),
+        ];
+        for (ms, want) in rounding {
+            assert_eq!(offset_seconds(ms), want, "{ms}");
+        }
+        let cases = [
+            (None, None, None),
+            (None, Some(3), None),
+            (None, Some(20), Some(20)),
+            (Some(2), Some(-11), Some(-11)),
+            (Some(20), Some(21), None),
+            (Some(20), Some(2), None),
+            (Some(20), None, None),
+        ];
+        for (previous, now, want) in cases {
+            assert_eq!(clock_skew_news(previous, now), want, "{previous:?} {now:?}");
         }
     }
 
@@ -309,6 +358,7 @@ mod tests {
                 certificate_not_after: None,
                 renewal_time: None,
                 failure: None,
+                clock_offset_seconds: Some(-2),
                 handled_renew_request: None,
                 handled_reenroll_request: Some("r1".into()),
             },
@@ -316,6 +366,7 @@ mod tests {
         assert_eq!(s.observed_generation, Some(3));
         assert_eq!(s.recovery_codes_remaining, Some(10));
         assert_eq!(s.handled_reenroll_request.as_deref(), Some("r1"));
+        assert_eq!(s.clock_offset_seconds, Some(-2));
         let secrets = s.secrets.expect("secrets");
         assert_eq!(secrets.runtime.as_deref(), Some("bot-runtime"));
         assert_eq!(secrets.recovery.as_deref(), Some("bot-recovery"));
