@@ -337,13 +337,16 @@ async fn enroll(obj: &ApiCredential, ctx: &Context, namespace: &str) -> Pass {
             pass
         }
         Err(e) => {
-            ctx.metrics.enrollment_finished(e.reason());
+            let reason = e.reason_with(engine.profile());
+            ctx.metrics.enrollment_finished(reason);
             failed(
                 pass,
-                e.reason(),
-                failure::message(&e),
+                reason,
+                failure::message(&e, reason),
                 e.retry_after(),
-                e.needs_a_person(),
+                // Not retried fast: repeating a refused password can lock
+                // the account out, and only a person can fix it.
+                e.needs_a_person() || failure::refused_input(reason),
             )
         }
     }
