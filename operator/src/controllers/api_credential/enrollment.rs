@@ -234,8 +234,12 @@ pub async fn run_enroll_flow(
                 run = engine.resume(checkpoint, &inputs)?;
             }
         }
-        failpoint::point(&format!("enroll-after-step-{index}")).await;
+        // The answer is recorded first thing: values the vendor hands out
+        // once (goaxr's recovery codes) are lost only by a crash inside
+        // this one Secret write.
+        failpoint::point(&format!("enroll-answered-step-{index}")).await;
         persist(secrets_api, credential, run.checkpoint(), engine, stored).await?;
+        failpoint::point(&format!("enroll-after-step-{index}")).await;
     };
     let params = enrollment
         .totp
