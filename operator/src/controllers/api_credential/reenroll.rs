@@ -24,6 +24,7 @@ use super::requests::{self, ReenrollAction, ReenrollPlan};
 use super::secrets::{self, RECOVERY_REENROLL, ReenrollMark, ReenrollPhase, Stored};
 use super::seed_check;
 use crate::context::Context;
+use crate::failpoint;
 
 /// What the pass did about a re-enroll request.
 #[derive(Debug, Default)]
@@ -198,7 +199,9 @@ pub(super) async fn carry_on(
     let name = credential.name_any();
     let mut action = NextAction::Start;
     if mark.phase == ReenrollPhase::Disable {
+        failpoint::point("reenroll-before-disable").await;
         disable_old_secret(ctx, credential, resolved, engine, stored, resumed).await?;
+        failpoint::point("reenroll-after-disable").await;
         mark.phase = ReenrollPhase::Enroll;
         secrets::write_recovery(
             secrets_api,
