@@ -13,11 +13,12 @@ use otpilot_api::ApiCredential;
 use otpilot_api::api_credential::EnrollmentState;
 use otpilot_api::labels;
 use otpilot_api::runtime_secret::{RuntimeBundle, StoredTotp, StoredTotpParams};
-use otpilot_profile::{Checkpoint, Engine, FlowError, FlowErrorKind, FlowKind, Inputs};
+use otpilot_profile::{Checkpoint, Engine, FlowErrorKind, FlowKind, Inputs};
 use secrecy::{ExposeSecret, SecretString};
 
 use super::dereference::Resolved;
 use super::failure::EnrollmentError;
+use super::looking;
 use super::secrets::{self, SecretsError, Stored};
 use crate::context::Context;
 use crate::failpoint;
@@ -169,6 +170,7 @@ pub async fn run_enroll_flow(
                     }
                 })?;
             remember_used_steps(ctx, &checkpoint);
+            looking::refuse_a_known_foreign_enrollment(&checkpoint, stored, &name)?;
             engine.resume(checkpoint, &inputs)?
         }
         _ => engine.start(FlowKind::Enroll, &inputs)?,
@@ -191,8 +193,26 @@ pub async fn run_enroll_flow(
     let enrollment = loop {
         let index = run.checkpoint().next_step;
         failpoint::point(&format!("enroll-before-step-{index}")).await;
+        let before = run.checkpoint().clone();
         match run.step().await {
             Ok(None) => break run.into_enrollment()?,
+            Ok(Some(report)) if report.already_done => {
+                // "Already done" says MFA is on, not that it is on with
+                // this secret: look before going on.
+                let last_code_step = looking::confirm_already_done(
+                    engine,
+                    &inputs,
+                    &before,
+                    &name,
+                    secrets_api,
+                    credential,
+                    stored,
+                )
+                .await?;
+                let mut checkpoint = run.checkpoint().clone();
+                checkpoint.last_code_step = last_code_step.or(checkpoint.last_code_step);
+                run = engine.resume(checkpoint, &inputs)?;
+            }
             Ok(Some(_)) => {}
             Err(error) => {
                 let safe = profile
@@ -206,7 +226,7 @@ pub async fn run_enroll_flow(
                 else {
                     return Err(error.into());
                 };
-                let last_code_step = probe(engine, &inputs, key, &name, error).await?;
+                let last_code_step = looking::probe(engine, &inputs, key, &name, error).await?;
                 // The step had taken effect: go on after it.
                 let mut checkpoint = run.checkpoint().clone();
                 checkpoint.next_step = index + 1;
@@ -214,8 +234,12 @@ pub async fn run_enroll_flow(
                 run = engine.resume(checkpoint, &inputs)?;
             }
         }
-        failpoint::point(&format!("enroll-after-step-{index}")).await;
+        // The answer is recorded first thing: values the vendor hands out
+        // once (goaxr's recovery codes) are lost only by a crash inside
+        // this one Secret write.
+        failpoint::point(&format!("enroll-answered-step-{index}")).await;
         persist(secrets_api, credential, run.checkpoint(), engine, stored).await?;
+        failpoint::point(&format!("enroll-after-step-{index}")).await;
     };
     let params = enrollment
         .totp
@@ -273,36 +297,6 @@ pub fn should_probe(
                 | FlowErrorKind::CodeRejected { .. }
                 | FlowErrorKind::CodeAlreadyUsed { .. }
         )
-}
-
-/// Looks whether the vendor already knows the checkpoint's seed, by logging
-/// in with it (one code): the time step of that code if it does, the step's
-/// own error if not.
-async fn probe(
-    engine: &Engine,
-    inputs: &Inputs,
-    key: otpilot_profile::TotpKey,
-    name: &str,
-    step_error: FlowError,
-) -> Result<Option<u64>, EnrollmentError> {
-    tracing::info!(
-        credential = name,
-        "a resumed step was refused; logging in with the stored seed to see whether it took effect"
-    );
-    match engine.login(&inputs.with_totp(key.clone())).await {
-        Ok(session) => {
-            tracing::warn!(
-                credential = name,
-                "the vendor already had MFA on with the stored seed; values the interrupted \
-                 step returned (recovery codes, if it carried them) were not received"
-            );
-            Ok(session.last_code_step)
-        }
-        Err(login_error) => {
-            tracing::info!(credential = name, error = %login_error, "the stored seed does not log in");
-            Err(step_error.into())
-        }
-    }
 }
 
 async fn persist(

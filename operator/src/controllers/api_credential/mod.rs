@@ -10,10 +10,12 @@ mod cleanup;
 mod dereference;
 mod enrollment;
 mod failure;
+mod looking;
 mod notices;
 mod reenroll;
 mod requests;
 mod secrets;
+mod seed_check;
 mod status;
 
 use std::sync::Arc;
@@ -200,6 +202,8 @@ struct Pass {
     /// Annotation requests carried out by this pass, for status.
     handled_renew: Option<String>,
     handled_reenroll: Option<String>,
+    /// The vendor's clock against ours, when this pass called the vendor.
+    clock_offset_ms: Option<i64>,
     /// Events for what the pass did beyond condition transitions.
     notices: Vec<notices::Notice>,
 }
@@ -213,6 +217,7 @@ async fn enroll(obj: &ApiCredential, ctx: &Context, namespace: &str) -> Pass {
         retry: None,
         handled_renew: None,
         handled_reenroll: None,
+        clock_offset_ms: None,
         notices: Vec::new(),
     };
     let failed =
@@ -289,6 +294,8 @@ async fn enroll(obj: &ApiCredential, ctx: &Context, namespace: &str) -> Pass {
         Err(e) => return failed(pass, reasons::INVALID_SECRET, e.to_string(), None, true),
     };
     let result = reenroll::ensure(ctx, obj, &resolved, &engine, &secrets_api, &stored).await;
+    // Known when this pass talked to the vendor.
+    pass.clock_offset_ms = engine.clock_offset_ms();
     match result {
         Ok(outcome) => {
             // Rewrite the runtime Secret from the current spec (base URL,
@@ -296,6 +303,12 @@ async fn enroll(obj: &ApiCredential, ctx: &Context, namespace: &str) -> Pass {
             if let Ok(now) = secrets::read(&secrets_api, &obj.name_any()).await
                 && let Some(runtime) = &now.runtime
             {
+                pass.enrolled = status::enrolled_with_codes(
+                    now.recovery_codes.len(),
+                    engine
+                        .profile()
+                        .has_flow(otpilot_profile::FlowKind::RecoveryLogin),
+                );
                 let bundle = enrollment::runtime_bundle(
                     obj,
                     &resolved,
@@ -324,13 +337,16 @@ async fn enroll(obj: &ApiCredential, ctx: &Context, namespace: &str) -> Pass {
             pass
         }
         Err(e) => {
-            ctx.metrics.enrollment_finished(e.reason());
+            let reason = e.reason_with(engine.profile());
+            ctx.metrics.enrollment_finished(reason);
             failed(
                 pass,
-                e.reason(),
-                failure::message(&e),
+                reason,
+                failure::message(&e, reason),
                 e.retry_after(),
-                e.needs_a_person(),
+                // Not retried fast: repeating a refused password can lock
+                // the account out, and only a person can fix it.
+                e.needs_a_person() || failure::refused_input(reason),
             )
         }
     }
@@ -383,6 +399,7 @@ async fn apply(obj: &ApiCredential, ctx: &Context) -> Result<Action, Error> {
                 attempts,
                 next_retry: Time(now.0 + jiff::SignedDuration::try_from(delay).unwrap_or_default()),
             }),
+            clock_offset_seconds: pass.clock_offset_ms.map(status::offset_seconds),
             handled_renew_request: pass.handled_renew.clone(),
             handled_reenroll_request: pass.handled_reenroll.clone(),
         },
@@ -417,7 +434,14 @@ async fn apply(obj: &ApiCredential, ctx: &Context) -> Result<Action, Error> {
         })?;
         super::publish_transitions(ctx, obj, &changed).await;
     }
-    notices::publish(ctx, obj, &pass.notices).await;
+    let mut notices = pass.notices.clone();
+    if let Some(skew) = status::clock_skew_news(
+        obj.status.as_ref().and_then(|s| s.clock_offset_seconds),
+        new_status.clock_offset_seconds,
+    ) {
+        notices.push(notices::clock_skew(skew));
+    }
+    notices::publish(ctx, obj, &notices).await;
 
     Ok(match retry {
         None => {

@@ -58,3 +58,17 @@ pub async fn publish(ctx: &Context, obj: &ApiCredential, notices: &[Notice]) {
         }
     }
 }
+
+/// The Warning for a vendor clock that drifted beyond the threshold.
+pub fn clock_skew(offset_seconds: i64) -> Notice {
+    Notice {
+        type_: EventType::Warning,
+        reason: otpilot_api::conditions::reasons::CLOCK_SKEW,
+        note: format!(
+            "the vendor's clock is {offset_seconds} s off this node's (its Date headers; more \
+             than {} s): codes are computed on the vendor's time so logins still work, but fix \
+             NTP on the node, or tell the vendor",
+            super::status::CLOCK_SKEW_WARN_SECONDS
+        ),
+    }
+}

@@ -21,8 +21,10 @@ use super::enrollment::{self, NextAction, RuntimeWhileEnrolling};
 use super::failure::EnrollmentError;
 use super::notices::Notice;
 use super::requests::{self, ReenrollAction, ReenrollPlan};
-use super::secrets::{self, ReenrollMark, ReenrollPhase, Stored};
+use super::secrets::{self, RECOVERY_REENROLL, ReenrollMark, ReenrollPhase, Stored};
+use super::seed_check;
 use crate::context::Context;
+use crate::failpoint;
 
 /// What the pass did about a re-enroll request.
 #[derive(Debug, Default)]
@@ -79,9 +81,23 @@ pub async fn ensure(
     );
     let name = credential.name_any();
     match action {
+        ReenrollAction::None if enrolled => {
+            // Clean-up of a finished enrollment first, then the check.
+            enrollment::ensure_enrolled(ctx, credential, resolved, engine, secrets_api, stored)
+                .await?;
+            let notice =
+                seed_check::ensure_working(ctx, credential, resolved, engine, secrets_api, stored)
+                    .await?;
+            Ok(Outcome {
+                handled: None,
+                notice,
+            })
+        }
         ReenrollAction::None => {
             enrollment::ensure_enrolled(ctx, credential, resolved, engine, secrets_api, stored)
                 .await?;
+            // Just confirmed by the vendor: no check needed.
+            seed_check::remember_current(ctx, credential, secrets_api).await;
             Ok(Outcome::default())
         }
         ReenrollAction::RecordAfterEnrollment(value) => {
@@ -169,7 +185,7 @@ pub async fn ensure(
 }
 
 #[allow(clippy::too_many_arguments)]
-async fn carry_on(
+pub(super) async fn carry_on(
     ctx: &Context,
     credential: &ApiCredential,
     resolved: &Resolved,
@@ -183,7 +199,9 @@ async fn carry_on(
     let name = credential.name_any();
     let mut action = NextAction::Start;
     if mark.phase == ReenrollPhase::Disable {
+        failpoint::point("reenroll-before-disable").await;
         disable_old_secret(ctx, credential, resolved, engine, stored, resumed).await?;
+        failpoint::point("reenroll-after-disable").await;
         mark.phase = ReenrollPhase::Enroll;
         secrets::write_recovery(
             secrets_api,
@@ -224,11 +242,8 @@ async fn carry_on(
     }
     // The enroll flow's writes carry the mark, with the phase it is in now.
     let during = Stored {
-        runtime: stored.runtime.clone(),
-        runtime_error: stored.runtime_error.clone(),
-        checkpoint: stored.checkpoint.clone(),
-        recovery_codes: stored.recovery_codes.clone(),
         reenroll: stored.reenroll.with(mark.clone()),
+        ..stored.clone()
     };
     let runtime_while = match plan {
         // The old secret works until the new one is confirmed.
@@ -247,6 +262,7 @@ async fn carry_on(
         runtime_while,
     )
     .await?;
+    seed_check::remember_current(ctx, credential, secrets_api).await;
     tracing::info!(
         credential = name,
         "re-enrolled: the vendor has the new TOTP secret"
@@ -255,6 +271,11 @@ async fn carry_on(
 }
 
 fn reenrolled(request: &str) -> Outcome {
+    if request == RECOVERY_REENROLL {
+        // After a recovery code: no request to record, and seed_check
+        // publishes its own Event.
+        return Outcome::default();
+    }
     Outcome {
         handled: Some(request.to_owned()),
         notice: Some(Notice {

@@ -32,6 +32,9 @@ pub mod recovery_keys {
     /// The last `otpilot.dev/reenroll` value carried out, so a crash before
     /// the status write does not re-enroll twice for one request.
     pub const REENROLL_HANDLED: &str = "reenroll-handled";
+    /// A TOTP secret the vendor refused, once the decision about it was
+    /// made (a recovery code spent, or none to spend): never decided twice.
+    pub const REFUSED_TOTP_SECRET: &str = "refused-totp-secret";
 }
 
 /// Where a re-enrollment under way is.
@@ -67,11 +70,17 @@ pub struct ReenrollMark {
     pub phase: ReenrollPhase,
 }
 
+/// The mark's request when a recovery code, not a person, started it.
+pub const RECOVERY_REENROLL: &str = "otpilot.dev/recovery-code";
+
 /// The re-enrollment bookkeeping of the recovery Secret.
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
+#[derive(Debug, Clone, Default)]
 pub struct ReenrollRecord {
     pub under_way: Option<ReenrollMark>,
     pub handled: Option<String>,
+    /// The runtime Secret's TOTP secret, when the vendor refused it and the
+    /// operator acted on that (see `seed_check`).
+    pub refused_secret: Option<SecretString>,
 }
 
 impl ReenrollRecord {
@@ -79,11 +88,15 @@ impl ReenrollRecord {
     pub fn finished(&self) -> Self {
         ReenrollRecord {
             under_way: None,
+            // A re-enrollment after a recovery code answers no request.
             handled: self
                 .under_way
                 .as_ref()
                 .map(|m| m.request.clone())
+                .filter(|r| r != RECOVERY_REENROLL)
                 .or_else(|| self.handled.clone()),
+            // A new secret now: the refused one is history.
+            refused_secret: None,
         }
     }
 
@@ -91,7 +104,7 @@ impl ReenrollRecord {
     pub fn with(&self, mark: ReenrollMark) -> Self {
         ReenrollRecord {
             under_way: Some(mark),
-            handled: self.handled.clone(),
+            ..self.clone()
         }
     }
 }
@@ -113,7 +126,7 @@ pub enum SecretsError {
 }
 
 /// What the credential's Secrets hold now. `Debug` shows no secret.
-#[derive(Debug, Default)]
+#[derive(Debug, Default, Clone)]
 pub struct Stored {
     /// The runtime Secret, parsed; `None` when absent or unreadable.
     pub runtime: Option<RuntimeBundle>,
@@ -170,6 +183,8 @@ pub async fn read(api: &Api<Secret>, credential: &str) -> Result<Stored, Secrets
                     .unwrap_or(ReenrollPhase::Disable),
             }),
             handled: text(recovery_keys::REENROLL_HANDLED).map(|t| t.trim().to_owned()),
+            refused_secret: text(recovery_keys::REFUSED_TOTP_SECRET)
+                .map(|t| SecretString::from(t.trim().to_owned())),
         },
     })
 }
@@ -266,6 +281,12 @@ pub fn recovery_data(
             handled.clone().into_bytes(),
         );
     }
+    if let Some(refused) = &reenroll.refused_secret {
+        data.insert(
+            recovery_keys::REFUSED_TOTP_SECRET.to_owned(),
+            refused.expose_secret().as_bytes().to_vec(),
+        );
+    }
     data
 }
 
@@ -360,17 +381,29 @@ mod tests {
         let under_way = ReenrollRecord {
             under_way: Some(mark.clone()),
             handled: Some("r0".into()),
+            refused_secret: Some(SecretString::from("OLDSEED")),
         };
         let data = recovery_data(None, &[], &under_way);
         assert_eq!(data[recovery_keys::REENROLL_REQUEST], b"r1");
         assert_eq!(data[recovery_keys::REENROLL_PHASE], b"enroll");
         assert_eq!(data[recovery_keys::REENROLL_HANDLED], b"r0");
+        assert_eq!(data[recovery_keys::REFUSED_TOTP_SECRET], b"OLDSEED");
         let done = under_way.finished();
         assert_eq!(done.under_way, None);
         assert_eq!(done.handled.as_deref(), Some("r1"));
         let data = recovery_data(None, &[], &done);
         assert!(!data.contains_key(recovery_keys::REENROLL_REQUEST));
         assert!(!data.contains_key(recovery_keys::REENROLL_PHASE));
+        assert!(!data.contains_key(recovery_keys::REFUSED_TOTP_SECRET));
+        let by_recovery = ReenrollRecord {
+            under_way: Some(ReenrollMark {
+                request: RECOVERY_REENROLL.into(),
+                phase: ReenrollPhase::Enroll,
+            }),
+            handled: Some("r0".into()),
+            refused_secret: None,
+        };
+        assert_eq!(by_recovery.finished().handled.as_deref(), Some("r0"));
         assert_eq!(
             ReenrollRecord::default().with(mark.clone()).under_way,
             Some(mark)
