@@ -50,6 +50,33 @@ pub struct StatusReport {
     pub events: Vec<EventLine>,
     #[serde(skip_serializing_if = "Vec::is_empty")]
     pub session_holders: Vec<SessionHolder>,
+    /// Renew and re-enroll requests (annotations) the operator has not
+    /// acted on yet.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub pending_requests: Vec<String>,
+}
+
+/// Requests set on the credential whose value differs from the one the
+/// operator last handled.
+pub fn pending_requests(credential: &ApiCredential) -> Vec<String> {
+    let annotations = credential.metadata.annotations.clone().unwrap_or_default();
+    let status = credential.status.clone().unwrap_or_default();
+    [
+        (
+            otpilot_api::labels::RENEW_CERTIFICATE_ANNOTATION,
+            status.handled_renew_request,
+        ),
+        (
+            otpilot_api::labels::REENROLL_ANNOTATION,
+            status.handled_reenroll_request,
+        ),
+    ]
+    .into_iter()
+    .filter_map(|(key, handled)| {
+        let value = annotations.get(key)?.trim();
+        (!value.is_empty() && handled.as_deref() != Some(value)).then(|| format!("{key}={value}"))
+    })
+    .collect()
 }
 
 impl StatusReport {
@@ -81,6 +108,7 @@ impl StatusReport {
             status,
             events,
             session_holders,
+            pending_requests: pending_requests(credential),
         }
     }
 }
@@ -153,6 +181,9 @@ pub fn render_text(report: &StatusReport) -> String {
         "  Recovery:        {}",
         secrets.recovery.as_deref().unwrap_or("-")
     );
+    for request in &report.pending_requests {
+        let _ = writeln!(out, "Requested, not yet handled by the operator: {request}");
+    }
     if !report.session_holders.is_empty() {
         out.push_str("Shared session:\n");
         for h in &report.session_holders {
@@ -243,6 +274,48 @@ Recent Events:
   2026-01-01T00:00:00Z Normal  EnrollmentComplete (x2): enrolled
 ";
         assert_eq!(text, want);
+    }
+
+    #[test]
+    fn requests_not_handled_yet_are_listed() {
+        let annotated = |renew: &str, reenroll: &str| {
+            let mut c = credential(serde_json::json!({
+                "handledRenewRequest": "R1", "handledReenrollRequest": "E1",
+            }));
+            let mut a = std::collections::BTreeMap::new();
+            if !renew.is_empty() {
+                a.insert("otpilot.dev/renew-certificate".to_owned(), renew.to_owned());
+            }
+            if !reenroll.is_empty() {
+                a.insert("otpilot.dev/reenroll".to_owned(), reenroll.to_owned());
+            }
+            c.metadata.annotations = Some(a);
+            c
+        };
+        let cases = [
+            (annotated("R1", "E1"), vec![]),
+            (annotated("", ""), vec![]),
+            (
+                annotated("R2", "E1"),
+                vec!["otpilot.dev/renew-certificate=R2"],
+            ),
+            (annotated("R1", "E2"), vec!["otpilot.dev/reenroll=E2"]),
+        ];
+        for (c, want) in cases {
+            assert_eq!(pending_requests(&c), want);
+        }
+        let text = render_text(&StatusReport::new(
+            &annotated("R2", "E1"),
+            "pay",
+            vec![],
+            vec![],
+        ));
+        assert!(
+            text.contains(
+                "Requested, not yet handled by the operator: otpilot.dev/renew-certificate=R2"
+            ),
+            "{text}"
+        );
     }
 
     #[test]
