@@ -24,9 +24,7 @@ pub fn value_of(checkpoint: &Checkpoint, name: &str) -> String {
             .join(",");
     }
     if let Some(t) = checkpoint.times.get(name) {
-        return jiff::Timestamp::try_from(*t)
-            .map(|t| t.to_string())
-            .unwrap_or_default();
+        return when(*t);
     }
     checkpoint
         .values

@@ -155,7 +155,10 @@ pub async fn run(args: &TryArgs) -> anyhow::Result<()> {
                     .iter()
                     .map(|name| Extracted {
                         name: name.clone(),
-                        value: args.show_secrets.then(|| value_of(&checkpoint, name)),
+                        // Instants (an expiry) are no secret, and show whether
+                        // the profile reads them right.
+                        value: (args.show_secrets || checkpoint.times.contains_key(name))
+                            .then(|| value_of(&checkpoint, name)),
                     })
                     .collect::<Vec<_>>();
                 let step = steps.get(report.index).cloned().unwrap_or_default();
