@@ -184,8 +184,8 @@ pub struct TryArgs {
     /// codes, the session, and an interrupted flow's checkpoint.
     #[arg(long)]
     pub state: Option<PathBuf>,
-    /// Stop after this many steps, keeping the flow's checkpoint in the
-    /// state file; run again to continue from there.
+    /// Stop after this many steps. An enrollment's progress stays in the
+    /// state file: `--flow enroll` again continues from there.
     #[arg(long)]
     pub max_steps: Option<usize>,
     /// Print extracted values (tokens, the TOTP secret, recovery codes).

@@ -136,10 +136,12 @@ pub async fn run(args: &TryArgs) -> anyhow::Result<()> {
         if args.max_steps.is_some_and(|max| ran >= max) && !run.is_done() {
             save_checkpoint(&mut state, &run, &profile);
             save(args, &state)?;
-            println!(
-                "Stopped after {ran} step(s) as asked (--max-steps); the state file keeps the \
-                 {flow} flow's progress: run again to continue."
-            );
+            let next = if flow == FlowKind::Enroll && args.state.is_some() {
+                "; the state file keeps the enrollment's progress: run --flow enroll again to continue"
+            } else {
+                ""
+            };
+            println!("Stopped after {ran} step(s) as asked (--max-steps){next}.");
             return Ok(());
         }
         let result = run.step().await;
