@@ -206,6 +206,13 @@ pub struct Flow {
     /// secret is then part of the enrollment's checkpoint before any call.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub generate_secret: Option<GenerateSecret>,
+
+    /// `enroll` only: running this flow while MFA is on replaces the active
+    /// secret once the new one is confirmed, and the old one keeps working
+    /// until then (Cryptr's `force_enroll`). The operator re-enrolls such a
+    /// vendor by enrolling again; others need a `disable` flow first.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub replaces_active_secret: bool,
 }
 
 /// A TOTP secret generated locally from the operating system's random

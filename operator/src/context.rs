@@ -7,6 +7,7 @@ use std::sync::{Arc, Mutex};
 use kube::Client;
 use kube::runtime::events::Recorder;
 use otpilot_profile::CodeTimer;
+use secrecy::{ExposeSecret, SecretString};
 
 use crate::metrics::Metrics;
 
@@ -26,6 +27,9 @@ pub struct Context {
     /// One per process: no two flows on one seed send codes of one step.
     pub timer: Arc<CodeTimer>,
     failures: Mutex<HashMap<String, u32>>,
+    /// Per credential, the TOTP secret a vendor last accepted: it is not
+    /// checked again until the runtime Secret holds another one.
+    working_seeds: Mutex<HashMap<String, SecretString>>,
 }
 
 impl Context {
@@ -47,6 +51,7 @@ impl Context {
             recorder,
             timer,
             failures: Mutex::new(HashMap::new()),
+            working_seeds: Mutex::new(HashMap::new()),
         }
     }
 
@@ -56,6 +61,20 @@ impl Context {
         let count = failures.entry(key.to_owned()).or_insert(0);
         *count = count.saturating_add(1);
         *count
+    }
+
+    /// Whether the vendor last accepted `seed` for `key`.
+    pub fn seed_known_working(&self, key: &str, seed: &SecretString) -> bool {
+        let seeds = self.working_seeds.lock().unwrap_or_else(|e| e.into_inner());
+        seeds
+            .get(key)
+            .is_some_and(|s| s.expose_secret() == seed.expose_secret())
+    }
+
+    /// Records that the vendor accepted `seed` for `key`.
+    pub fn remember_working_seed(&self, key: &str, seed: SecretString) {
+        let mut seeds = self.working_seeds.lock().unwrap_or_else(|e| e.into_inner());
+        seeds.insert(key.to_owned(), seed);
     }
 
     /// Forgets `key`'s failures after a success.

@@ -3,7 +3,10 @@
 //! between the runtime Secret write and the checkpoint's removal. Each run
 //! pauses at one named failpoint (debug builds only) and is killed there;
 //! the next run resumes. In the end the vendor knows exactly the seed the
-//! runtime Secret holds, and a login with the Secrets' contents succeeds.
+//! runtime Secret holds, the recovery codes it handed out are all kept, and
+//! a login with the Secrets' contents succeeds. ("After" a call is after its
+//! answer was written; the instant between reading and writing an answer is
+//! tested on its own for goaxr, whose codes come only in that answer.)
 
 mod support;
 
@@ -97,6 +100,22 @@ async fn enrollment_survives_a_kill_at_every_point(vendor_kind: Vendor, profile:
     );
     let recovery = secret_data(&ns, "bot-recovery").await;
     assert!(!recovery.contains_key("enrollment-checkpoint"));
+    // Every answer was recorded before the kill: the recovery codes the
+    // vendor handed out (once, for goaxr) are all kept.
+    let ready = ns
+        .api::<otpilot_api::ApiCredential>()
+        .get("bot")
+        .await
+        .expect("get");
+    assert_eq!(
+        ready
+            .status
+            .as_ref()
+            .and_then(|s| s.recovery_codes_remaining),
+        Some(u32::try_from(account.recovery_codes_left).expect("small")),
+        "{profile}: the recovery codes survive every kill"
+    );
+    assert!(account.recovery_codes_left > 0);
     login_with_secrets(&ns, "bot").await;
 
     let values = secret_values(&ns, "bot").await;
@@ -122,4 +141,32 @@ async fn goaxr_enrollment_survives_a_kill_at_every_point() {
 #[tokio::test]
 async fn conduit_enrollment_survives_a_kill_at_every_point() {
     enrollment_survives_a_kill_at_every_point(Vendor::Conduit, "conduit").await;
+}
+
+/// The one window left: goaxr's enroll answer (the only time it hands out
+/// recovery codes) read, the process killed before the Secret write. The
+/// next run resolves the step by looking (MFA is on with the stored seed)
+/// and says the codes are gone instead of hiding it.
+#[tokio::test]
+async fn goaxr_killed_between_its_last_answer_and_the_write_says_the_codes_are_gone() {
+    let cluster = TestCluster::with_crds().await.expect("test control plane");
+    let ns = cluster
+        .namespace("crash-goaxr-window")
+        .await
+        .expect("namespace");
+    let sim = mtls_vendor(Vendor::Goaxr).await;
+    create_login_secret(&ns).await;
+    create_server_ca(&ns, &sim).await;
+    create_credential(&ns, &credential("bot", "goaxr", &sim.base_url(), "Retain")).await;
+    let point = "enroll-answered-step-2";
+    let mut first = Operator::start_with(ns.name(), "first", &[("OTPILOT_FAILPOINT", point)]).await;
+    wait_for_failpoint(&first, point).await;
+    first.kill();
+    let operator = Operator::start_with(ns.name(), "second", &[]).await;
+    let ready = wait_for_ready(&ns, "bot", &operator).await;
+    assert_eq!(
+        condition(&ready, "Enrolled"),
+        Some(("True".into(), "RecoveryCodesExhausted".into()))
+    );
+    login_with_secrets(&ns, "bot").await;
 }

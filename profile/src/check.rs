@@ -260,6 +260,12 @@ pub(crate) fn validate(
         }
         let mut infos = Vec::new();
         let mut extracted_all = BTreeSet::new();
+        if flow.replaces_active_secret && kind != FlowKind::Enroll {
+            c.problem(
+                format!("{kind}.replacesActiveSecret"),
+                "only the enroll flow can replace the active secret",
+            );
+        }
         if let Some(generate) = &flow.generate_secret {
             if kind != FlowKind::Enroll {
                 c.problem(
@@ -570,6 +576,11 @@ login:
                 "user: \"{{ username }}\"",
                 "user: \"{{ recovery_code }}\"",
             ),
+            (
+                "replacesActiveSecret outside enroll",
+                "login:\n  steps:",
+                "login:\n  replacesActiveSecret: true\n  steps:",
+            ),
         ];
         let want_paths = [
             "enroll.steps[0].headers.X-OTP",
@@ -581,6 +592,7 @@ login:
             "login.steps[0].extract.access_token",
             "login.steps",
             "login.steps[0].body.user",
+            "login.replacesActiveSecret",
         ];
         for ((what, from, to), want) in cases.iter().zip(want_paths) {
             assert!(MINIMAL.contains(from), "{what}: fixture lacks {from:?}");

@@ -51,12 +51,16 @@ pub struct StepReport {
     /// (an `alreadyDone` rule): values that answer lacked were not
     /// extracted.
     pub already_done: bool,
+    /// The HTTP status of the answer the step succeeded with (for a person
+    /// trying a profile, e.g. `kubectl otpilot profile try`).
+    pub status: u16,
 }
 
 /// What a step that succeeded did.
 struct StepDone {
     extracted: Vec<String>,
     already_done: bool,
+    status: u16,
 }
 
 /// A flow in progress.
@@ -169,6 +173,7 @@ impl<'e> FlowRun<'e> {
                     name: step.name.clone(),
                     extracted: done.extracted,
                     already_done: done.already_done,
+                    status: done.status,
                 }))
             }
             Err(kind) => Err(self.err(Some(index), kind)),
@@ -303,12 +308,14 @@ impl<'e> FlowRun<'e> {
                     return Ok(StepDone {
                         extracted: self.extract(step, &response, false)?,
                         already_done: false,
+                        status,
                     });
                 }
                 Verdict::AlreadyDone => {
                     return Ok(StepDone {
                         extracted: self.extract(step, &response, true)?,
                         already_done: true,
+                        status,
                     });
                 }
                 Verdict::LoginRequired => {

@@ -58,7 +58,11 @@ where
     let reference = obj.object_ref(&());
     for d in changed {
         // Expiring is the one condition whose True is bad news.
-        let good = d.ok != (d.type_ == otpilot_api::conditions::EXPIRING);
+        // Running low on recovery codes is a warning while MFA still works.
+        use otpilot_api::conditions::reasons::{RECOVERY_CODES_EXHAUSTED, RECOVERY_CODES_LOW};
+        let good = d.ok != (d.type_ == otpilot_api::conditions::EXPIRING)
+            && d.reason != RECOVERY_CODES_LOW
+            && d.reason != RECOVERY_CODES_EXHAUSTED;
         let event = Event {
             type_: if good {
                 EventType::Normal

@@ -172,11 +172,32 @@ pub async fn secret_data(ns: &TestNamespace, name: &str) -> BTreeMap<String, Vec
 /// Logs in at the vendor with only what the Secrets hold (the sidecar's
 /// view): the runtime Secret and the user's login Secret.
 pub async fn login_with_secrets(ns: &TestNamespace, credential: &str) {
+    let session = try_login(ns, credential, None)
+        .await
+        .unwrap_or_else(|e| panic!("login with the Secrets' contents failed: {e}"));
+    assert!(!session.access_token.expose_secret().is_empty());
+}
+
+/// The base32 TOTP seed the runtime Secret holds now.
+pub async fn runtime_seed(ns: &TestNamespace, credential: &str) -> String {
+    let data = secret_data(ns, &format!("{credential}-runtime")).await;
+    let bundle = RuntimeBundle::from_data(&data).expect("runtime Secret parses");
+    let totp = bundle.totp.as_ref().expect("runtime Secret holds the seed");
+    totp.secret.expose_secret().to_owned()
+}
+
+/// A login with what the Secrets hold, or with `seed` in place of the
+/// runtime Secret's seed.
+pub async fn try_login(
+    ns: &TestNamespace,
+    credential: &str,
+    seed: Option<&str>,
+) -> Result<otpilot_profile::Session, otpilot_profile::FlowError> {
     let data = secret_data(ns, &format!("{credential}-runtime")).await;
     let bundle = RuntimeBundle::from_data(&data).expect("runtime Secret parses");
     let totp = bundle.totp.as_ref().expect("runtime Secret holds the seed");
     let key = TotpKey::from_base32(
-        totp.secret.expose_secret(),
+        seed.unwrap_or(totp.secret.expose_secret()),
         TotpParams {
             algorithm: totp.params.algorithm,
             digits: totp.params.digits,
@@ -212,11 +233,7 @@ pub async fn login_with_secrets(ns: &TestNamespace, credential: &str) {
         variables: bundle.variables.clone(),
         ..Inputs::default()
     };
-    let session = engine
-        .login(&inputs)
-        .await
-        .unwrap_or_else(|e| panic!("login with the Secrets' contents failed: {e}"));
-    assert!(!session.access_token.expose_secret().is_empty());
+    engine.login(&inputs).await
 }
 
 /// Every secret value a credential's Secrets hold, plus the user's.

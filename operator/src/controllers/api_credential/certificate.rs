@@ -89,9 +89,11 @@ pub fn decide(
     stored: Option<(Timestamp, Timestamp)>,
     issued_by_current_ca: bool,
     renew_before: Duration,
+    renewal_requested: bool,
     now: Timestamp,
 ) -> Decision {
     match stored {
+        _ if renewal_requested => Decision::Issue,
         Some((not_before, not_after)) if issued_by_current_ca => {
             match renewal(not_before, not_after, renew_before, now) {
                 Renewal::Valid { renew_at } => Decision::Keep { renew_at },
@@ -107,6 +109,7 @@ pub async fn ensure(
     credential: &ApiCredential,
     spec: &ClientCertificateSpec,
     stored: Option<&RuntimeBundle>,
+    renewal_requested: bool,
     now: Timestamp,
 ) -> Result<ClientCertificate, CertificateError> {
     let cas: Api<ClientCA> = Api::all(ctx.client.clone());
@@ -181,6 +184,7 @@ pub async fn ensure(
             Some((info.not_before, info.not_after)),
             ours,
             renew_before,
+            renewal_requested,
             now,
         ) {
             return Ok(ClientCertificate {
@@ -228,39 +232,24 @@ mod tests {
     #[test]
     fn a_certificate_is_kept_until_its_renewal_time_and_reissued_for_a_new_ca() {
         let before = Duration::from_secs(100);
+        let fresh = Some((at(0), at(1000)));
         let cases = [
-            ("none stored", None, true, at(10), Decision::Issue),
+            ("none stored", None, true, false, at(10), Decision::Issue),
             (
                 "fresh",
-                Some((at(0), at(1000))),
+                fresh,
                 true,
+                false,
                 at(10),
                 Decision::Keep { renew_at: at(900) },
             ),
-            (
-                "renewal time",
-                Some((at(0), at(1000))),
-                true,
-                at(900),
-                Decision::Issue,
-            ),
-            (
-                "expired",
-                Some((at(0), at(1000))),
-                true,
-                at(2000),
-                Decision::Issue,
-            ),
-            (
-                "other CA",
-                Some((at(0), at(1000))),
-                false,
-                at(10),
-                Decision::Issue,
-            ),
+            ("requested", fresh, true, true, at(10), Decision::Issue),
+            ("renewal time", fresh, true, false, at(900), Decision::Issue),
+            ("expired", fresh, true, false, at(2000), Decision::Issue),
+            ("other CA", fresh, false, false, at(10), Decision::Issue),
         ];
-        for (name, stored, ours, now, want) in cases {
-            assert_eq!(decide(stored, ours, before, now), want, "{name}");
+        for (name, stored, ours, requested, now, want) in cases {
+            assert_eq!(decide(stored, ours, before, requested, now), want, "{name}");
         }
     }
 }

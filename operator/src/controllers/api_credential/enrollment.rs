@@ -13,11 +13,12 @@ use otpilot_api::ApiCredential;
 use otpilot_api::api_credential::EnrollmentState;
 use otpilot_api::labels;
 use otpilot_api::runtime_secret::{RuntimeBundle, StoredTotp, StoredTotpParams};
-use otpilot_profile::{Checkpoint, Engine, FlowError, FlowErrorKind, FlowKind, Inputs};
+use otpilot_profile::{Checkpoint, Engine, FlowErrorKind, FlowKind, Inputs};
 use secrecy::{ExposeSecret, SecretString};
 
 use super::dereference::Resolved;
 use super::failure::EnrollmentError;
+use super::looking;
 use super::secrets::{self, SecretsError, Stored};
 use crate::context::Context;
 use crate::failpoint;
@@ -100,7 +101,14 @@ pub async fn ensure_enrolled(
         if stored.checkpoint.is_some() {
             // A crash after the runtime Secret said Enrolled and before the
             // checkpoint was removed: finish that clean-up.
-            secrets::write_recovery(secrets_api, credential, None, &stored.recovery_codes).await?;
+            secrets::write_recovery(
+                secrets_api,
+                credential,
+                None,
+                &stored.recovery_codes,
+                &stored.reenroll,
+            )
+            .await?;
         }
         return Ok(());
     }
@@ -111,6 +119,45 @@ pub async fn ensure_enrolled(
             problem: problem.clone(),
         });
     }
+    run_enroll_flow(
+        ctx,
+        credential,
+        resolved,
+        engine,
+        secrets_api,
+        stored,
+        action,
+        RuntimeWhileEnrolling::Pending,
+    )
+    .await
+}
+
+/// What the runtime Secret says while the enroll flow runs.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum RuntimeWhileEnrolling {
+    /// `Pending`, no seed: a sidecar reports what it waits for.
+    Pending,
+    /// Unchanged: the seed in it keeps working until the new one is
+    /// confirmed (a re-enrollment that replaces the active secret).
+    Unchanged,
+}
+
+/// Runs (or resumes) the enroll flow, checkpointed in `<name>-recovery`
+/// before every vendor call, until the runtime Secret holds the new seed.
+/// The recovery Secret's re-enrollment record (`stored.reenroll`) is kept
+/// while it runs and marked finished with the last write.
+#[allow(clippy::too_many_arguments)]
+pub async fn run_enroll_flow(
+    ctx: &Context,
+    credential: &ApiCredential,
+    resolved: &Resolved,
+    engine: &Engine,
+    secrets_api: &Api<Secret>,
+    stored: &Stored,
+    action: NextAction,
+    runtime_while: RuntimeWhileEnrolling,
+) -> Result<(), EnrollmentError> {
+    let name = kube::ResourceExt::name_any(credential);
     let inputs = inputs(credential, resolved);
     let profile = engine.profile();
     let mut run = match (action, &stored.checkpoint) {
@@ -123,18 +170,21 @@ pub async fn ensure_enrolled(
                     }
                 })?;
             remember_used_steps(ctx, &checkpoint);
+            looking::refuse_a_known_foreign_enrollment(&checkpoint, stored, &name)?;
             engine.resume(checkpoint, &inputs)?
         }
         _ => engine.start(FlowKind::Enroll, &inputs)?,
     };
-    // The runtime Secret exists from the start (Pending), so a sidecar
-    // reports what it waits for.
-    secrets::write_runtime(
-        secrets_api,
-        credential,
-        &runtime_bundle(credential, resolved, None, None),
-    )
-    .await?;
+    if runtime_while == RuntimeWhileEnrolling::Pending {
+        // The runtime Secret exists from the start (Pending), so a sidecar
+        // reports what it waits for.
+        secrets::write_runtime(
+            secrets_api,
+            credential,
+            &runtime_bundle(credential, resolved, None, None),
+        )
+        .await?;
+    }
     failpoint::point("enroll-before-first-checkpoint").await;
     // Persisted before the first vendor call: from here on, a restart resumes.
     persist(secrets_api, credential, run.checkpoint(), engine, stored).await?;
@@ -143,8 +193,26 @@ pub async fn ensure_enrolled(
     let enrollment = loop {
         let index = run.checkpoint().next_step;
         failpoint::point(&format!("enroll-before-step-{index}")).await;
+        let before = run.checkpoint().clone();
         match run.step().await {
             Ok(None) => break run.into_enrollment()?,
+            Ok(Some(report)) if report.already_done => {
+                // "Already done" says MFA is on, not that it is on with
+                // this secret: look before going on.
+                let last_code_step = looking::confirm_already_done(
+                    engine,
+                    &inputs,
+                    &before,
+                    &name,
+                    secrets_api,
+                    credential,
+                    stored,
+                )
+                .await?;
+                let mut checkpoint = run.checkpoint().clone();
+                checkpoint.last_code_step = last_code_step.or(checkpoint.last_code_step);
+                run = engine.resume(checkpoint, &inputs)?;
+            }
             Ok(Some(_)) => {}
             Err(error) => {
                 let safe = profile
@@ -158,7 +226,7 @@ pub async fn ensure_enrolled(
                 else {
                     return Err(error.into());
                 };
-                let last_code_step = probe(engine, &inputs, key, &name, error).await?;
+                let last_code_step = looking::probe(engine, &inputs, key, &name, error).await?;
                 // The step had taken effect: go on after it.
                 let mut checkpoint = run.checkpoint().clone();
                 checkpoint.next_step = index + 1;
@@ -166,8 +234,12 @@ pub async fn ensure_enrolled(
                 run = engine.resume(checkpoint, &inputs)?;
             }
         }
-        failpoint::point(&format!("enroll-after-step-{index}")).await;
+        // The answer is recorded first thing: values the vendor hands out
+        // once (goaxr's recovery codes) are lost only by a crash inside
+        // this one Secret write.
+        failpoint::point(&format!("enroll-answered-step-{index}")).await;
         persist(secrets_api, credential, run.checkpoint(), engine, stored).await?;
+        failpoint::point(&format!("enroll-after-step-{index}")).await;
     };
     let params = enrollment
         .totp
@@ -194,7 +266,14 @@ pub async fn ensure_enrolled(
     .await?;
     failpoint::point("enroll-after-runtime-write").await;
     // Only now may the checkpoint go: the runtime Secret holds the seed.
-    secrets::write_recovery(secrets_api, credential, None, &codes).await?;
+    secrets::write_recovery(
+        secrets_api,
+        credential,
+        None,
+        &codes,
+        &stored.reenroll.finished(),
+    )
+    .await?;
     ctx.metrics.enrollment_finished("Enrolled");
     tracing::info!(credential = name, "enrolled");
     Ok(())
@@ -220,36 +299,6 @@ pub fn should_probe(
         )
 }
 
-/// Looks whether the vendor already knows the checkpoint's seed, by logging
-/// in with it (one code): the time step of that code if it does, the step's
-/// own error if not.
-async fn probe(
-    engine: &Engine,
-    inputs: &Inputs,
-    key: otpilot_profile::TotpKey,
-    name: &str,
-    step_error: FlowError,
-) -> Result<Option<u64>, EnrollmentError> {
-    tracing::info!(
-        credential = name,
-        "a resumed step was refused; logging in with the stored seed to see whether it took effect"
-    );
-    match engine.login(&inputs.with_totp(key.clone())).await {
-        Ok(session) => {
-            tracing::warn!(
-                credential = name,
-                "the vendor already had MFA on with the stored seed; values the interrupted \
-                 step returned (recovery codes, if it carried them) were not received"
-            );
-            Ok(session.last_code_step)
-        }
-        Err(login_error) => {
-            tracing::info!(credential = name, error = %login_error, "the stored seed does not log in");
-            Err(step_error.into())
-        }
-    }
-}
-
 async fn persist(
     api: &Api<Secret>,
     credential: &ApiCredential,
@@ -262,7 +311,7 @@ async fn persist(
         .recovery_codes
         .clone()
         .unwrap_or_else(|| stored.recovery_codes.clone());
-    secrets::write_recovery(api, credential, Some(&record), &codes).await
+    secrets::write_recovery(api, credential, Some(&record), &codes, &stored.reenroll).await
 }
 
 /// A resumed flow must not send a code from a step already used: the one

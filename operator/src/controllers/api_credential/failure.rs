@@ -31,6 +31,24 @@ pub enum EnrollmentError {
          delete the Secret"
     )]
     RuntimeUnreadable { runtime: String, problem: String },
+    #[error(
+        "the vendor refuses codes from the TOTP secret in Secret {runtime} ({rejections} fresh \
+         time steps, with the vendor's clock known). {what}"
+    )]
+    StoredSecretRefused {
+        runtime: String,
+        rejections: u32,
+        /// What was done about it and what a person must do now.
+        what: String,
+    },
+    #[error(
+        "the vendor says MFA is already on for this account, and the TOTP secret of this \
+         enrollment does not log in: the account was enrolled before (by another tool, or the \
+         runtime Secret was deleted). No new enrollment is attempted. Log in with a recovery \
+         code and reset MFA for the account at the vendor, then delete Secret {recovery} so that \
+         enrollment starts again"
+    )]
+    AlreadyEnrolledAtVendor { recovery: String },
     #[error(transparent)]
     Secrets(#[from] SecretsError),
 }
@@ -47,7 +65,34 @@ impl EnrollmentError {
             },
             EnrollmentError::RuntimeUnreadable { .. } => reasons::INVALID_SECRET,
             EnrollmentError::Secrets(_) => local::KUBERNETES_ERROR,
+            EnrollmentError::StoredSecretRefused { .. }
+            | EnrollmentError::AlreadyEnrolledAtVendor { .. } => reasons::REENROLL_REQUIRED,
         }
+    }
+
+    /// [`Self::reason`], refined with the profile: a refusal of the
+    /// password, the API key or the caller's IP address told apart (see
+    /// [`refusal_reason`]).
+    pub fn reason_with(&self, profile: &otpilot_profile::Profile) -> &'static str {
+        let EnrollmentError::Flow(FlowError {
+            flow,
+            step,
+            kind: FlowErrorKind::Status { status, detail },
+        }) = self
+        else {
+            return self.reason();
+        };
+        let refs = step
+            .as_ref()
+            .and_then(|s| profile.step_info(*flow).get(s.index))
+            .map(|i| &i.refs);
+        let uses = |name: &str| refs.is_some_and(|r| r.contains(name));
+        refusal_reason(
+            *status,
+            detail.as_deref(),
+            uses("password"),
+            uses("api_key"),
+        )
     }
 
     /// What `Retry-After` asked for, if the vendor said.
@@ -65,7 +110,10 @@ impl EnrollmentError {
     pub fn needs_a_person(&self) -> bool {
         matches!(
             self,
-            EnrollmentError::Checkpoint { .. } | EnrollmentError::RuntimeUnreadable { .. }
+            EnrollmentError::Checkpoint { .. }
+                | EnrollmentError::RuntimeUnreadable { .. }
+                | EnrollmentError::StoredSecretRefused { .. }
+                | EnrollmentError::AlreadyEnrolledAtVendor { .. }
         )
     }
 }
@@ -86,17 +134,89 @@ pub fn is_client_certificate_refusal(message: &str) -> bool {
     ALERTS.iter().any(|a| message.contains(a))
 }
 
+/// Words with which vendors (or the proxy in front of them) refuse a
+/// caller's address. No vendor document shows its answer (AUDD's only says
+/// the IP must be whitelisted first), so this is read from the text.
+const IP_REFUSAL_WORDS: &[&str] = &[
+    "whitelist",
+    "allowlist",
+    "allow-list",
+    "allow list",
+    "ip address",
+    "ip not allowed",
+    "ip_not_allowed",
+    "not allowed from",
+];
+
+/// Which input an HTTP refusal is about (pure): the caller's IP address
+/// when the answer says so; for 401/403 the password or the API key when
+/// the refused step sends only one of them, or when the answer names one;
+/// otherwise the credentials as a whole.
+pub fn refusal_reason(
+    status: u16,
+    detail: Option<&str>,
+    uses_password: bool,
+    uses_api_key: bool,
+) -> &'static str {
+    let text = detail.unwrap_or_default().to_ascii_lowercase();
+    let says = |words: &[&str]| words.iter().any(|w| text.contains(w));
+    if matches!(status, 401 | 403) && says(IP_REFUSAL_WORDS) {
+        return reasons::IP_NOT_ALLOWED;
+    }
+    if !matches!(status, 401 | 403) {
+        return reasons::VENDOR_REJECTED;
+    }
+    let key = says(&[
+        "api key",
+        "api_key",
+        "apikey",
+        "client_secret",
+        "invalid_client",
+    ]);
+    let password = says(&["password", "invalid_credentials"]);
+    match (uses_password, uses_api_key) {
+        (true, false) => reasons::WRONG_PASSWORD,
+        (false, true) => reasons::API_KEY_REJECTED,
+        (true, true) if key && !password => reasons::API_KEY_REJECTED,
+        (true, true) if password && !key => reasons::WRONG_PASSWORD,
+        _ => local::CREDENTIALS_REJECTED,
+    }
+}
+
+/// Whether `reason` says the vendor refused an input only a person can fix.
+pub fn refused_input(reason: &str) -> bool {
+    [
+        reasons::WRONG_PASSWORD,
+        reasons::API_KEY_REJECTED,
+        reasons::IP_NOT_ALLOWED,
+        local::CREDENTIALS_REJECTED,
+    ]
+    .contains(&reason)
+}
+
 /// The condition message: the failure, plus what to do where the reason
 /// alone does not say it.
-pub fn message(error: &EnrollmentError) -> String {
-    if error.reason() == reasons::CLIENT_CERTIFICATE_REJECTED {
-        format!(
-            "{error}. The vendor refused the client certificate in the TLS handshake: register \
-             the ClientCA's certificate (its status.certificate) with the vendor"
-        )
-    } else {
-        error.to_string()
-    }
+pub fn message(error: &EnrollmentError, reason: &str) -> String {
+    let fix = match reason {
+        reasons::CLIENT_CERTIFICATE_REJECTED => {
+            "The vendor refused the client certificate in the TLS handshake: register the \
+             ClientCA's certificate (its status.certificate) with the vendor"
+        }
+        reasons::WRONG_PASSWORD => {
+            "The vendor refused the username or password: fix the password in the Secret \
+             spec.passwordSecretRef names (or spec.username)"
+        }
+        reasons::API_KEY_REJECTED => {
+            "The vendor refused the API key: fix it in the Secret spec.apiKeySecretRef names"
+        }
+        reasons::IP_NOT_ALLOWED => {
+            "The vendor refuses the address this cluster connects from: ask the vendor to \
+             allow-list the egress IP addresses of the operator and the sidecars (the nodes' \
+             or the NAT gateway's)"
+        }
+        _ => return error.to_string(),
+    };
+    format!("{error}. {fix}")
 }
 
 /// The condition reason for a flow failure (pure).
@@ -146,6 +266,49 @@ mod tests {
         ];
         for (message, want) in cases {
             assert_eq!(is_client_certificate_refusal(message), want, "{message}");
+        }
+    }
+
+    #[test]
+    fn refusals_name_the_input_to_fix() {
+        let cases = [
+            // AUDD sends both: the answer says which.
+            (
+                401,
+                Some("invalid_api_key: the API key is not valid"),
+                true,
+                true,
+                "ApiKeyRejected",
+            ),
+            (
+                401,
+                Some("invalid_credentials: username or password is incorrect"),
+                true,
+                true,
+                "WrongPassword",
+            ),
+            (401, None, true, true, "CredentialsRejected"),
+            // A step that sends only one of them.
+            (401, None, true, false, "WrongPassword"),
+            (401, Some("invalid_client"), false, true, "ApiKeyRejected"),
+            (403, None, false, false, "CredentialsRejected"),
+            // The caller's address, whatever the step sends.
+            (
+                403,
+                Some("Forbidden: your IP address is not whitelisted"),
+                true,
+                true,
+                "IpNotAllowed",
+            ),
+            (401, Some("ip_not_allowed"), false, true, "IpNotAllowed"),
+            (400, Some("whitelist"), true, true, "VendorRejected"),
+        ];
+        for (status, detail, password, key, want) in cases {
+            assert_eq!(
+                refusal_reason(status, detail, password, key),
+                want,
+                "{status} {detail:?} {password} {key}"
+            );
         }
     }
 

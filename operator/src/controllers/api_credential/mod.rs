@@ -10,7 +10,12 @@ mod cleanup;
 mod dereference;
 mod enrollment;
 mod failure;
+mod looking;
+mod notices;
+mod reenroll;
+mod requests;
 mod secrets;
+mod seed_check;
 mod status;
 
 use std::sync::Arc;
@@ -194,6 +199,13 @@ struct Pass {
     renew_at: Option<jiff::Timestamp>,
     enrolled: Desired,
     retry: Option<(bool, Option<Duration>)>,
+    /// Annotation requests carried out by this pass, for status.
+    handled_renew: Option<String>,
+    handled_reenroll: Option<String>,
+    /// The vendor's clock against ours, when this pass called the vendor.
+    clock_offset_ms: Option<i64>,
+    /// Events for what the pass did beyond condition transitions.
+    notices: Vec<notices::Notice>,
 }
 
 async fn enroll(obj: &ApiCredential, ctx: &Context, namespace: &str) -> Pass {
@@ -203,6 +215,10 @@ async fn enroll(obj: &ApiCredential, ctx: &Context, namespace: &str) -> Pass {
         renew_at: None,
         enrolled: status::enrolled_ok(),
         retry: None,
+        handled_renew: None,
+        handled_reenroll: None,
+        clock_offset_ms: None,
+        notices: Vec::new(),
     };
     let failed =
         |mut pass: Pass, reason: &'static str, message: String, retry_after, person: bool| {
@@ -223,6 +239,16 @@ async fn enroll(obj: &ApiCredential, ctx: &Context, namespace: &str) -> Pass {
             );
         }
     };
+    let renew_request = requests::pending(
+        obj.annotations()
+            .get(labels::RENEW_CERTIFICATE_ANNOTATION)
+            .map(String::as_str),
+        &[obj
+            .status
+            .as_ref()
+            .and_then(|s| s.handled_renew_request.as_deref())],
+    )
+    .map(str::to_owned);
     let mut client_certificate = None;
     if let Some(spec) = &obj.spec.client_certificate {
         match certificate::ensure(
@@ -230,6 +256,7 @@ async fn enroll(obj: &ApiCredential, ctx: &Context, namespace: &str) -> Pass {
             obj,
             spec,
             stored.runtime.as_ref(),
+            renew_request.is_some(),
             jiff::Timestamp::now(),
         )
         .await
@@ -266,15 +293,22 @@ async fn enroll(obj: &ApiCredential, ctx: &Context, namespace: &str) -> Pass {
         Ok(e) => e.with_timer(ctx.timer.clone()),
         Err(e) => return failed(pass, reasons::INVALID_SECRET, e.to_string(), None, true),
     };
-    let result =
-        enrollment::ensure_enrolled(ctx, obj, &resolved, &engine, &secrets_api, &stored).await;
+    let result = reenroll::ensure(ctx, obj, &resolved, &engine, &secrets_api, &stored).await;
+    // Known when this pass talked to the vendor.
+    pass.clock_offset_ms = engine.clock_offset_ms();
     match result {
-        Ok(()) => {
+        Ok(outcome) => {
             // Rewrite the runtime Secret from the current spec (base URL,
             // profile, variables may have changed), keeping the seed.
             if let Ok(now) = secrets::read(&secrets_api, &obj.name_any()).await
                 && let Some(runtime) = &now.runtime
             {
+                pass.enrolled = status::enrolled_with_codes(
+                    now.recovery_codes.len(),
+                    engine
+                        .profile()
+                        .has_flow(otpilot_profile::FlowKind::RecoveryLogin),
+                );
                 let bundle = enrollment::runtime_bundle(
                     obj,
                     &resolved,
@@ -291,16 +325,28 @@ async fn enroll(obj: &ApiCredential, ctx: &Context, namespace: &str) -> Pass {
                     );
                 }
             }
+            pass.handled_reenroll = outcome.handled;
+            pass.notices.extend(outcome.notice);
+            if let Some(request) = renew_request {
+                pass.notices.push(notices::renewal(
+                    &request,
+                    resolved.client_certificate.as_ref(),
+                ));
+                pass.handled_renew = Some(request);
+            }
             pass
         }
         Err(e) => {
-            ctx.metrics.enrollment_finished(e.reason());
+            let reason = e.reason_with(engine.profile());
+            ctx.metrics.enrollment_finished(reason);
             failed(
                 pass,
-                e.reason(),
-                failure::message(&e),
+                reason,
+                failure::message(&e, reason),
                 e.retry_after(),
-                e.needs_a_person(),
+                // Not retried fast: repeating a refused password can lock
+                // the account out, and only a person can fix it.
+                e.needs_a_person() || failure::refused_input(reason),
             )
         }
     }
@@ -353,6 +399,9 @@ async fn apply(obj: &ApiCredential, ctx: &Context) -> Result<Action, Error> {
                 attempts,
                 next_retry: Time(now.0 + jiff::SignedDuration::try_from(delay).unwrap_or_default()),
             }),
+            clock_offset_seconds: pass.clock_offset_ms.map(status::offset_seconds),
+            handled_renew_request: pass.handled_renew.clone(),
+            handled_reenroll_request: pass.handled_reenroll.clone(),
         },
     );
     ctx.metrics.credential(
@@ -385,6 +434,14 @@ async fn apply(obj: &ApiCredential, ctx: &Context) -> Result<Action, Error> {
         })?;
         super::publish_transitions(ctx, obj, &changed).await;
     }
+    let mut notices = pass.notices.clone();
+    if let Some(skew) = status::clock_skew_news(
+        obj.status.as_ref().and_then(|s| s.clock_offset_seconds),
+        new_status.clock_offset_seconds,
+    ) {
+        notices.push(notices::clock_skew(skew));
+    }
+    notices::publish(ctx, obj, &notices).await;
 
     Ok(match retry {
         None => {

@@ -24,6 +24,89 @@ pub mod recovery_keys {
     pub const ENROLLMENT_CHECKPOINT: &str = "enrollment-checkpoint";
     /// Unused recovery codes, one per line.
     pub const RECOVERY_CODES: &str = "recovery-codes";
+    /// The `otpilot.dev/reenroll` value a re-enrollment under way acts on.
+    pub const REENROLL_REQUEST: &str = "reenroll-request";
+    /// Where that re-enrollment is: `disable` (the old secret may still be
+    /// on) or `enroll` (the enroll flow runs, with its checkpoint).
+    pub const REENROLL_PHASE: &str = "reenroll-phase";
+    /// The last `otpilot.dev/reenroll` value carried out, so a crash before
+    /// the status write does not re-enroll twice for one request.
+    pub const REENROLL_HANDLED: &str = "reenroll-handled";
+    /// A TOTP secret the vendor refused, once the decision about it was
+    /// made (a recovery code spent, or none to spend): never decided twice.
+    pub const REFUSED_TOTP_SECRET: &str = "refused-totp-secret";
+}
+
+/// Where a re-enrollment under way is.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ReenrollPhase {
+    /// MFA is being turned off with the old secret.
+    Disable,
+    /// The enroll flow runs (its checkpoint is stored with this mark).
+    Enroll,
+}
+
+impl ReenrollPhase {
+    fn as_str(self) -> &'static str {
+        match self {
+            ReenrollPhase::Disable => "disable",
+            ReenrollPhase::Enroll => "enroll",
+        }
+    }
+
+    fn parse(text: &str) -> Option<Self> {
+        match text.trim() {
+            "disable" => Some(ReenrollPhase::Disable),
+            "enroll" => Some(ReenrollPhase::Enroll),
+            _ => None,
+        }
+    }
+}
+
+/// A re-enrollment under way: which request, and how far.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ReenrollMark {
+    pub request: String,
+    pub phase: ReenrollPhase,
+}
+
+/// The mark's request when a recovery code, not a person, started it.
+pub const RECOVERY_REENROLL: &str = "otpilot.dev/recovery-code";
+
+/// The re-enrollment bookkeeping of the recovery Secret.
+#[derive(Debug, Clone, Default)]
+pub struct ReenrollRecord {
+    pub under_way: Option<ReenrollMark>,
+    pub handled: Option<String>,
+    /// The runtime Secret's TOTP secret, when the vendor refused it and the
+    /// operator acted on that (see `seed_check`).
+    pub refused_secret: Option<SecretString>,
+}
+
+impl ReenrollRecord {
+    /// The record once the re-enrollment under way finished (pure).
+    pub fn finished(&self) -> Self {
+        ReenrollRecord {
+            under_way: None,
+            // A re-enrollment after a recovery code answers no request.
+            handled: self
+                .under_way
+                .as_ref()
+                .map(|m| m.request.clone())
+                .filter(|r| r != RECOVERY_REENROLL)
+                .or_else(|| self.handled.clone()),
+            // A new secret now: the refused one is history.
+            refused_secret: None,
+        }
+    }
+
+    /// The record with `mark` under way (pure).
+    pub fn with(&self, mark: ReenrollMark) -> Self {
+        ReenrollRecord {
+            under_way: Some(mark),
+            ..self.clone()
+        }
+    }
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -43,7 +126,7 @@ pub enum SecretsError {
 }
 
 /// What the credential's Secrets hold now. `Debug` shows no secret.
-#[derive(Debug, Default)]
+#[derive(Debug, Default, Clone)]
 pub struct Stored {
     /// The runtime Secret, parsed; `None` when absent or unreadable.
     pub runtime: Option<RuntimeBundle>,
@@ -53,6 +136,8 @@ pub struct Stored {
     pub checkpoint: Option<SecretString>,
     /// Recovery codes held.
     pub recovery_codes: Vec<SecretString>,
+    /// Re-enrollment on request: under way, and the last one done.
+    pub reenroll: ReenrollRecord,
 }
 
 impl Stored {
@@ -88,6 +173,19 @@ pub async fn read(api: &Api<Secret>, credential: &str) -> Result<Stored, Secrets
         recovery_codes: text(recovery_keys::RECOVERY_CODES)
             .map(|t| parse_codes(&t))
             .unwrap_or_default(),
+        reenroll: ReenrollRecord {
+            under_way: text(recovery_keys::REENROLL_REQUEST).map(|request| ReenrollMark {
+                request: request.trim().to_owned(),
+                // A mark without a readable phase: from the disable step, which
+                // looks before it acts again.
+                phase: text(recovery_keys::REENROLL_PHASE)
+                    .and_then(|p| ReenrollPhase::parse(&p))
+                    .unwrap_or(ReenrollPhase::Disable),
+            }),
+            handled: text(recovery_keys::REENROLL_HANDLED).map(|t| t.trim().to_owned()),
+            refused_secret: text(recovery_keys::REFUSED_TOTP_SECRET)
+                .map(|t| SecretString::from(t.trim().to_owned())),
+        },
     })
 }
 
@@ -152,6 +250,7 @@ pub fn owned_secret(
 pub fn recovery_data(
     checkpoint: Option<&SecretString>,
     codes: &[SecretString],
+    reenroll: &ReenrollRecord,
 ) -> BTreeMap<String, Vec<u8>> {
     let mut data = BTreeMap::new();
     if let Some(c) = checkpoint {
@@ -164,6 +263,28 @@ pub fn recovery_data(
         data.insert(
             recovery_keys::RECOVERY_CODES.to_owned(),
             format_codes(codes).into_bytes(),
+        );
+    }
+    if let Some(mark) = &reenroll.under_way {
+        data.insert(
+            recovery_keys::REENROLL_REQUEST.to_owned(),
+            mark.request.clone().into_bytes(),
+        );
+        data.insert(
+            recovery_keys::REENROLL_PHASE.to_owned(),
+            mark.phase.as_str().as_bytes().to_vec(),
+        );
+    }
+    if let Some(handled) = &reenroll.handled {
+        data.insert(
+            recovery_keys::REENROLL_HANDLED.to_owned(),
+            handled.clone().into_bytes(),
+        );
+    }
+    if let Some(refused) = &reenroll.refused_secret {
+        data.insert(
+            recovery_keys::REFUSED_TOTP_SECRET.to_owned(),
+            refused.expose_secret().as_bytes().to_vec(),
         );
     }
     data
@@ -193,12 +314,13 @@ pub async fn write_recovery(
     credential: &ApiCredential,
     checkpoint: Option<&SecretString>,
     codes: &[SecretString],
+    reenroll: &ReenrollRecord,
 ) -> Result<(), SecretsError> {
     let secret = owned_secret(
         credential,
         labels::recovery_secret_name(&credential.name_any()),
         labels::kinds::RECOVERY,
-        recovery_data(checkpoint, codes),
+        recovery_data(checkpoint, codes, reenroll),
     );
     apply(api, &secret).await
 }
@@ -237,15 +359,54 @@ mod tests {
     fn recovery_data_drops_the_checkpoint_once_enrollment_is_done() {
         let cp = SecretString::from("{\"version\":1}");
         let codes = vec![SecretString::from("x")];
-        let during = recovery_data(Some(&cp), &[]);
+        let none = ReenrollRecord::default();
+        let during = recovery_data(Some(&cp), &[], &none);
         assert_eq!(
             during.keys().collect::<Vec<_>>(),
             [recovery_keys::ENROLLMENT_CHECKPOINT]
         );
-        let after = recovery_data(None, &codes);
+        let after = recovery_data(None, &codes, &none);
         assert_eq!(
             after.keys().collect::<Vec<_>>(),
             [recovery_keys::RECOVERY_CODES]
+        );
+    }
+
+    #[test]
+    fn a_finished_reenrollment_is_remembered_as_handled() {
+        let mark = ReenrollMark {
+            request: "r1".into(),
+            phase: ReenrollPhase::Enroll,
+        };
+        let under_way = ReenrollRecord {
+            under_way: Some(mark.clone()),
+            handled: Some("r0".into()),
+            refused_secret: Some(SecretString::from("OLDSEED")),
+        };
+        let data = recovery_data(None, &[], &under_way);
+        assert_eq!(data[recovery_keys::REENROLL_REQUEST], b"r1");
+        assert_eq!(data[recovery_keys::REENROLL_PHASE], b"enroll");
+        assert_eq!(data[recovery_keys::REENROLL_HANDLED], b"r0");
+        assert_eq!(data[recovery_keys::REFUSED_TOTP_SECRET], b"OLDSEED");
+        let done = under_way.finished();
+        assert_eq!(done.under_way, None);
+        assert_eq!(done.handled.as_deref(), Some("r1"));
+        let data = recovery_data(None, &[], &done);
+        assert!(!data.contains_key(recovery_keys::REENROLL_REQUEST));
+        assert!(!data.contains_key(recovery_keys::REENROLL_PHASE));
+        assert!(!data.contains_key(recovery_keys::REFUSED_TOTP_SECRET));
+        let by_recovery = ReenrollRecord {
+            under_way: Some(ReenrollMark {
+                request: RECOVERY_REENROLL.into(),
+                phase: ReenrollPhase::Enroll,
+            }),
+            handled: Some("r0".into()),
+            refused_secret: None,
+        };
+        assert_eq!(by_recovery.finished().handled.as_deref(), Some("r0"));
+        assert_eq!(
+            ReenrollRecord::default().with(mark.clone()).under_way,
+            Some(mark)
         );
     }
 }

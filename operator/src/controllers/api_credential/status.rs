@@ -60,6 +60,56 @@ pub fn enrolled_ok() -> Desired {
     )
 }
 
+/// Fewer recovery codes than this: `Enrolled` says so (reason
+/// `RecoveryCodesLow`, a Warning Event) while they still work; the
+/// `otpilot_operator_credentials_recovery_codes_low` gauge counts the same.
+pub const RECOVERY_CODES_LOW: u32 = crate::metrics::RECOVERY_CODES_LOW;
+
+/// `Enrolled` for an enrolled credential holding `codes` recovery codes
+/// (pure): still True, with a warning reason when codes run low or out.
+pub fn enrolled_with_codes(codes: usize, has_recovery_flow: bool) -> Desired {
+    let low = usize::try_from(RECOVERY_CODES_LOW).unwrap_or(usize::MAX);
+    match codes {
+        _ if !has_recovery_flow => enrolled_ok(),
+        0 => Desired::ok(
+            ENROLLED,
+            reasons::RECOVERY_CODES_EXHAUSTED,
+            "enrolled, but no recovery code is left: if the vendor ever refuses the TOTP secret \
+             there is no way back in without a person. Get new codes: annotate the \
+             ApiCredential otpilot.dev/reenroll where its profile can re-enroll, or generate \
+             them at the vendor and store them in the recovery Secret",
+        ),
+        n if n < low => Desired::ok(
+            ENROLLED,
+            reasons::RECOVERY_CODES_LOW,
+            format!(
+                "enrolled, but only {n} recovery code(s) left (warning below \
+                 {RECOVERY_CODES_LOW}); get new ones before they run out: annotate \
+                 otpilot.dev/reenroll where the profile can re-enroll, or generate them at the \
+                 vendor"
+            ),
+        ),
+        _ => enrolled_ok(),
+    }
+}
+
+/// A vendor clock further off than this gets a Warning Event (`ClockSkew`).
+/// Codes are computed on the vendor's time, so logins still work; beyond
+/// a third of a 30 s step a clock is wrong enough that a person should fix it.
+pub const CLOCK_SKEW_WARN_SECONDS: i64 = 10;
+
+/// Milliseconds to whole seconds, rounded to the nearest (pure).
+pub fn offset_seconds(ms: i64) -> i64 {
+    (ms + ms.signum() * 500) / 1000
+}
+
+/// The offset to warn about (pure): beyond the threshold now, and not
+/// already beyond it before (one Warning per excursion).
+pub fn clock_skew_news(previous: Option<i64>, now: Option<i64>) -> Option<i64> {
+    let beyond = |o: Option<i64>| o.is_some_and(|o| o.abs() > CLOCK_SKEW_WARN_SECONDS);
+    (beyond(now) && !beyond(previous)).then_some(now?)
+}
+
 /// How long to wait before calling out again (pure): a failed pass set
 /// `nextRetryTime`, and only a spec change (new generation) cuts the wait
 /// short. Status writes and restarts do not, so the vendor is never
@@ -89,6 +139,7 @@ pub fn enrollment_state(
     needs_a_person: bool,
 ) -> EnrollmentState {
     match stored {
+        _ if enrolled.reason == reasons::REENROLL_REQUIRED => EnrollmentState::ReenrollRequired,
         Some(EnrollmentState::Enrolled) => EnrollmentState::Enrolled,
         _ if enrolled.ok => stored.unwrap_or(EnrollmentState::NotStarted),
         _ if enrolled.reason == reasons::LOCKED_OUT => EnrollmentState::LockedOut,
@@ -106,6 +157,13 @@ pub struct Observed {
     pub renewal_time: Option<Time>,
     /// Consecutive failures, and when the next attempt is due (None after a success).
     pub failure: Option<Failure>,
+    /// The vendor's clock against ours, when this pass measured it (else
+    /// the previous value stands).
+    pub clock_offset_seconds: Option<i64>,
+    /// Annotation requests carried out in this pass (else the previous
+    /// values stand).
+    pub handled_renew_request: Option<String>,
+    pub handled_reenroll_request: Option<String>,
 }
 
 /// A failed pass, for status.
@@ -130,6 +188,9 @@ pub fn build(
         certificate_not_after,
         renewal_time,
         failure,
+        clock_offset_seconds,
+        handled_renew_request,
+        handled_reenroll_request,
     } = observed;
     let last_failure_time = match &failure {
         Some(_) => Some(now.clone()),
@@ -143,16 +204,18 @@ pub fn build(
         last_failure_time,
         failed_attempts: failure.as_ref().map(|f| f.attempts),
         next_retry_time: failure.map(|f| f.next_retry),
-        clock_offset_seconds: None,
+        clock_offset_seconds: clock_offset_seconds
+            .or_else(|| previous.and_then(|p| p.clock_offset_seconds)),
         enrollment: enrollment.or(Some(EnrollmentState::NotStarted)),
         recovery_codes_remaining: recovery_codes,
         secrets: Some(OwnedSecrets {
             runtime: Some(labels::runtime_secret_name(credential)),
             recovery: Some(labels::recovery_secret_name(credential)),
         }),
-        // Carried over until the request handling (issue 8/13) sets them.
-        handled_renew_request: previous.and_then(|p| p.handled_renew_request.clone()),
-        handled_reenroll_request: previous.and_then(|p| p.handled_reenroll_request.clone()),
+        handled_renew_request: handled_renew_request
+            .or_else(|| previous.and_then(|p| p.handled_renew_request.clone())),
+        handled_reenroll_request: handled_reenroll_request
+            .or_else(|| previous.and_then(|p| p.handled_reenroll_request.clone())),
         observed_generation: generation,
     }
 }
@@ -160,6 +223,50 @@ pub fn build(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn enrolled_warns_before_recovery_codes_run_out() {
+        let cases = [
+            (10, true, "EnrollmentComplete"),
+            (3, true, "EnrollmentComplete"),
+            (2, true, "RecoveryCodesLow"),
+            (1, true, "RecoveryCodesLow"),
+            (0, true, "RecoveryCodesExhausted"),
+            (0, false, "EnrollmentComplete"),
+        ];
+        for (codes, flow, want) in cases {
+            let d = enrolled_with_codes(codes, flow);
+            assert!(d.ok, "{codes}: MFA still works");
+            assert_eq!(d.reason, want, "{codes} {flow}");
+        }
+    }
+
+    #[test]
+    fn clock_offsets_round_and_warn_once_per_excursion() {
+        let rounding = [
+            (0, 0),
+            (499, 0),
+            (500, 1),
+            (-1499, -1),
+            (-1500, -2),
+            (20_300, 20),
+        ];
+        for (ms, want) in rounding {
+            assert_eq!(offset_seconds(ms), want, "{ms}");
+        }
+        let cases = [
+            (None, None, None),
+            (None, Some(3), None),
+            (None, Some(20), Some(20)),
+            (Some(2), Some(-11), Some(-11)),
+            (Some(20), Some(21), None),
+            (Some(20), Some(2), None),
+            (Some(20), None, None),
+        ];
+        for (previous, now, want) in cases {
+            assert_eq!(clock_skew_news(previous, now), want, "{previous:?} {now:?}");
+        }
+    }
 
     #[test]
     fn ready_names_the_first_blocker() {
@@ -219,6 +326,12 @@ mod tests {
             (Some(Pending), &changed, true, Failed),
             (Some(Pending), &down, false, Pending),
             (None, &down, false, NotStarted),
+            (
+                Some(Enrolled),
+                &Desired::failed(ENROLLED, "ReenrollRequired", "reset MFA"),
+                true,
+                ReenrollRequired,
+            ),
         ];
         for (stored, enrolled, person, want) in cases {
             assert_eq!(
@@ -245,10 +358,15 @@ mod tests {
                 certificate_not_after: None,
                 renewal_time: None,
                 failure: None,
+                clock_offset_seconds: Some(-2),
+                handled_renew_request: None,
+                handled_reenroll_request: Some("r1".into()),
             },
         );
         assert_eq!(s.observed_generation, Some(3));
         assert_eq!(s.recovery_codes_remaining, Some(10));
+        assert_eq!(s.handled_reenroll_request.as_deref(), Some("r1"));
+        assert_eq!(s.clock_offset_seconds, Some(-2));
         let secrets = s.secrets.expect("secrets");
         assert_eq!(secrets.runtime.as_deref(), Some("bot-runtime"));
         assert_eq!(secrets.recovery.as_deref(), Some("bot-recovery"));
