@@ -372,8 +372,14 @@ fn capture(reader: impl std::io::Read + Send + 'static, output: Arc<Mutex<Vec<St
 
 impl Sidecar {
     pub fn spawn(args: &[String]) -> Self {
+        Self::spawn_with_env(args, &[])
+    }
+
+    /// [`Sidecar::spawn`] with extra environment (e.g. `KUBECONFIG`).
+    pub fn spawn_with_env(args: &[String], env: &[(&str, &str)]) -> Self {
         let mut child = Command::new(env!("CARGO_BIN_EXE_otpilot-sidecar"))
             .args(args)
+            .envs(env.iter().copied())
             .env("RUST_LOG", "info,otpilot_profile=debug")
             .stdin(Stdio::null())
             .stdout(Stdio::piped())
