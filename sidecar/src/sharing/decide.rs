@@ -167,7 +167,11 @@ mod tests {
             choose_mode(cred, id, &lease, &secret, "c-session", "c-session")
         };
         let cases = [
-            ("off", f(None, Ok(()), Found, Found), Some("no shared session configured")),
+            (
+                "off",
+                f(None, Ok(()), Found, Found),
+                Some("no shared session configured"),
+            ),
             (
                 "no identity",
                 f(Some("c"), Err("no token"), Found, Found),
