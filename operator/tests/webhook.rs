@@ -590,8 +590,17 @@ async fn an_injected_pods_service_account_may_use_exactly_its_credentials_shared
     let ns = namespace.name();
     let session_secret = ("get", "", "secrets", "vendor-session");
     let session_lease = ("update", "coordination.k8s.io", "leases", "vendor-session");
-    assert!(may(&setup.cluster, ns, "app", session_secret).await);
-    assert!(may(&setup.cluster, ns, "batch", session_lease).await);
+    // The authorizer learns of new bindings through its own watch.
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while !(may(&setup.cluster, ns, "app", session_secret).await
+        && may(&setup.cluster, ns, "batch", session_lease).await)
+    {
+        assert!(
+            Instant::now() < deadline,
+            "the RoleBinding never took effect"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
     assert!(!may(&setup.cluster, ns, "dry", session_secret).await);
     for other in [
         ("get", "", "secrets", "vendor-runtime"),

@@ -21,6 +21,9 @@ use crate::state::{ServedToken, Shared};
 use decide::{Mode, Probe};
 use kube_io::SessionObjects;
 
+/// How long the start-up checks and each Lease call may take.
+const API_TIMEOUT: Duration = Duration::from_secs(5);
+
 /// What `run` was told about sharing.
 #[derive(Debug, Clone)]
 pub struct SharingConfig {
@@ -46,7 +49,12 @@ pub async fn choose(config: &SharingConfig) -> Result<SessionObjects, String> {
     let lease_name = session_lease_name(credential);
     let secret_name = session_secret_name(credential);
     let kube_config = match kube::Config::infer().await {
-        Ok(c) => c,
+        Ok(mut c) => {
+            // An API server that does not answer must not hold up the first
+            // token for kube's default 30 s.
+            c.connect_timeout = Some(API_TIMEOUT);
+            c
+        }
         Err(error) => {
             let why = error.to_string();
             return Err(decide::choose_mode(
@@ -79,7 +87,15 @@ pub async fn choose(config: &SharingConfig) -> Result<SessionObjects, String> {
         identity,
         lease_duration: config.lease_duration,
     };
-    let (lease, secret) = objects.probe().await;
+    let (lease, secret) = tokio::time::timeout(API_TIMEOUT, objects.probe())
+        .await
+        .unwrap_or_else(|_| {
+            let silent = Probe::Failed(format!(
+                "the API server did not answer within {} s",
+                API_TIMEOUT.as_secs()
+            ));
+            (silent.clone(), silent)
+        });
     decide::choose_mode(
         Some(credential),
         Ok(()),
@@ -126,7 +142,10 @@ pub async fn run_shared(
     let mut holding: Option<CancellationToken> = None;
     let mut last_renewal = Instant::now();
     loop {
-        match objects.try_hold().await {
+        let attempt = tokio::time::timeout(API_TIMEOUT.min(renew_every * 2), objects.try_hold())
+            .await
+            .unwrap_or_else(|_| Err(kube::Error::Service("no answer in time".into())));
+        match attempt {
             Ok(true) => {
                 last_renewal = Instant::now();
                 if holding.is_none() {

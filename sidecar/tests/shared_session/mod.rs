@@ -135,11 +135,26 @@ impl SessionNamespace {
             )
             .await
             .expect("RoleBinding");
-        Self {
+        let env = Self {
             cluster,
             ns,
             dir: tempfile::tempdir().expect("tempdir"),
+        };
+        // The authorizer learns of new Roles and bindings through its own
+        // watch: wait until it has, as a Pod created later would find it.
+        let secret = session_secret_name(CREDENTIAL);
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
+        while !env
+            .may(SHARED_SA, "get", "", "secrets", Some(secret.as_str()))
+            .await
+        {
+            assert!(
+                std::time::Instant::now() < deadline,
+                "the RoleBinding never took effect"
+            );
+            tokio::time::sleep(std::time::Duration::from_millis(100)).await;
         }
+        env
     }
 
     /// A kubeconfig holding only a fresh token of ServiceAccount `sa` (what
