@@ -268,3 +268,90 @@ async fn the_service_account_may_use_its_session_and_read_no_other_secret() {
         }
     }
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_holder_that_loses_the_lease_stops_refreshing_at_once() {
+    use k8s_openapi::api::coordination::v1::Lease;
+    use k8s_openapi::apimachinery::pkg::apis::meta::v1::MicroTime;
+    use kube::api::PostParams;
+
+    let access = Duration::from_secs(6);
+    let env = SessionNamespace::new("shared-session-stolen").await;
+    let v = vendor(
+        "conduit",
+        Vendor::Conduit,
+        VendorOptions {
+            access,
+            refresh: REFRESH,
+            ..VendorOptions::default()
+        },
+    )
+    .await;
+    let mounts = Mounts::new(&v.bundle());
+    let (kubeconfig, _) = env.kubeconfig_for(SHARED_SA).await;
+    let kubeconfig = kubeconfig.display().to_string();
+    let sidecars: Vec<Option<Sidecar>> = (0..3)
+        .map(|i| {
+            let mut args = mounts.args();
+            args.extend(session_args(&format!("replica-{i}"), env.ns.name()));
+            Some(Sidecar::spawn_with_env(
+                &args,
+                &[("KUBECONFIG", kubeconfig.as_str())],
+            ))
+        })
+        .collect();
+    for s in sidecars.iter().flatten() {
+        s.wait_ready(Duration::from_secs(30)).await;
+    }
+    let logins = v.account().await.accepted_codes;
+
+    // Someone else takes the Lease (as a replica whose clock raced would).
+    let leases = env.ns.api::<Lease>();
+    let set_holder = |holder: Option<&str>| {
+        let leases = leases.clone();
+        let holder = holder.map(str::to_owned);
+        async move {
+            loop {
+                let mut lease = leases.get("billing-session").await.expect("Lease");
+                let spec = lease.spec.get_or_insert_with(Default::default);
+                spec.holder_identity = holder.clone();
+                spec.lease_duration_seconds = Some(3600);
+                spec.renew_time = Some(MicroTime(k8s_openapi::jiff::Timestamp::now()));
+                match leases
+                    .replace("billing-session", &PostParams::default(), &lease)
+                    .await
+                {
+                    Ok(_) => return,
+                    Err(kube::Error::Api(s)) if s.code == 409 => continue,
+                    Err(e) => panic!("replace the Lease: {e}"),
+                }
+            }
+        }
+    };
+    set_holder(Some("intruder")).await;
+    let deadline = Instant::now() + Duration::from_secs(5);
+    while !holders(&sidecars).await.is_empty() {
+        assert!(Instant::now() < deadline, "a replica still holds");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    let stopped = v.account().await;
+    tokio::time::sleep(access * 2).await;
+    let later = v.account().await;
+    assert_eq!(
+        (later.refreshes, later.accepted_codes),
+        (stopped.refreshes, stopped.accepted_codes),
+        "no replica refreshes or logs in without the Lease"
+    );
+
+    // Released: a replica takes over with the published refresh token.
+    set_holder(None).await;
+    for s in sidecars.iter().flatten() {
+        s.wait_ready(Duration::from_secs(30)).await;
+    }
+    let after = v.account().await;
+    assert_eq!(after.accepted_codes, logins, "no TOTP login to take over");
+    assert!(
+        after.refreshes > later.refreshes,
+        "the new holder refreshed"
+    );
+}
