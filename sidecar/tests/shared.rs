@@ -355,3 +355,45 @@ async fn a_holder_that_loses_the_lease_stops_refreshing_at_once() {
         "the new holder refreshed"
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_holder_shut_down_releases_the_lease_so_another_takes_over_before_it_expires() {
+    // A Lease of 60 s: a replica taking over well within it proves the
+    // release, not the expiry.
+    let env = SessionNamespace::new("shared-session-release").await;
+    let v = vendor("conduit", Vendor::Conduit, VendorOptions::default()).await;
+    let mounts = Mounts::new(&v.bundle());
+    let (kubeconfig, _) = env.kubeconfig_for(SHARED_SA).await;
+    let kubeconfig = kubeconfig.display().to_string();
+    let mut sidecars: Vec<Option<Sidecar>> = (0..2)
+        .map(|i| {
+            let mut args = mounts.args();
+            args.extend(session_args_with_lease(
+                &format!("replica-{i}"),
+                env.ns.name(),
+                60,
+            ));
+            Some(Sidecar::spawn_with_env(
+                &args,
+                &[("KUBECONFIG", kubeconfig.as_str())],
+            ))
+        })
+        .collect();
+    for s in sidecars.iter().flatten() {
+        s.wait_ready(Duration::from_secs(30)).await;
+    }
+    let holder = holders(&sidecars).await;
+    assert_eq!(holder.len(), 1, "{holder:?}");
+    let mut leaving = sidecars[holder[0]].take().expect("holder");
+    leaving.sigterm();
+    assert!(leaving.wait_exit(Duration::from_secs(15)).success());
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while holders(&sidecars).await.is_empty() {
+        assert!(
+            Instant::now() < deadline,
+            "the Lease was not released; the leaving holder said:\n{}",
+            leaving.output()
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}

@@ -94,6 +94,14 @@ pub fn holder_stands(since_renewal: Duration, lease_duration: Duration) -> bool 
     since_renewal < lease_duration.mul_f64(2.0 / 3.0)
 }
 
+/// How often every replica tries the Lease: a quarter of its duration (a
+/// holder renews several times before it could lapse), at most 2 s (a
+/// follower notices a released or lapsed Lease within seconds), at least
+/// 250 ms (the API server is shared).
+pub fn attempt_every(lease_duration: Duration) -> Duration {
+    (lease_duration / 4).clamp(Duration::from_millis(250), Duration::from_secs(2))
+}
+
 /// What a new holder does first, and when.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Takeover {
@@ -205,6 +213,18 @@ mod tests {
                 (Err(reason), Some(part)) => assert!(reason.contains(part), "{name}: {reason}"),
                 (got, want) => panic!("{name}: got {got:?}, want {want:?}"),
             }
+        }
+    }
+
+    #[test]
+    fn the_lease_is_tried_often_enough_and_not_too_often() {
+        let cases = [(1, 250), (2, 500), (4, 1000), (10, 2000), (60, 2000)];
+        for (lease, every_ms) in cases {
+            assert_eq!(
+                attempt_every(Duration::from_secs(lease)),
+                Duration::from_millis(every_ms),
+                "{lease}"
+            );
         }
     }
 

@@ -138,7 +138,7 @@ pub async fn run_shared(
         Mode::SharedFollower,
         &format!("following {}'s holder", objects.lease_name),
     );
-    let renew_every = (objects.lease_duration / 4).max(Duration::from_millis(250));
+    let renew_every = decide::attempt_every(objects.lease_duration);
     let mut holding: Option<CancellationToken> = None;
     let mut last_renewal = Instant::now();
     loop {

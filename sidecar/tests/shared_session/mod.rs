@@ -232,6 +232,11 @@ impl SessionNamespace {
 
 /// The sidecar flags of a replica that shares the session.
 pub fn session_args(identity: &str, namespace: &str) -> Vec<String> {
+    session_args_with_lease(identity, namespace, 2)
+}
+
+/// [`session_args`] with a Lease of `lease_secs`.
+pub fn session_args_with_lease(identity: &str, namespace: &str, lease_secs: u64) -> Vec<String> {
     vec![
         "--session-credential".into(),
         CREDENTIAL.into(),
@@ -240,6 +245,6 @@ pub fn session_args(identity: &str, namespace: &str) -> Vec<String> {
         "--session-identity".into(),
         identity.into(),
         "--session-lease-duration".into(),
-        "2".into(),
+        lease_secs.to_string(),
     ]
 }
