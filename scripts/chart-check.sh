@@ -231,15 +231,25 @@ deny  update otpilot.dev clustermfaprofiles -       p
 deny  delete otpilot.dev clientcas          -       ca
 deny  create core configmaps $TEAM_A
 deny  update core configmaps $TEAM_A vendor-ca
-deny  update coordination.k8s.io leases $TEAM_A $FULLNAME
-deny  create coordination.k8s.io leases kube-system
+allow update coordination.k8s.io leases $TEAM_A vendor-session
+allow create coordination.k8s.io leases $TEAM_A
+allow patch  rbac.authorization.k8s.io roles $TEAM_A otpilot-session-vendor
+allow create rbac.authorization.k8s.io rolebindings $TEAM_A
+allow update rbac.authorization.k8s.io rolebindings $TEAM_A otpilot-session-vendor
+deny  delete coordination.k8s.io leases $NS $FULLNAME
+deny  delete rbac.authorization.k8s.io rolebindings $TEAM_A otpilot-session-vendor
+deny  bind   rbac.authorization.k8s.io roles $TEAM_A otpilot-session-vendor
+deny  escalate rbac.authorization.k8s.io roles $TEAM_A otpilot-session-vendor
+# Leases in every bound namespace (the shared session's, issue 12): with the
+# default cluster-wide binding that includes kube-system, as the Secrets do;
+# rbac.secretNamespaces narrows both (5b).
+allow create coordination.k8s.io leases kube-system
 deny  get    core pods $TEAM_A
 deny  create core pods $TEAM_A
 deny  create core pods $TEAM_A web exec
 deny  create core serviceaccounts $TEAM_A default token
 deny  list   core nodes -
 deny  get    apiextensions.k8s.io customresourcedefinitions - apicredentials.otpilot.dev
-deny  create rbac.authorization.k8s.io rolebindings $TEAM_A
 deny  create rbac.authorization.k8s.io clusterrolebindings -
 deny  bind   rbac.authorization.k8s.io clusterroles - cluster-admin
 deny  escalate rbac.authorization.k8s.io clusterroles - $FULLNAME
@@ -270,6 +280,13 @@ deny  list   core secrets $TEAM_B
 deny  list   core secrets kube-system
 deny  list   core secrets -
 deny  create core secrets default
+allow update coordination.k8s.io leases $TEAM_A vendor-session
+allow create rbac.authorization.k8s.io rolebindings $TEAM_A
+deny  update coordination.k8s.io leases $TEAM_B vendor-session
+deny  create rbac.authorization.k8s.io rolebindings $TEAM_B
+deny  create rbac.authorization.k8s.io roles kube-system
+deny  create coordination.k8s.io leases kube-system
+deny  update coordination.k8s.io leases kube-system kube-controller-manager
 deny  get    admissionregistration.k8s.io mutatingwebhookconfigurations - $FULLNAME
 TABLE
 

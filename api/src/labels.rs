@@ -20,6 +20,8 @@ pub mod kinds {
     pub const RECOVERY: &str = "recovery";
     /// A ClientCA's private key, in the operator's namespace.
     pub const CA_KEY: &str = "ca-key";
+    /// `<name>-session`: the replicas' shared session (`docs/shared-session.md`).
+    pub const SESSION: &str = "session";
 }
 
 /// The finalizer that turns MFA off at the vendor (deletionPolicy Disable).

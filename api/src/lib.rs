@@ -12,10 +12,12 @@ pub mod conditions;
 pub mod crds;
 pub mod duration;
 pub mod labels;
+pub mod lease;
 pub mod profile;
 pub mod reference;
 pub mod runtime_secret;
 pub mod schema;
+pub mod session;
 pub mod sidecar;
 
 pub use api_credential::{ApiCredential, ApiCredentialSpec, ApiCredentialStatus};

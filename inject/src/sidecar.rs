@@ -92,6 +92,12 @@ pub fn container(
         api_addr.clone(),
         "--proxy-addr".to_owned(),
         proxy_addr,
+        // The replicas of one credential share one vendor session through
+        // its Lease and session Secret (docs/shared-session.md); without the
+        // Pod's ServiceAccount token or the permission, the sidecar logs in
+        // alone and says so.
+        "--session-credential".to_owned(),
+        request.credential.clone(),
     ]);
     let mut mounts = vec![read_only_mount(RUNTIME_VOLUME, RUNTIME_DIR)];
     if spec_refs.password.is_some() {

@@ -55,7 +55,8 @@ fn an_annotated_pod_gets_the_native_sidecar_exactly_as_specified() {
             "--runtime-dir", "/var/run/otpilot/runtime",
             "--password-file", "/var/run/otpilot/password/password",
             "--api-addr", "127.0.0.1:8181",
-            "--proxy-addr", "127.0.0.1:8182"],
+            "--proxy-addr", "127.0.0.1:8182",
+            "--session-credential", CREDENTIAL],
         "restartPolicy": "Always",
         "startupProbe": {
             "exec": {"command": ["/usr/local/bin/otpilot-sidecar", "probe", "ready", "--api-addr", "127.0.0.1:8181"]},

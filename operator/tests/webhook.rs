@@ -463,3 +463,153 @@ async fn the_operator_managed_certificate_is_stored_and_its_ca_patched_into_the_
         .await
         .expect("delete the test webhook configuration");
 }
+
+/// Whether `user` may `verb` `resource/name` in `namespace` (SubjectAccessReview).
+async fn may(
+    cluster: &TestCluster,
+    namespace: &str,
+    service_account: &str,
+    (verb, group, resource, name): (&str, &str, &str, &str),
+) -> bool {
+    let review: k8s_openapi::api::authorization::v1::SubjectAccessReview =
+        serde_json::from_value(json!({
+            "apiVersion": "authorization.k8s.io/v1",
+            "kind": "SubjectAccessReview",
+            "spec": {
+                "user": format!("system:serviceaccount:{namespace}:{service_account}"),
+                "groups": ["system:serviceaccounts", "system:authenticated"],
+                "resourceAttributes": {"namespace": namespace, "verb": verb,
+                    "group": group, "resource": resource, "name": name}
+            }
+        }))
+        .expect("SubjectAccessReview");
+    Api::<k8s_openapi::api::authorization::v1::SubjectAccessReview>::all(cluster.client())
+        .create(&PostParams::default(), &review)
+        .await
+        .expect("SubjectAccessReview answered")
+        .status
+        .is_some_and(|s| s.allowed)
+}
+
+#[tokio::test]
+async fn an_injected_pods_service_account_may_use_exactly_its_credentials_shared_session() {
+    use k8s_openapi::api::coordination::v1::Lease;
+    use k8s_openapi::api::core::v1::ServiceAccount;
+    use k8s_openapi::api::rbac::v1::RoleBinding;
+    use otpilot_api::ApiCredential;
+
+    let setup = Setup::start("webhook-session").await;
+    let namespace = setup.namespace("webhook-session-apps").await;
+    create_credential(&namespace, "vendor", "True", FIELD_MANAGER).await;
+    for sa in ["app", "batch", "dry"] {
+        let account: ServiceAccount =
+            serde_json::from_value(json!({"metadata": {"name": sa}})).expect("ServiceAccount");
+        namespace
+            .api::<ServiceAccount>()
+            .create(&PostParams::default(), &account)
+            .await
+            .expect("create ServiceAccount");
+    }
+    let pod_of = |name: &str, sa: &str| {
+        let mut pod = pod_json(name, json!({INJECT: "vendor"}));
+        pod["spec"]["serviceAccountName"] = json!(sa);
+        pod
+    };
+    for (name, sa) in [("a", "app"), ("b", "app"), ("c", "batch")] {
+        create_pod(&namespace, pod_of(name, sa))
+            .await
+            .expect("the annotated Pod is admitted");
+    }
+    let dry: Pod = serde_json::from_value(pod_of("d", "dry")).expect("Pod");
+    namespace
+        .api::<Pod>()
+        .create(
+            &PostParams {
+                dry_run: true,
+                ..PostParams::default()
+            },
+            &dry,
+        )
+        .await
+        .expect("a dry run is admitted");
+
+    let credential = namespace
+        .api::<ApiCredential>()
+        .get("vendor")
+        .await
+        .expect("credential");
+    let uid = credential.metadata.uid.clone().expect("uid");
+    let secret = namespace
+        .api::<Secret>()
+        .get("vendor-session")
+        .await
+        .expect("the session Secret exists");
+    let lease = namespace
+        .api::<Lease>()
+        .get("vendor-session")
+        .await
+        .expect("the session Lease exists");
+    let binding = namespace
+        .api::<RoleBinding>()
+        .get("otpilot-session-vendor")
+        .await
+        .expect("the RoleBinding exists");
+    for meta in [&secret.metadata, &lease.metadata, &binding.metadata] {
+        let owner = &meta.owner_references.as_ref().expect("owned")[0];
+        assert_eq!(
+            owner.uid, uid,
+            "owned by the ApiCredential (deleted with it)"
+        );
+        assert_eq!(
+            meta.labels.as_ref().expect("labels")["otpilot.dev/credential"],
+            "vendor"
+        );
+    }
+    assert_eq!(
+        secret
+            .data
+            .as_ref()
+            .expect("data")
+            .keys()
+            .collect::<Vec<_>>(),
+        ["layout-version"],
+        "nothing published yet"
+    );
+    let subjects: Vec<_> = binding
+        .subjects
+        .iter()
+        .flatten()
+        .map(|s| s.name.clone())
+        .collect();
+    assert_eq!(
+        subjects,
+        ["app", "batch"],
+        "each ServiceAccount once; dry runs change nothing"
+    );
+
+    let ns = namespace.name();
+    let session_secret = ("get", "", "secrets", "vendor-session");
+    let session_lease = ("update", "coordination.k8s.io", "leases", "vendor-session");
+    // The authorizer learns of new bindings through its own watch.
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while !(may(&setup.cluster, ns, "app", session_secret).await
+        && may(&setup.cluster, ns, "batch", session_lease).await)
+    {
+        assert!(
+            Instant::now() < deadline,
+            "the RoleBinding never took effect"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert!(!may(&setup.cluster, ns, "dry", session_secret).await);
+    for other in [
+        ("get", "", "secrets", "vendor-runtime"),
+        ("get", "", "secrets", "vendor-login"),
+        ("list", "", "secrets", ""),
+        ("create", "", "secrets", ""),
+        ("delete", "", "secrets", "vendor-session"),
+    ] {
+        assert!(!may(&setup.cluster, ns, "app", other).await, "{other:?}");
+    }
+    setup.stop().await;
+}

@@ -146,11 +146,16 @@ fn forbidden_message() -> String {
 
 fn readyz(shared: &Shared) -> ApiResponse {
     let now = SystemTime::now();
+    let mode = shared.session_mode();
+    let mode = format!("session mode: {} ({})", mode.0.as_str(), mode.1);
     match shared.servable(now) {
-        Some(_) => text(StatusCode::OK, "ready: holding an unexpired token\n"),
+        Some(_) => text(
+            StatusCode::OK,
+            format!("ready: holding an unexpired token\n{mode}\n"),
+        ),
         None => text(
             StatusCode::SERVICE_UNAVAILABLE,
-            format!("not ready: {}\n", shared.describe_not_ready(now)),
+            format!("not ready: {}\n{mode}\n", shared.describe_not_ready(now)),
         ),
     }
 }

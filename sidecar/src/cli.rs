@@ -75,6 +75,21 @@ pub struct RunArgs {
     /// Timeout of one proxied request, in seconds.
     #[arg(long, env = "OTPILOT_PROXY_TIMEOUT", default_value = "300", value_parser = seconds)]
     pub proxy_timeout: Duration,
+    /// Share one vendor session with the other replicas of this
+    /// ApiCredential (its Lease and `<name>-session` Secret, through the
+    /// Pod's ServiceAccount); unset, or without the permission: log in alone.
+    #[arg(long, env = "OTPILOT_SESSION_CREDENTIAL")]
+    pub session_credential: Option<String>,
+    /// The credential's namespace (default: the Pod's, or the kubeconfig's).
+    #[arg(long, env = "OTPILOT_SESSION_NAMESPACE")]
+    pub session_namespace: Option<String>,
+    /// This replica's identity in the Lease (default: `HOSTNAME`, the pod name).
+    #[arg(long, env = "OTPILOT_SESSION_IDENTITY")]
+    pub session_identity: Option<String>,
+    /// How long the session Lease holds without renewal, in whole seconds:
+    /// how soon another replica takes over from a holder that died.
+    #[arg(long, env = "OTPILOT_SESSION_LEASE_DURATION", default_value = "10", value_parser = seconds)]
+    pub session_lease_duration: Duration,
 }
 
 /// What `probe` asks.

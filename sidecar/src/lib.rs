@@ -4,7 +4,8 @@
 //!
 //! Modules by concern: `policy` decides (pure), `session` drives the
 //! engine, `inputs`/`reload` read the mounted Secrets, `state` holds the
-//! current token, `api` and `proxy` serve, `run` wires them together.
+//! current token, `api` and `proxy` serve, `sharing` shares one session
+//! among replicas, `run` wires them together.
 
 pub mod api;
 pub mod cli;
@@ -17,5 +18,6 @@ pub mod proxy;
 pub mod reload;
 pub mod run;
 pub mod session;
+pub mod sharing;
 pub mod state;
 pub mod token_file;

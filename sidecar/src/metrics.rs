@@ -25,6 +25,13 @@ pub struct FlowLabels {
     pub flow: &'static str,
 }
 
+/// The session mode.
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct ModeLabels {
+    /// `shared-holder`, `shared-follower` or `standalone`.
+    pub mode: &'static str,
+}
+
 /// A proxied request's outcome.
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 pub struct ProxyLabels {
@@ -53,6 +60,8 @@ pub struct Metrics {
     pub proxy_requests: Family<ProxyLabels, Counter>,
     /// Time to the upstream response headers of proxied requests.
     pub proxy_upstream_duration: Histogram,
+    /// 1 for the current session mode, 0 for the others.
+    pub session_mode: Family<ModeLabels, Gauge>,
 }
 
 fn latency_buckets() -> impl Iterator<Item = f64> {
@@ -123,6 +132,12 @@ impl Metrics {
             Unit::Seconds,
             proxy_upstream_duration.clone(),
         );
+        let session_mode = Family::<ModeLabels, Gauge>::default();
+        registry.register(
+            "session_mode",
+            "1 for how this replica gets its token (shared-holder, shared-follower, standalone)",
+            session_mode.clone(),
+        );
         Self {
             registry,
             logins,
@@ -134,6 +149,7 @@ impl Metrics {
             flow_duration,
             proxy_requests,
             proxy_upstream_duration,
+            session_mode,
         }
     }
 

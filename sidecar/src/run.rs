@@ -18,6 +18,8 @@ use crate::policy::{Backoff, RenewPolicy};
 use crate::proxy::ProxyConfig;
 use crate::reload::{self, ReloadConfig};
 use crate::session::{self, SessionConfig};
+use crate::sharing::decide::Mode;
+use crate::sharing::{self, SharingConfig};
 use crate::state::Shared;
 use crate::{api, proxy};
 
@@ -70,20 +72,39 @@ pub async fn run(args: RunArgs) -> anyhow::Result<()> {
         inputs_tx,
         cancel.clone(),
     ));
-    let session = tokio::spawn(session::run(
-        shared.clone(),
-        inputs_rx,
-        SessionConfig {
-            renew: RenewPolicy {
-                refresh_before: args.refresh_before,
-                ..RenewPolicy::default()
-            },
-            backoff: Backoff::default(),
-            token_file: args.token_file,
-            token_file_mode: args.token_file_mode,
+    let session_config = SessionConfig {
+        renew: RenewPolicy {
+            refresh_before: args.refresh_before,
+            ..RenewPolicy::default()
         },
-        cancel.clone(),
-    ));
+        backoff: Backoff::default(),
+        token_file: args.token_file,
+        token_file_mode: args.token_file_mode,
+    };
+    let sharing_config = SharingConfig {
+        credential: args.session_credential,
+        namespace: args.session_namespace,
+        identity: args.session_identity,
+        lease_duration: args.session_lease_duration,
+    };
+    let session = match sharing::choose(&sharing_config).await {
+        Ok(objects) => tokio::spawn(sharing::run_shared(
+            objects,
+            shared.clone(),
+            inputs_rx,
+            session_config,
+            cancel.clone(),
+        )),
+        Err(reason) => {
+            sharing::report_mode(&shared, Mode::Standalone, &reason);
+            tokio::spawn(session::run(
+                shared.clone(),
+                inputs_rx,
+                session_config,
+                cancel.clone(),
+            ))
+        }
+    };
     let api = tokio::spawn(api::serve(api_listener, shared.clone(), cancel.clone()));
     let proxy = tokio::spawn(serve(
         proxy_listener,

@@ -6,8 +6,9 @@ use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime};
 
 use otpilot_api::api_credential::EnrollmentState;
+use otpilot_api::session::SessionRecord;
 use otpilot_profile::{FlowError, FlowKind, Session};
-use tokio::sync::watch;
+use tokio::sync::{mpsc, watch};
 use tokio_util::sync::CancellationToken;
 
 use crate::inputs::Prepared;
@@ -30,13 +31,64 @@ pub struct SessionConfig {
     pub token_file_mode: u32,
 }
 
-/// Runs until cancelled.
+/// What a shared-session holder adds to the driver: the session it takes
+/// over, and where to send each new one (to be published to the Secret).
+#[derive(Debug, Default)]
+pub struct Handoff {
+    /// The session the previous holder published, if any.
+    pub seed: Option<SessionRecord>,
+    /// Receives every new session.
+    pub publish: Option<mpsc::UnboundedSender<SessionRecord>>,
+}
+
+/// Runs until cancelled (standalone: no handoff).
 pub async fn run(
+    shared: Arc<Shared>,
+    inputs: watch::Receiver<Option<Arc<Prepared>>>,
+    config: SessionConfig,
+    cancel: CancellationToken,
+) {
+    run_with(shared, inputs, config, cancel, Handoff::default()).await;
+}
+
+/// A published session as the engine's `Session`, to refresh it.
+fn session_from_record(record: &SessionRecord, prepared: &Prepared) -> Session {
+    Session {
+        access_token: record.access_token.clone(),
+        refresh_token: record.refresh_token.clone(),
+        expires_at: record.expires_at,
+        refresh_expires_at: record.refresh_expires_at,
+        reenroll_required: false,
+        last_code_step: record.last_code_step,
+        presentation: prepared.engine.profile().token_presentation().clone(),
+    }
+}
+
+/// A new session as the record a holder publishes (the holder's identity
+/// and the highest code step are filled in by the publisher).
+fn record_of(session: &Session, obtained_at: SystemTime) -> SessionRecord {
+    SessionRecord {
+        access_token: session.access_token.clone(),
+        token_type: session.token_type().map(str::to_owned),
+        obtained_at,
+        expires_at: session.expires_at,
+        refresh_token: session.refresh_token.clone(),
+        refresh_expires_at: session.refresh_expires_at,
+        last_code_step: session.last_code_step,
+        holder: String::new(),
+    }
+}
+
+/// Runs until cancelled, continuing `handoff.seed` and reporting each new
+/// session to `handoff.publish`.
+pub async fn run_with(
     shared: Arc<Shared>,
     mut inputs: watch::Receiver<Option<Arc<Prepared>>>,
     config: SessionConfig,
     cancel: CancellationToken,
+    handoff: Handoff,
 ) {
+    let mut seed = handoff.seed;
     let mut session: Option<Session> = None;
     let mut next = NextMove {
         attempt: Attempt::Login,
@@ -78,6 +130,32 @@ pub async fn run(
             due = Instant::now();
         }
         account = Some(now_account);
+        if let Some(record) = seed.take() {
+            // Taking over a shared session: never reuse its code step, and
+            // refresh rather than log in while its refresh token lives.
+            if let (Some(key), Some(step)) = (prepared.inputs.totp.as_ref(), record.last_code_step)
+            {
+                prepared.engine.timer().mark_used(key, step);
+            }
+            let now = SystemTime::now();
+            let plan = crate::sharing::decide::takeover(
+                Some(&record),
+                prepared.engine.profile().has_flow(FlowKind::Refresh),
+                now,
+                &config.renew,
+                rand::random::<f64>(),
+            );
+            session = Some(session_from_record(&record, &prepared));
+            next.attempt = plan.attempt;
+            due = Instant::now() + plan.at.duration_since(now).unwrap_or_default();
+            tracing::info!(
+                next = next.attempt.as_str(),
+                next_in_ms =
+                    u64::try_from(plan.at.duration_since(now).unwrap_or_default().as_millis())
+                        .unwrap_or(u64::MAX),
+                "continuing the published session"
+            );
+        }
         if std::mem::take(&mut inputs_changed) && last_class.is_some_and(policy::new_inputs_may_fix)
         {
             // New inputs may be the fix: try them now rather than after the backoff.
@@ -155,6 +233,9 @@ pub async fn run(
                 };
                 due = Instant::now() + next.wait;
                 publish(&shared, &new_session, obtained_at, &config).await;
+                if let Some(sink) = &handoff.publish {
+                    let _ = sink.send(record_of(&new_session, obtained_at));
+                }
                 tracing::info!(
                     flow = attempt.as_str(),
                     expires_in_s = new_session

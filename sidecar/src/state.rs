@@ -13,7 +13,8 @@ use http::{HeaderName, HeaderValue};
 use secrecy::{ExposeSecret, SecretString};
 use tokio::sync::{Notify, watch};
 
-use crate::metrics::Metrics;
+use crate::metrics::{Metrics, ModeLabels};
+use crate::sharing::decide::Mode;
 
 /// Renewals forced by the proxy happen at most this often.
 pub const FORCED_RENEWAL_MIN_INTERVAL: Duration = Duration::from_secs(5);
@@ -104,6 +105,7 @@ pub struct Shared {
     new_token: watch::Sender<u64>,
     refresh_requested: Notify,
     last_forced_renewal: Mutex<Option<Instant>>,
+    session_mode: ArcSwap<(Mode, String)>,
     /// The metrics.
     pub metrics: Metrics,
 }
@@ -125,6 +127,10 @@ impl Shared {
             new_token: watch::channel(0).0,
             refresh_requested: Notify::new(),
             last_forced_renewal: Mutex::new(None),
+            session_mode: ArcSwap::from_pointee((
+                Mode::Standalone,
+                "no shared session configured".to_owned(),
+            )),
             metrics: Metrics::new(),
         }
     }
@@ -225,6 +231,22 @@ impl Shared {
         *last = Some(Instant::now());
         self.refresh_requested.notify_one();
         true
+    }
+
+    /// How the token is obtained (shared or standalone) and why.
+    pub fn session_mode(&self) -> Arc<(Mode, String)> {
+        self.session_mode.load_full()
+    }
+
+    /// Records the session mode, also in the metric.
+    pub fn set_session_mode(&self, mode: Mode, reason: String) {
+        for m in Mode::ALL {
+            self.metrics
+                .session_mode
+                .get_or_create(&ModeLabels { mode: m.as_str() })
+                .set(i64::from(m == mode));
+        }
+        self.session_mode.store(Arc::new((mode, reason)));
     }
 
     /// Completes when someone asked for a new token.

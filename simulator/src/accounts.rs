@@ -53,6 +53,10 @@ pub struct Account {
     pub locked_until_ms: Option<u64>,
     /// Cryptr: a recovery code was used, so the user must enroll again.
     pub needs_reenrollment: bool,
+    /// TOTP codes accepted (enrollment confirmations and logins).
+    pub accepted_codes: u64,
+    /// Refresh tokens exchanged successfully.
+    pub refreshes: u64,
     // Live refresh tokens (jti → exp, Unix s): one use each.
     refresh_tokens: HashMap<String, u64>,
 }
@@ -86,6 +90,8 @@ impl Account {
             failures: 0,
             locked_until_ms: None,
             needs_reenrollment: false,
+            accepted_codes: 0,
+            refreshes: 0,
             refresh_tokens: HashMap::new(),
         }
     }
@@ -182,6 +188,8 @@ impl Account {
             locked_until_unix_ms: self.locked_until_ms,
             needs_reenrollment: self.needs_reenrollment,
             live_refresh_tokens: self.refresh_tokens.len(),
+            accepted_codes: self.accepted_codes,
+            refreshes: self.refreshes,
         }
     }
 }
@@ -232,6 +240,13 @@ pub struct AccountState {
     pub needs_reenrollment: bool,
     /// Refresh tokens issued and not yet used or expired.
     pub live_refresh_tokens: usize,
+    /// TOTP codes accepted so far (enrollment confirmations and logins):
+    /// how many TOTP logins clients made.
+    #[serde(default)]
+    pub accepted_codes: u64,
+    /// Refresh tokens exchanged successfully so far.
+    #[serde(default)]
+    pub refreshes: u64,
 }
 
 /// Why an account could not be created.

@@ -92,6 +92,7 @@ pub fn check_code(
         Ok(step) => {
             account.last_step = Some(account.last_step.map_or(step, |last| last.max(step)));
             account.failures = 0;
+            account.accepted_codes += 1;
             Ok(Accepted::Totp { step })
         }
         Err(Rejection::Reused) => Err(Refused::Reused),

@@ -25,7 +25,11 @@ use tokio::net::TcpListener;
 use tokio_rustls::TlsAcceptor;
 use tokio_util::sync::CancellationToken;
 
+use crate::controllers::session_access;
 use crate::metrics::Metrics;
+
+/// How long admission waits for the shared session's objects.
+const SESSION_ACCESS_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(3);
 
 #[derive(Clone)]
 pub struct WebhookState {
@@ -69,6 +73,13 @@ async fn answer(state: &WebhookState, review: AdmissionReview<Pod>) -> Admission
         Err(error) => return AdmissionResponse::invalid(error),
     };
     let decision = decide(&request, &lookup, &state.config);
+    if let (Decision::Allow { patch, .. }, CredentialLookup::Found(credential)) =
+        (&decision, &lookup)
+        && !patch.is_empty()
+        && !request.dry_run
+    {
+        grant_session_access(state, credential, &request).await;
+    }
     if let Decision::Deny { reason, message } = &decision {
         state.metrics.webhook_denied(reason.as_str());
         tracing::info!(
@@ -95,6 +106,43 @@ async fn answer(state: &WebhookState, review: AdmissionReview<Pod>) -> Admission
         }
     }
     respond(&request, decision)
+}
+
+/// Lets the Pod's ServiceAccount share the credential's session before its
+/// sidecar starts. Bounded and best effort: on failure the Pod is admitted
+/// all the same, and its sidecar logs in alone and says why.
+async fn grant_session_access(
+    state: &WebhookState,
+    credential: &ApiCredential,
+    request: &AdmissionRequest<Pod>,
+) {
+    let service_account = request
+        .object
+        .as_ref()
+        .and_then(|pod| pod.spec.as_ref())
+        .and_then(|spec| spec.service_account_name.clone())
+        .filter(|name| !name.is_empty())
+        .unwrap_or_else(|| "default".to_owned());
+    let granted = tokio::time::timeout(
+        SESSION_ACCESS_TIMEOUT,
+        session_access::grant(&state.client, credential, &service_account),
+    )
+    .await;
+    let credential_name = credential.metadata.name.as_deref().unwrap_or_default();
+    match granted {
+        Ok(Ok(())) => {}
+        Ok(Err(error)) => tracing::warn!(
+            credential = credential_name,
+            service_account,
+            %error,
+            "failed to grant the shared session; the sidecar will log in alone"
+        ),
+        Err(_) => tracing::warn!(
+            credential = credential_name,
+            service_account,
+            "granting the shared session timed out; the sidecar will log in alone"
+        ),
+    }
 }
 
 /// At most `max` bytes, cut on a character boundary (Event notes are

@@ -62,6 +62,8 @@ pub struct VendorOptions {
     pub lockout: Option<(u32, Duration)>,
     pub max_body_bytes: Option<usize>,
     pub clock: Option<Arc<OffsetClock>>,
+    /// The TOTP period (seconds).
+    pub period_secs: u64,
 }
 
 /// The vendor's clock: real time plus an offset the test moves, to make the
@@ -95,6 +97,7 @@ impl Default for VendorOptions {
             lockout: None,
             max_body_bytes: None,
             clock: None,
+            period_secs: PERIOD_SECS,
         }
     }
 }
@@ -116,7 +119,7 @@ pub async fn vendor(
 ) -> Vendored {
     install_crypto_provider();
     let mut config = SimConfig::new(vendor)
-        .with_period(Duration::from_secs(PERIOD_SECS))
+        .with_period(Duration::from_secs(options.period_secs))
         .with_token_lifetimes(options.access, options.refresh)
         .with_account(AccountSpec::new(USERNAME, PASSWORD, API_KEY));
     if let Some((threshold, window)) = options.lockout {
@@ -139,7 +142,11 @@ pub async fn vendor(
     }
     let sim = otpilot_sim::spawn(config).await.expect("simulator starts");
     let engine = engine_for(&sim, profile_name, identity.as_ref());
-    let enrollment = engine.enroll(&inputs(None)).await.expect("enroll");
+    let mut enroll_inputs = inputs(None);
+    if let Some(params) = enroll_inputs.totp_params.as_mut() {
+        params.period = options.period_secs;
+    }
+    let enrollment = engine.enroll(&enroll_inputs).await.expect("enroll");
     let mut secrets = vec![
         PASSWORD.to_owned(),
         API_KEY.to_owned(),
@@ -372,8 +379,14 @@ fn capture(reader: impl std::io::Read + Send + 'static, output: Arc<Mutex<Vec<St
 
 impl Sidecar {
     pub fn spawn(args: &[String]) -> Self {
+        Self::spawn_with_env(args, &[])
+    }
+
+    /// [`Sidecar::spawn`] with extra environment (e.g. `KUBECONFIG`).
+    pub fn spawn_with_env(args: &[String], env: &[(&str, &str)]) -> Self {
         let mut child = Command::new(env!("CARGO_BIN_EXE_otpilot-sidecar"))
             .args(args)
+            .envs(env.iter().copied())
             .env("RUST_LOG", "info,otpilot_profile=debug")
             .stdin(Stdio::null())
             .stdout(Stdio::piped())

@@ -176,6 +176,7 @@ pub fn rotate_refresh(
             if !account.take_refresh(&claims.jti) || reject_all {
                 return Err(RefreshRefused::Revoked);
             }
+            account.refreshes += 1;
             issue_tokens(state, account, extra, true)
                 .map(|tokens| (account.id.clone(), tokens))
                 .map_err(|_| RefreshRefused::Invalid)
