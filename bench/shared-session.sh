@@ -17,5 +17,5 @@ cd "$(dirname "$0")/.."
   exit 1
 }
 echo "## machine: $(nproc) cores, $(uname -r)"
-cargo test -q -p otpilot-sidecar --test bench_shared_session -- --ignored --nocapture time_to_all_ready \
+cargo test -q -p otpilot-sidecar --features bench --test bench_shared_session -- --nocapture time_to_all_ready \
   2>&1 | grep -E '^(\||TOTP)'

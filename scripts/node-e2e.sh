@@ -41,5 +41,5 @@ export OTPILOT_NODE_KUBECONFIG
 say "node up in $(( $(date +%s) - started ))s"
 cargo build --quiet --locked -p otpilot-operator -p otpilot-sidecar
 scripts/node/images.sh
-cargo nextest run --locked -p otpilot-tests --test node_e2e --no-fail-fast
+cargo nextest run --locked -p otpilot-tests --features node-e2e --test node_e2e --no-fail-fast
 say "end-to-end tests passed in $(( $(date +%s) - started ))s"

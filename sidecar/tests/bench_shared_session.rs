@@ -74,7 +74,6 @@ async fn all_ready(n: usize, shared: bool) -> (f64, u64) {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
-#[ignore = "a benchmark: bench/shared-session.sh runs it"]
 async fn time_to_all_ready() {
     let period = period_secs();
     println!("TOTP period {period} s; time from starting N sidecar processes to all ready");
