@@ -24,8 +24,9 @@ use serde::{Deserialize, Serialize};
 /// Templates may use these values: `username`, `password`, `api_key`,
 /// `totp_secret`, `totp` (the current one-time code, computed when a step
 /// uses it), `recovery_code` (recoveryLogin only), `access_token` and
-/// `refresh_token` (refresh only), the profile's `variables`, and every value
-/// extracted by an earlier step of the same flow.
+/// `refresh_token` (refresh only), the profile's `variables` and
+/// `secretValues`, and every value extracted by an earlier step of the same
+/// flow.
 #[derive(Serialize, Deserialize, JsonSchema, Clone, Debug, PartialEq, Default)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct ProfileSpec {
@@ -43,6 +44,16 @@ pub struct ProfileSpec {
     /// override these defaults.
     #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
     pub variables: BTreeMap<String, String>,
+
+    /// Names of vendor secrets beyond the password and the API key that the
+    /// templates use (e.g. Conduit's `client_secret`). An ApiCredential
+    /// gives their values (`spec.secretValues`, one Secret key each); a
+    /// value it does not give renders as an empty string, and a header that
+    /// renders empty is not sent, so a profile can send a vendor secret only
+    /// to deployments that need it. Secret values never appear in logs,
+    /// errors or status.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub secret_values: Vec<String>,
 
     /// Headers sent with every request of every flow (templates). A step's
     /// own headers override these.

@@ -82,7 +82,8 @@ impl<'e> FlowRun<'e> {
         if let Some(u) = &inputs.username {
             scrubber.add(u);
         }
-        for s in [&inputs.password, &inputs.api_key].into_iter().flatten() {
+        let secrets = [&inputs.password, &inputs.api_key].into_iter().flatten();
+        for s in secrets.chain(inputs.secret_values.values()) {
             scrubber.add(s.expose_secret());
         }
         for key in [&inputs.totp, &state.totp].into_iter().flatten() {
@@ -198,6 +199,13 @@ impl<'e> FlowRun<'e> {
                     self.state.values.contains_key(other)
                         || self.state.times.contains_key(other)
                         || self.inputs.variables.contains_key(other)
+                        || self
+                            .engine
+                            .profile()
+                            .spec()
+                            .secret_values
+                            .iter()
+                            .any(|n| n == other)
                         || self.engine.profile().spec().variables.contains_key(other)
                 }
             };
