@@ -52,6 +52,8 @@ pub struct Vendored {
     pub secrets: Vec<String>,
     /// The simulator's access-token lifetime.
     pub access: Duration,
+    /// Conduit's client validation (id, secret), when on.
+    pub client: Option<(String, String)>,
 }
 
 /// Options of [`vendor`].
@@ -62,6 +64,8 @@ pub struct VendorOptions {
     pub lockout: Option<(u32, Duration)>,
     pub max_body_bytes: Option<usize>,
     pub clock: Option<Arc<OffsetClock>>,
+    /// Conduit: require `clientid` / `clientsecret` (id, secret).
+    pub client: Option<(&'static str, &'static str)>,
 }
 
 /// The vendor's clock: real time plus an offset the test moves, to make the
@@ -95,6 +99,7 @@ impl Default for VendorOptions {
             lockout: None,
             max_body_bytes: None,
             clock: None,
+            client: None,
         }
     }
 }
@@ -128,6 +133,9 @@ pub async fn vendor(
     if let Some(max) = options.max_body_bytes {
         config.max_body_bytes = max;
     }
+    if let Some((id, secret)) = options.client {
+        config = config.with_client_credentials(id, secret);
+    }
     let mut identity = None;
     if vendor.requires_mtls() {
         let ca = ClientCa::generate("otpilot sidecar test client CA").expect("client CA");
@@ -139,7 +147,16 @@ pub async fn vendor(
     }
     let sim = otpilot_sim::spawn(config).await.expect("simulator starts");
     let engine = engine_for(&sim, profile_name, identity.as_ref());
-    let enrollment = engine.enroll(&inputs(None)).await.expect("enroll");
+    let mut enroll_inputs = inputs(None);
+    if let Some((id, secret)) = options.client {
+        enroll_inputs
+            .variables
+            .insert("client_id".to_owned(), id.to_owned());
+        enroll_inputs
+            .secret_values
+            .insert("client_secret".to_owned(), SecretString::from(secret));
+    }
+    let enrollment = engine.enroll(&enroll_inputs).await.expect("enroll");
     let mut secrets = vec![
         PASSWORD.to_owned(),
         API_KEY.to_owned(),
@@ -154,6 +171,9 @@ pub async fn vendor(
     if let Some(id) = &identity {
         secrets.push(pem_body(&id.key_pem));
     }
+    if let Some((_, secret)) = options.client {
+        secrets.push(secret.to_owned());
+    }
     Vendored {
         sim,
         profile_name,
@@ -162,6 +182,9 @@ pub async fn vendor(
         identity,
         secrets,
         access: options.access,
+        client: options
+            .client
+            .map(|(id, secret)| (id.to_owned(), secret.to_owned())),
     }
 }
 
@@ -221,7 +244,14 @@ impl Vendored {
                 "conduit" => BTreeMap::from([(
                     "access_token_lifetime_seconds".to_owned(),
                     self.access.as_secs().to_string(),
-                )]),
+                )])
+                .into_iter()
+                .chain(
+                    self.client
+                        .as_ref()
+                        .map(|(id, _)| ("client_id".to_owned(), id.clone())),
+                )
+                .collect(),
                 _ => BTreeMap::new(),
             },
             totp: Some(StoredTotp {
