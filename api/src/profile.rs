@@ -458,6 +458,32 @@ pub struct Extraction {
     /// When true, a missing value is not an error.
     #[serde(default, skip_serializing_if = "std::ops::Not::not")]
     pub optional: bool,
+
+    /// A second place to read the value from, used when the first has
+    /// nothing or what it has cannot be read as its kind (goaxr: the
+    /// `otpauth_url` when it is a real otpauth URI, else the base32
+    /// `secret`). When neither can be read, the step fails with both
+    /// reasons.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub fallback: Option<ExtractionFallback>,
+}
+
+/// Where [`Extraction::fallback`] reads. Exactly one of `pointer` and
+/// `header` is set.
+#[derive(Serialize, Deserialize, JsonSchema, Clone, Debug, PartialEq, Default)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct ExtractionFallback {
+    /// JSON pointer (RFC 6901) into the response body.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub pointer: Option<String>,
+
+    /// Response header to read.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub header: Option<String>,
+
+    /// How to interpret the value (as for the extraction itself).
+    #[serde(default, rename = "as")]
+    pub kind: ValueKind,
 }
 
 /// How to interpret an extracted value.

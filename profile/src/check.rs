@@ -484,6 +484,34 @@ fn validate_step(
         if let Some(message) = kind_problem(name, ex.kind) {
             c.problem(format!("{ep}.as"), message);
         }
+        if let Some(fallback) = &ex.fallback {
+            let fp = format!("{ep}.fallback");
+            if fallback.pointer.is_some() == fallback.header.is_some() {
+                c.problem(&fp, "set exactly one of pointer and header");
+            }
+            if let Some(p) = &fallback.pointer
+                && !is_pointer(p)
+            {
+                c.problem(
+                    format!("{fp}.pointer"),
+                    "a JSON pointer is empty or starts with '/'",
+                );
+            }
+            if let Some(h) = &fallback.header
+                && !is_header_name(h)
+            {
+                c.problem(format!("{fp}.header"), "not a valid HTTP header name");
+            }
+            if let Some(message) = kind_problem(name, fallback.kind) {
+                c.problem(format!("{fp}.as"), message);
+            }
+            if ex.strip_spaces && fallback.kind != ValueKind::RecoveryCodes {
+                c.problem(
+                    format!("{fp}.as"),
+                    "stripSpaces applies to the fallback too: read it as recoveryCodes",
+                );
+            }
+        }
         if ex.strip_spaces && ex.kind != ValueKind::RecoveryCodes {
             c.problem(
                 format!("{ep}.stripSpaces"),
@@ -831,6 +859,49 @@ login:
                     value 'client_secret'; extract it under another name"),
             "{got:?}"
         );
+    }
+
+    #[test]
+    fn an_extraction_fallback_is_checked_like_the_extraction() {
+        let with = |fallback: &str| {
+            MINIMAL.replacen(
+                "{pointer: /secret, as: base32Secret}",
+                &format!("{{pointer: /uri, as: otpauthUri, fallback: {fallback}}}"),
+                1,
+            )
+        };
+        assert_eq!(
+            problems(&with("{pointer: /secret, as: base32Secret}")),
+            Vec::<String>::new()
+        );
+        let cases = [
+            (
+                "{as: base32Secret}",
+                "enroll.steps[0].extract.totp_secret.fallback: set exactly one of pointer and header",
+            ),
+            (
+                "{pointer: secret, as: base32Secret}",
+                "enroll.steps[0].extract.totp_secret.fallback.pointer: a JSON pointer is empty or \
+                 starts with '/'",
+            ),
+            (
+                "{header: \"a b\", as: base32Secret}",
+                "enroll.steps[0].extract.totp_secret.fallback.header: not a valid HTTP header name",
+            ),
+            (
+                "{pointer: /s, as: rfc3339}",
+                "enroll.steps[0].extract.totp_secret.fallback.as: 'totp_secret' must be read as \
+                 base32Secret or otpauthUri, not rfc3339 (otherwise it shadows the TOTP secret \
+                 instead of setting it)",
+            ),
+        ];
+        for (fallback, want) in cases {
+            let got = problems(&with(fallback));
+            assert!(
+                got.iter().any(|p| p == want),
+                "{fallback}: want {want:?}, got {got:?}"
+            );
+        }
     }
 
     #[test]
