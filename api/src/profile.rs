@@ -522,7 +522,7 @@ mod tests {
     #[test]
     fn minimal_profile_gets_rfc_default_totp_parameters() {
         let spec: ProfileSpec =
-            serde_yaml::from_str("enroll: {steps: []}\nlogin: {steps: []}\n").expect("parses");
+            serde_saphyr::from_str("enroll: {steps: []}\nlogin: {steps: []}\n").expect("parses");
         assert_eq!(spec.totp, TotpDefaults::default());
         assert_eq!(spec.totp.digits, 6);
         assert_eq!(spec.totp.period, 30);
@@ -531,7 +531,7 @@ mod tests {
 
     #[test]
     fn unknown_field_is_rejected() {
-        let err = serde_yaml::from_str::<ProfileSpec>(
+        let err = serde_saphyr::from_str::<ProfileSpec>(
             "enroll: {steps: []}\nlogin: {steps: [{method: GET, path: /, bdy: {}}]}\n",
         )
         .expect_err("typo must fail");
@@ -552,7 +552,7 @@ extract:
   expires_at: {pointer: /expiry, as: expiresIn}
   recovery_codes: {pointer: /codes, as: recoveryCodes, stripSpaces: true}
 "#;
-        let step: Step = serde_yaml::from_str(yaml).expect("parses");
+        let step: Step = serde_saphyr::from_str(yaml).expect("parses");
         assert_eq!(step.method, HttpMethod::Post);
         assert_eq!(step.responses[0].outcome, Outcome::RetryWithTotpHeader);
         assert!(step.extract["recovery_codes"].strip_spaces);

@@ -177,7 +177,7 @@ async fn resolve_profile(
         }
     };
     let yaml =
-        serde_yaml::to_string(profile.spec()).map_err(|e| DereferenceError::ProfileInvalid {
+        serde_saphyr::to_string(profile.spec()).map_err(|e| DereferenceError::ProfileInvalid {
             name: name.to_owned(),
             message: format!("failed to serialise the resolved profile: {e}"),
         })?;
