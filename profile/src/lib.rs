@@ -12,6 +12,8 @@
 //! # let _ = session; Ok(()) }
 //! ```
 
+#[cfg(test)]
+mod bad_input;
 pub mod builtin;
 mod check;
 mod checkpoint_record;
