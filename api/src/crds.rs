@@ -24,10 +24,14 @@ pub fn file_name(crd: &CustomResourceDefinition) -> String {
 }
 
 /// The YAML a CRD file holds, with a header saying it is generated.
-pub fn to_yaml(crd: &CustomResourceDefinition) -> Result<String, serde_yaml::Error> {
+pub fn to_yaml(crd: &CustomResourceDefinition) -> Result<String, serde_saphyr::SerializeError> {
     Ok(format!(
         "# Generated from the Rust types in api/ by `cargo test -p otpilot-api`; do not edit.\n{}",
-        serde_yaml::to_string(crd)?
+        // Long descriptions stay on one line (no folding), as before.
+        serde_saphyr::to_string_with_options(
+            crd,
+            serde_saphyr::ser_options! { folded_wrap_chars: usize::MAX }
+        )?
     ))
 }
 
@@ -63,6 +67,24 @@ fn rewrite_formats(value: &mut Value) {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_yaml_reads_back_as_the_crd_it_was_written_from() {
+        for crd in all() {
+            let yaml = to_yaml(&crd).expect("serializes");
+            let read: Value = serde_saphyr::from_str(&yaml).expect("parses");
+            assert_eq!(
+                read,
+                serde_json::to_value(&crd).expect("json"),
+                "{}",
+                file_name(&crd)
+            );
+            assert!(
+                !yaml.contains(": >"),
+                "no folded descriptions: one line each, as before"
+            );
+        }
+    }
 
     #[test]
     fn generated_crds_use_only_formats_kubernetes_knows() {

@@ -24,8 +24,9 @@ use serde::{Deserialize, Serialize};
 /// Templates may use these values: `username`, `password`, `api_key`,
 /// `totp_secret`, `totp` (the current one-time code, computed when a step
 /// uses it), `recovery_code` (recoveryLogin only), `access_token` and
-/// `refresh_token` (refresh only), the profile's `variables`, and every value
-/// extracted by an earlier step of the same flow.
+/// `refresh_token` (refresh only), the profile's `variables` and
+/// `secretValues`, and every value extracted by an earlier step of the same
+/// flow.
 #[derive(Serialize, Deserialize, JsonSchema, Clone, Debug, PartialEq, Default)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct ProfileSpec {
@@ -43,6 +44,16 @@ pub struct ProfileSpec {
     /// override these defaults.
     #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
     pub variables: BTreeMap<String, String>,
+
+    /// Names of vendor secrets beyond the password and the API key that the
+    /// templates use (e.g. Conduit's `client_secret`). An ApiCredential
+    /// gives their values (`spec.secretValues`, one Secret key each); a
+    /// value it does not give renders as an empty string, and a header that
+    /// renders empty is not sent, so a profile can send a vendor secret only
+    /// to deployments that need it. Secret values never appear in logs,
+    /// errors or status.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub secret_values: Vec<String>,
 
     /// Headers sent with every request of every flow (templates). A step's
     /// own headers override these.
@@ -454,6 +465,32 @@ pub struct Extraction {
     /// When true, a missing value is not an error.
     #[serde(default, skip_serializing_if = "std::ops::Not::not")]
     pub optional: bool,
+
+    /// A second place to read the value from, used when the first has
+    /// nothing or what it has cannot be read as its kind (goaxr: the
+    /// `otpauth_url` when it is a real otpauth URI, else the base32
+    /// `secret`). When neither can be read, the step fails with both
+    /// reasons.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub fallback: Option<ExtractionFallback>,
+}
+
+/// Where [`Extraction::fallback`] reads. Exactly one of `pointer` and
+/// `header` is set.
+#[derive(Serialize, Deserialize, JsonSchema, Clone, Debug, PartialEq, Default)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct ExtractionFallback {
+    /// JSON pointer (RFC 6901) into the response body.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub pointer: Option<String>,
+
+    /// Response header to read.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub header: Option<String>,
+
+    /// How to interpret the value (as for the extraction itself).
+    #[serde(default, rename = "as")]
+    pub kind: ValueKind,
 }
 
 /// How to interpret an extracted value.
@@ -492,7 +529,7 @@ mod tests {
     #[test]
     fn minimal_profile_gets_rfc_default_totp_parameters() {
         let spec: ProfileSpec =
-            serde_yaml::from_str("enroll: {steps: []}\nlogin: {steps: []}\n").expect("parses");
+            serde_saphyr::from_str("enroll: {steps: []}\nlogin: {steps: []}\n").expect("parses");
         assert_eq!(spec.totp, TotpDefaults::default());
         assert_eq!(spec.totp.digits, 6);
         assert_eq!(spec.totp.period, 30);
@@ -501,7 +538,7 @@ mod tests {
 
     #[test]
     fn unknown_field_is_rejected() {
-        let err = serde_yaml::from_str::<ProfileSpec>(
+        let err = serde_saphyr::from_str::<ProfileSpec>(
             "enroll: {steps: []}\nlogin: {steps: [{method: GET, path: /, bdy: {}}]}\n",
         )
         .expect_err("typo must fail");
@@ -522,7 +559,7 @@ extract:
   expires_at: {pointer: /expiry, as: expiresIn}
   recovery_codes: {pointer: /codes, as: recoveryCodes, stripSpaces: true}
 "#;
-        let step: Step = serde_yaml::from_str(yaml).expect("parses");
+        let step: Step = serde_saphyr::from_str(yaml).expect("parses");
         assert_eq!(step.method, HttpMethod::Post);
         assert_eq!(step.responses[0].outcome, Outcome::RetryWithTotpHeader);
         assert!(step.extract["recovery_codes"].strip_spaces);

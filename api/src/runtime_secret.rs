@@ -149,6 +149,19 @@ pub enum RuntimeSecretError {
     },
 }
 
+/// What is wrong with a JSON value, by kind and position only: serde_json's
+/// own message quotes the offending value (`invalid type: string "…"`,
+/// `unknown variant `…``), which may be a seed pasted into the wrong key.
+fn json_problem(e: &serde_json::Error) -> String {
+    let what = match e.classify() {
+        serde_json::error::Category::Io => "could not be read",
+        serde_json::error::Category::Syntax => "is not valid JSON",
+        serde_json::error::Category::Data => "does not have the expected fields and types",
+        serde_json::error::Category::Eof => "ends too early",
+    };
+    format!("{what} (line {}, column {})", e.line(), e.column())
+}
+
 impl RuntimeBundle {
     /// The Secret's data (or a mounted volume's files), key by key.
     pub fn to_data(&self) -> BTreeMap<String, Vec<u8>> {
@@ -217,16 +230,18 @@ impl RuntimeBundle {
             "NotStarted" => EnrollmentState::NotStarted,
             "Pending" => EnrollmentState::Pending,
             "Enrolled" => EnrollmentState::Enrolled,
-            other => {
+            // The value is not shown: a seed pasted into the wrong key
+            // would end up in the sidecar's log and readiness answer.
+            _ => {
                 return Err(malformed(
                     keys::ENROLLMENT_STATE,
-                    format!("expected NotStarted, Pending or Enrolled, found {other:?}"),
+                    "expected NotStarted, Pending or Enrolled".into(),
                 ));
             }
         };
         let variables = match text(keys::VARIABLES)? {
             Some(v) => {
-                serde_json::from_str(v).map_err(|e| malformed(keys::VARIABLES, e.to_string()))?
+                serde_json::from_str(v).map_err(|e| malformed(keys::VARIABLES, json_problem(&e)))?
             }
             None => BTreeMap::new(),
         };
@@ -236,8 +251,7 @@ impl RuntimeBundle {
                 return Err(malformed(keys::TOTP_SECRET, "empty".into()));
             }
             let params = serde_json::from_str(required(keys::TOTP_PARAMS)?)
-                // serde_json's message names fields and positions, not values.
-                .map_err(|e| malformed(keys::TOTP_PARAMS, e.to_string()))?;
+                .map_err(|e| malformed(keys::TOTP_PARAMS, json_problem(&e)))?;
             Some(StoredTotp {
                 secret: SecretString::from(secret.to_owned()),
                 params,

@@ -211,7 +211,7 @@ fn token_file(value: &str) -> Result<TokenFile, AnnotationError> {
     {
         return Err(invalid(
             "its directory overlaps one of the sidecar's own mounts under /var/run/otpilot \
-             (runtime, password, api-key): use e.g. /var/run/otpilot/token/token",
+             (runtime, password, api-key, secret-values): use e.g. /var/run/otpilot/token/token",
         ));
     }
     Ok(TokenFile {

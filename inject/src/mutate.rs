@@ -151,13 +151,17 @@ fn forbidden_secret(refs: &SecretRefs, credential: &str) -> Option<Decision> {
         refs.password.as_ref().map(|r| ("passwordSecretRef", r)),
         refs.api_key.as_ref().map(|r| ("apiKeySecretRef", r)),
     ];
-    named.into_iter().flatten().find(|(_, r)| r.name == recovery).map(|(field, _)| {
+    let values = refs
+        .secret_values
+        .iter()
+        .map(|v| ("secretValues", &v.secret_key_ref));
+    named.into_iter().flatten().chain(values).find(|(_, r)| r.name == recovery).map(|(field, _)| {
         Decision::deny(
             DenyReason::ForbiddenSecret,
             format!(
                 "ApiCredential {credential} names its recovery Secret {recovery} in spec.{field}: \
-                 the recovery codes are never mounted into a Pod; keep the password and API key \
-                 in a Secret of their own"
+                 the recovery codes are never mounted into a Pod; keep the password, API key and \
+                 secret values in a Secret of their own"
             ),
         )
     })

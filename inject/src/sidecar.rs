@@ -5,11 +5,12 @@ use std::collections::BTreeMap;
 
 use k8s_openapi::api::core::v1::{
     Capabilities, Container, EmptyDirVolumeSource, EnvVar, ExecAction, KeyToPath, Probe,
-    ResourceRequirements, SeccompProfile, SecretVolumeSource, SecurityContext, Volume, VolumeMount,
+    ProjectedVolumeSource, ResourceRequirements, SeccompProfile, SecretProjection,
+    SecretVolumeSource, SecurityContext, Volume, VolumeMount, VolumeProjection,
 };
 use k8s_openapi::apimachinery::pkg::api::resource::Quantity;
 use otpilot_api::ApiCredential;
-use otpilot_api::common::SecretKeyRef;
+use otpilot_api::common::{SecretKeyRef, SecretValue};
 use otpilot_api::labels::runtime_secret_name;
 use otpilot_api::sidecar::{TOKEN_REQUEST_HEADER, TOKEN_REQUEST_HEADER_VALUE, env};
 
@@ -27,21 +28,28 @@ pub const RUNTIME_VOLUME: &str = "otpilot-runtime";
 pub const PASSWORD_VOLUME: &str = "otpilot-password";
 /// Volume with the API key of the user's Secret.
 pub const API_KEY_VOLUME: &str = "otpilot-api-key";
+/// Volume with the keys of `spec.secretValues`, one file per value name.
+pub const SECRET_VALUES_VOLUME: &str = "otpilot-secret-values";
 /// In-memory volume holding the token file, shared with app containers.
 pub const TOKEN_VOLUME: &str = "otpilot-token";
 /// Every volume name the injection may add.
-pub const VOLUME_NAMES: [&str; 4] = [
+pub const VOLUME_NAMES: [&str; 5] = [
     RUNTIME_VOLUME,
     PASSWORD_VOLUME,
     API_KEY_VOLUME,
+    SECRET_VALUES_VOLUME,
     TOKEN_VOLUME,
 ];
 
 pub const RUNTIME_DIR: &str = "/var/run/otpilot/runtime";
 pub const PASSWORD_DIR: &str = "/var/run/otpilot/password";
 pub const API_KEY_DIR: &str = "/var/run/otpilot/api-key";
+/// Files named after the values (snake_case names, which cannot collide
+/// with the kubelet's `..data` entries).
+pub const SECRET_VALUES_DIR: &str = "/var/run/otpilot/secret-values";
 /// Mount points inside the sidecar that a token file must stay out of.
-pub const SIDECAR_MOUNT_PATHS: [&str; 3] = [RUNTIME_DIR, PASSWORD_DIR, API_KEY_DIR];
+pub const SIDECAR_MOUNT_PATHS: [&str; 4] =
+    [RUNTIME_DIR, PASSWORD_DIR, API_KEY_DIR, SECRET_VALUES_DIR];
 /// File names of the password and API key in their volumes. Fixed names
 /// rather than the Secret's key: a key like `..data` would collide with the
 /// kubelet's own entries in a Secret volume.
@@ -87,6 +95,12 @@ pub fn container(
             format!("{API_KEY_DIR}/{API_KEY_FILE}"),
         ]);
     }
+    for value in &spec_refs.secret_values {
+        args.extend([
+            "--secret-value".to_owned(),
+            format!("{}={SECRET_VALUES_DIR}/{}", value.name, value.name),
+        ]);
+    }
     args.extend([
         "--api-addr".to_owned(),
         api_addr.clone(),
@@ -105,6 +119,9 @@ pub fn container(
     }
     if spec_refs.api_key.is_some() {
         mounts.push(read_only_mount(API_KEY_VOLUME, API_KEY_DIR));
+    }
+    if !spec_refs.secret_values.is_empty() {
+        mounts.push(read_only_mount(SECRET_VALUES_VOLUME, SECRET_VALUES_DIR));
     }
     if let Some(token_file) = &request.token_file {
         // App containers run as other users than the sidecar (65532): the
@@ -175,6 +192,8 @@ pub struct SecretRefs {
     /// Absent for vendors whose profile uses no password.
     pub password: Option<SecretKeyRef>,
     pub api_key: Option<SecretKeyRef>,
+    /// `spec.secretValues`: further vendor secrets, by template name.
+    pub secret_values: Vec<SecretValue>,
 }
 
 impl SecretRefs {
@@ -183,6 +202,7 @@ impl SecretRefs {
             runtime: runtime_secret_name(credential_name),
             password: credential.spec.password_secret_ref.clone(),
             api_key: credential.spec.api_key_secret_ref.clone(),
+            secret_values: credential.spec.secret_values.clone(),
         }
     }
 }
@@ -206,6 +226,9 @@ pub fn volumes(refs: &SecretRefs, request: &InjectRequest) -> Vec<Volume> {
     }
     if let Some(api_key) = &refs.api_key {
         volumes.push(single_key_volume(API_KEY_VOLUME, api_key, API_KEY_FILE));
+    }
+    if !refs.secret_values.is_empty() {
+        volumes.push(secret_values_volume(&refs.secret_values));
     }
     if request.token_file.is_some() {
         volumes.push(Volume {
@@ -233,6 +256,35 @@ fn single_key_volume(name: &str, reference: &SecretKeyRef, file: &str) -> Volume
             }]),
             default_mode: Some(SECRET_FILE_MODE),
             optional: None,
+        }),
+        ..Volume::default()
+    }
+}
+
+/// One volume for every secret value, whichever Secrets hold them: a
+/// projection of just the referenced keys, each as a file named after the
+/// value. The kubelet updates it atomically, as a Secret volume.
+fn secret_values_volume(values: &[SecretValue]) -> Volume {
+    let sources = values
+        .iter()
+        .map(|v| VolumeProjection {
+            secret: Some(SecretProjection {
+                name: v.secret_key_ref.name.clone(),
+                items: Some(vec![KeyToPath {
+                    key: v.secret_key_ref.key.clone(),
+                    path: v.name.clone(),
+                    mode: None,
+                }]),
+                optional: None,
+            }),
+            ..VolumeProjection::default()
+        })
+        .collect();
+    Volume {
+        name: SECRET_VALUES_VOLUME.to_owned(),
+        projected: Some(ProjectedVolumeSource {
+            sources: Some(sources),
+            default_mode: Some(SECRET_FILE_MODE),
         }),
         ..Volume::default()
     }

@@ -139,6 +139,78 @@ fn the_api_key_is_mounted_alone_from_its_secret_and_passed_to_the_sidecar() {
 }
 
 #[test]
+fn secret_values_are_projected_key_by_key_into_one_volume_and_passed_as_flags() {
+    let cred = credential()
+        .secret_value("client_secret", "conduit-app", "secret")
+        .secret_value("signing_key", "other-secret", "key.pem")
+        .build();
+    let (patched, _) = injected(&pod().injecting().build(), &cred, &config());
+    let container = sidecar(&patched);
+    let args = container.args.clone().unwrap_or_default();
+    let values: Vec<&str> = args
+        .iter()
+        .enumerate()
+        .filter(|(_, a)| *a == "--secret-value")
+        .map(|(i, _)| args[i + 1].as_str())
+        .collect();
+    assert_eq!(
+        values,
+        vec![
+            "client_secret=/var/run/otpilot/secret-values/client_secret",
+            "signing_key=/var/run/otpilot/secret-values/signing_key"
+        ]
+    );
+    let mounts = serde_json::to_value(&container.volume_mounts).expect("json");
+    assert!(
+        mounts.as_array().expect("mounts").contains(&json!({
+            "name": "otpilot-secret-values", "mountPath": "/var/run/otpilot/secret-values",
+            "readOnly": true})),
+        "{mounts}"
+    );
+    let volumes =
+        serde_json::to_value(&patched.spec.as_ref().expect("spec").volumes).expect("json");
+    let volume = volumes
+        .as_array()
+        .expect("volumes")
+        .iter()
+        .find(|v| v["name"] == "otpilot-secret-values")
+        .expect("the secret values volume");
+    assert_eq!(
+        volume,
+        &json!({"name": "otpilot-secret-values", "projected": {"defaultMode": 0o444, "sources": [
+            {"secret": {"name": "conduit-app", "items": [{"key": "secret", "path": "client_secret"}]}},
+            {"secret": {"name": "other-secret", "items": [{"key": "key.pem", "path": "signing_key"}]}}
+        ]}})
+    );
+    // Only the sidecar mounts it.
+    for app in patched.spec.as_ref().expect("spec").containers.iter() {
+        assert!(
+            app.volume_mounts
+                .iter()
+                .flatten()
+                .all(|m| m.name != "otpilot-secret-values"),
+            "{}",
+            app.name
+        );
+    }
+}
+
+#[test]
+fn a_credential_without_secret_values_gets_no_such_volume_or_flag() {
+    let (patched, _) = injected(&pod().injecting().build(), &credential().build(), &config());
+    let args = sidecar(&patched).args.clone().unwrap_or_default();
+    assert!(!args.iter().any(|a| a == "--secret-value"), "{args:?}");
+    let volumes = patched
+        .spec
+        .as_ref()
+        .expect("spec")
+        .volumes
+        .clone()
+        .unwrap_or_default();
+    assert!(volumes.iter().all(|v| v.name != "otpilot-secret-values"));
+}
+
+#[test]
 fn the_sidecar_goes_first_and_existing_init_containers_keep_their_order() {
     let pod = pod()
         .injecting()

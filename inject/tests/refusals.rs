@@ -98,6 +98,9 @@ fn the_recovery_secret_is_never_mounted_even_when_the_spec_names_it() {
     for cred in [
         credential().password("vendor-recovery", "password").build(),
         credential().api_key("vendor-recovery", "key").build(),
+        credential()
+            .secret_value("client_secret", "vendor-recovery", "codes")
+            .build(),
     ] {
         let (reason, message) = denied(mutate(&pod().injecting().build(), Some(&cred), &config()));
         assert_eq!(reason, DenyReason::ForbiddenSecret);

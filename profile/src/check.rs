@@ -238,6 +238,30 @@ pub(crate) fn validate(
             );
         }
     }
+    for name in &spec.secret_values {
+        let path = format!("secretValues[{name}]");
+        if !is_identifier(name) {
+            c.problem(
+                path,
+                "a secret value name must be a letter or _ followed by letters, digits or _",
+            );
+        } else if reserved.contains(name.as_str()) {
+            c.problem(
+                path,
+                format!("'{name}' is a built-in value and cannot be a secret value"),
+            );
+        } else if spec.variables.contains_key(name) {
+            c.problem(
+                path,
+                format!("'{name}' is also a variable; a value is either secret or not"),
+            );
+        } else if crate::template::GLOBALS.contains(&name.as_str()) {
+            c.problem(
+                path,
+                format!("'{name}' is a template function and cannot be a secret value"),
+            );
+        }
+    }
     for name in spec.headers.keys() {
         if !is_header_name(name) {
             c.problem(format!("headers.{name}"), "not a valid HTTP header name");
@@ -254,6 +278,7 @@ pub(crate) fn validate(
             .chain(flow_inputs(kind))
             .map(|s| s.to_string())
             .chain(spec.variables.keys().cloned())
+            .chain(spec.secret_values.iter().cloned())
             .collect();
         if flow.steps.is_empty() {
             c.problem(format!("{kind}.steps"), "a flow needs at least one step");
@@ -413,6 +438,13 @@ fn validate_step(
                 &ep,
                 format!("'{name}' shadows the input '{name}'; an input cannot be extracted"),
             );
+        } else if spec.secret_values.contains(name) {
+            c.problem(
+                &ep,
+                format!(
+                    "'{name}' shadows the secret value '{name}'; extract it under another name"
+                ),
+            );
         } else if spec.variables.contains_key(name) {
             c.problem(
                 &ep,
@@ -457,6 +489,34 @@ fn validate_step(
         }
         if let Some(message) = kind_problem(name, ex.kind) {
             c.problem(format!("{ep}.as"), message);
+        }
+        if let Some(fallback) = &ex.fallback {
+            let fp = format!("{ep}.fallback");
+            if fallback.pointer.is_some() == fallback.header.is_some() {
+                c.problem(&fp, "set exactly one of pointer and header");
+            }
+            if let Some(p) = &fallback.pointer
+                && !is_pointer(p)
+            {
+                c.problem(
+                    format!("{fp}.pointer"),
+                    "a JSON pointer is empty or starts with '/'",
+                );
+            }
+            if let Some(h) = &fallback.header
+                && !is_header_name(h)
+            {
+                c.problem(format!("{fp}.header"), "not a valid HTTP header name");
+            }
+            if let Some(message) = kind_problem(name, fallback.kind) {
+                c.problem(format!("{fp}.as"), message);
+            }
+            if ex.strip_spaces && fallback.kind != ValueKind::RecoveryCodes {
+                c.problem(
+                    format!("{fp}.as"),
+                    "stripSpaces applies to the fallback too: read it as recoveryCodes",
+                );
+            }
         }
         if ex.strip_spaces && ex.kind != ValueKind::RecoveryCodes {
             c.problem(
@@ -761,6 +821,99 @@ login:
             )),
             "{got:?}"
         );
+    }
+
+    #[test]
+    fn secret_values_are_usable_and_their_names_checked() {
+        let usable = format!(
+            "secretValues: [client_secret]\nheaders: {{clientsecret: \"{{{{ client_secret }}}}\"}}\n{MINIMAL}"
+        );
+        assert_eq!(problems(&usable), Vec::<String>::new());
+        let cases = [
+            (
+                "Client-Secret",
+                "secretValues[Client-Secret]: a secret value name must be a letter or _ followed by letters, digits or _",
+            ),
+            (
+                "password",
+                "secretValues[password]: 'password' is a built-in value and cannot be a secret value",
+            ),
+            (
+                "totp",
+                "secretValues[totp]: 'totp' is a built-in value and cannot be a secret value",
+            ),
+            (
+                "org",
+                "secretValues[org]: 'org' is also a variable; a value is either secret or not",
+            ),
+            (
+                "range",
+                "secretValues[range]: 'range' is a template function and cannot be a secret value",
+            ),
+        ];
+        for (name, want) in cases {
+            let yaml = format!("variables: {{org: acme}}\nsecretValues: [{name}]\n{MINIMAL}");
+            let got = problems(&yaml);
+            assert!(
+                got.iter().any(|p| p == want),
+                "{name}: want {want:?}, got {got:?}"
+            );
+        }
+        let shadowed = format!("secretValues: [client_secret]\n{MINIMAL}").replacen(
+            "access_token: {pointer: /token}",
+            "access_token: {pointer: /token}\n        client_secret: {pointer: /s}",
+            1,
+        );
+        let got = problems(&shadowed);
+        assert!(
+            got.iter().any(|p| p
+                == "login.steps[0].extract.client_secret: 'client_secret' shadows the secret \
+                    value 'client_secret'; extract it under another name"),
+            "{got:?}"
+        );
+    }
+
+    #[test]
+    fn an_extraction_fallback_is_checked_like_the_extraction() {
+        let with = |fallback: &str| {
+            MINIMAL.replacen(
+                "{pointer: /secret, as: base32Secret}",
+                &format!("{{pointer: /uri, as: otpauthUri, fallback: {fallback}}}"),
+                1,
+            )
+        };
+        assert_eq!(
+            problems(&with("{pointer: /secret, as: base32Secret}")),
+            Vec::<String>::new()
+        );
+        let cases = [
+            (
+                "{as: base32Secret}",
+                "enroll.steps[0].extract.totp_secret.fallback: set exactly one of pointer and header",
+            ),
+            (
+                "{pointer: secret, as: base32Secret}",
+                "enroll.steps[0].extract.totp_secret.fallback.pointer: a JSON pointer is empty or \
+                 starts with '/'",
+            ),
+            (
+                "{header: \"a b\", as: base32Secret}",
+                "enroll.steps[0].extract.totp_secret.fallback.header: not a valid HTTP header name",
+            ),
+            (
+                "{pointer: /s, as: rfc3339}",
+                "enroll.steps[0].extract.totp_secret.fallback.as: 'totp_secret' must be read as \
+                 base32Secret or otpauthUri, not rfc3339 (otherwise it shadows the TOTP secret \
+                 instead of setting it)",
+            ),
+        ];
+        for (fallback, want) in cases {
+            let got = problems(&with(fallback));
+            assert!(
+                got.iter().any(|p| p == want),
+                "{fallback}: want {want:?}, got {got:?}"
+            );
+        }
     }
 
     #[test]

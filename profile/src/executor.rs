@@ -86,7 +86,8 @@ impl<'e> FlowRun<'e> {
         if let Some(u) = &inputs.username {
             scrubber.add(u);
         }
-        for s in [&inputs.password, &inputs.api_key].into_iter().flatten() {
+        let secrets = [&inputs.password, &inputs.api_key].into_iter().flatten();
+        for s in secrets.chain(inputs.secret_values.values()) {
             scrubber.add(s.expose_secret());
         }
         for key in [&inputs.totp, &state.totp].into_iter().flatten() {
@@ -203,6 +204,13 @@ impl<'e> FlowRun<'e> {
                     self.state.values.contains_key(other)
                         || self.state.times.contains_key(other)
                         || self.inputs.variables.contains_key(other)
+                        || self
+                            .engine
+                            .profile()
+                            .spec()
+                            .secret_values
+                            .iter()
+                            .any(|n| n == other)
                         || self.engine.profile().spec().variables.contains_key(other)
                 }
             };
@@ -233,23 +241,28 @@ impl<'e> FlowRun<'e> {
         let mut totp_header: Option<String> = None;
         let mut attempts = 0u32;
         let mut code_tries = 0u32;
+        let mut retried_on_vendor_time = false;
         loop {
             let needs_code = info.uses_totp() || totp_header.is_some();
+            let offset_used = self.engine.vendor_clock.offset_ms();
             let code = if needs_code {
                 let key = self.totp_key().ok_or(FlowErrorKind::NoTotpSecret)?.clone();
-                let offset = self.engine.vendor_clock.offset_ms();
                 let code = self
                     .engine
                     .timer
-                    .next_code_on_vendor_time(&key, offset)
+                    .next_code_on_vendor_time(&key, offset_used)
                     .await;
                 self.state.last_code_step = Some(code.step);
                 self.scrubber.add(code.code.expose_secret());
-                Some(code.code)
+                Some((key, code))
             } else {
                 None
             };
-            let request = self.build_request(step, code.as_ref(), totp_header.as_deref())?;
+            let request = self.build_request(
+                step,
+                code.as_ref().map(|(_, c)| &c.code),
+                totp_header.as_deref(),
+            )?;
             attempts += 1;
             let sent = self.engine.timer.clock().now();
             let answer = match self.engine.client.execute(request).await {
@@ -343,7 +356,36 @@ impl<'e> FlowRun<'e> {
                     // The timer waits for the next time step by itself.
                     attempts -= 1;
                 }
-                Verdict::CodeRejected => return Err(FlowErrorKind::CodeRejected { status }),
+                Verdict::CodeRejected => {
+                    // A vendor whose clock is elsewhere refuses the first
+                    // code of an engine that has not heard from it yet
+                    // (AUDD's login is one call that carries the code): the
+                    // refusal's `Date` tells where its clock is; one more
+                    // code on that time, once.
+                    let retry = code.as_ref().filter(|(key, c)| {
+                        !retried_on_vendor_time
+                            && vendor_clock::worth_a_retry_on_vendor_time(
+                                crate::timing::unix_millis(sent),
+                                c.step,
+                                key.params().period,
+                                offset_used,
+                                self.engine.vendor_clock.offset_ms(),
+                            )
+                    });
+                    let Some((key, refused)) = retry else {
+                        return Err(FlowErrorKind::CodeRejected { status });
+                    };
+                    tracing::info!(
+                        flow = %self.state.flow,
+                        step = self.state.next_step,
+                        offset_ms = self.engine.vendor_clock.offset_ms(),
+                        "code refused, and the vendor's clock is a time step away: \
+                         one more code on its time"
+                    );
+                    self.engine.timer.release(key, refused);
+                    retried_on_vendor_time = true;
+                    attempts -= 1;
+                }
                 Verdict::LockedOut => {
                     // Only a lock-out that says when it ends is waited out,
                     // with jitter so replicas sharing an account do not

@@ -12,6 +12,8 @@
 //! # let _ = session; Ok(()) }
 //! ```
 
+#[cfg(test)]
+mod bad_input;
 pub mod builtin;
 mod check;
 mod checkpoint_record;
@@ -74,6 +76,12 @@ pub struct Inputs {
     pub totp_overrides: TotpOverrides,
     /// Values for the profile's variables, overriding its defaults.
     pub variables: BTreeMap<String, String>,
+    /// Values of the profile's `secretValues` (vendor secrets beyond the
+    /// password and the API key, e.g. Conduit's `client_secret`), by name.
+    /// Scrubbed from errors like the password. Only the names the profile
+    /// declares are used: callers refuse others with
+    /// [`Profile::undeclared_secret_value`], naming their own field.
+    pub secret_values: BTreeMap<String, SecretString>,
 }
 
 impl Inputs {

@@ -104,6 +104,26 @@ impl Profile {
         &self.presentation
     }
 
+    /// Why a caller's secret value names cannot be used with this profile,
+    /// if they cannot: the first name the profile does not declare (most
+    /// likely misspelt, which would leave the vendor secret unsent), with
+    /// the names it declares.
+    pub fn undeclared_secret_value<'n>(
+        &self,
+        mut names: impl Iterator<Item = &'n str>,
+    ) -> Option<String> {
+        let declared = &self.spec.secret_values;
+        let name = names.find(|n| !declared.iter().any(|d| d == n))?;
+        let known = if declared.is_empty() {
+            "it uses none".to_owned()
+        } else {
+            format!("it uses {}", declared.join(", "))
+        };
+        Some(format!(
+            "the profile has no secret value named '{name}' ({known})"
+        ))
+    }
+
     /// What validation learnt about a flow's steps.
     pub fn step_info(&self, kind: FlowKind) -> &[StepInfo] {
         self.steps.get(&kind).map(Vec::as_slice).unwrap_or(&[])

@@ -61,7 +61,7 @@ pub fn parse(input: &str, defaults: TotpParams) -> Result<OtpauthUri, OtpauthErr
                 let inner = Url::parse(inner.trim()).map_err(|_| OtpauthError::NotAUrl)?;
                 parse_otpauth(&inner, defaults)
             }
-            _ => Err(OtpauthError::WrongScheme(url.scheme().to_owned())),
+            _ => Err(OtpauthError::WrongScheme(shown(url.scheme()))),
         };
     }
     parse_otpauth(&url, defaults)
@@ -70,7 +70,7 @@ pub fn parse(input: &str, defaults: TotpParams) -> Result<OtpauthUri, OtpauthErr
 fn parse_otpauth(url: &Url, defaults: TotpParams) -> Result<OtpauthUri, OtpauthError> {
     let kind = url.host_str().unwrap_or_default().to_ascii_lowercase();
     if kind != "totp" {
-        return Err(OtpauthError::NotTotp(kind));
+        return Err(OtpauthError::NotTotp(shown(&kind)));
     }
     let label = percent_decode_str(url.path().trim_start_matches('/'))
         .decode_utf8_lossy()
@@ -111,7 +111,18 @@ fn parse_algorithm(name: &str) -> Result<TotpAlgorithm, OtpauthError> {
         "SHA1" => Ok(TotpAlgorithm::Sha1),
         "SHA256" => Ok(TotpAlgorithm::Sha256),
         "SHA512" => Ok(TotpAlgorithm::Sha512),
-        _ => Err(OtpauthError::Algorithm(name.to_owned())),
+        _ => Err(OtpauthError::Algorithm(shown(name))),
+    }
+}
+
+/// A value from the URI for an error message: short words (`hotp`,
+/// `https`, `MD5`) as they are, anything longer withheld, since no TOTP
+/// secret is that short but a secret in the wrong place would be shown.
+fn shown(value: &str) -> String {
+    if value.chars().count() <= 8 {
+        value.to_owned()
+    } else {
+        format!("({} characters, not shown)", value.chars().count())
     }
 }
 

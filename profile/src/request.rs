@@ -33,6 +33,16 @@ impl FlowRun<'_> {
         if let Some(k) = &self.inputs.api_key {
             ctx.insert("api_key".into(), k.expose_secret().into());
         }
+        // A declared secret value the caller does not give is empty, so a
+        // header carrying only it is left out (see `put` below).
+        for name in &self.engine.profile().spec().secret_values {
+            let value = self
+                .inputs
+                .secret_values
+                .get(name)
+                .map_or("", |v| v.expose_secret());
+            ctx.insert(name.clone(), value.into());
+        }
         if let Some(key) = self.totp_key() {
             ctx.insert(
                 "totp_secret".into(),
@@ -130,6 +140,12 @@ impl FlowRun<'_> {
         }
         let mut headers = HeaderMap::new();
         let mut put = |field: String, name: &str, value: String| -> Result<(), FlowErrorKind> {
+            // An empty header says nothing a vendor needs; a profile relies
+            // on this to send an optional secret value only when given.
+            if value.is_empty() {
+                headers.remove(name);
+                return Ok(());
+            }
             let invalid = |what: &str| FlowErrorKind::InvalidRequest {
                 field: field.clone(),
                 message: format!("not a valid header {what}"),
@@ -339,6 +355,108 @@ login:
         assert_eq!(
             header(&req, "content-type"),
             vec!["application/x-www-form-urlencoded"]
+        );
+    }
+
+    #[test]
+    fn conduit_sends_its_client_headers_only_when_given() {
+        let profile = crate::builtin::get("conduit").expect("built in");
+        let engine =
+            Engine::new(profile, "https://api.example", HttpSettings::default()).expect("engine");
+        let step = &engine.profile().flow(FlowKind::Login).expect("login").steps[0];
+        let checkpoint = || Checkpoint {
+            flow: FlowKind::Login,
+            next_step: 0,
+            values: BTreeMap::new(),
+            totp: None,
+            recovery_codes: None,
+            times: BTreeMap::new(),
+            last_code_step: None,
+        };
+        let bare = Inputs {
+            username: Some("bot".into()),
+            password: Some(SecretString::from("pw")),
+            ..Inputs::default()
+        };
+        let req = FlowRun::new(&engine, &bare, checkpoint())
+            .build_request(step, None, None)
+            .expect("request");
+        assert!(header(&req, "clientid").is_empty(), "no client id given");
+        assert!(header(&req, "clientsecret").is_empty(), "no secret given");
+
+        let validated = Inputs {
+            variables: BTreeMap::from([("client_id".to_owned(), "app-1".to_owned())]),
+            secret_values: BTreeMap::from([(
+                "client_secret".to_owned(),
+                SecretString::from("CLIENT-SECRET-1"),
+            )]),
+            ..bare
+        };
+        let req = FlowRun::new(&engine, &validated, checkpoint())
+            .build_request(step, None, None)
+            .expect("request");
+        assert_eq!(header(&req, "clientid"), vec!["app-1"]);
+        assert_eq!(header(&req, "clientsecret"), vec!["CLIENT-SECRET-1"]);
+        let value = req.headers().get("clientsecret").expect("sent");
+        assert!(value.is_sensitive());
+        assert!(!format!("{validated:?}").contains("CLIENT-SECRET-1"));
+    }
+
+    #[test]
+    fn a_secret_value_is_scrubbed_from_errors() {
+        let profile = Arc::new(
+            Profile::from_yaml(
+                "s.yaml",
+                &format!("secretValues: [client_secret]\n{}", PROFILE),
+            )
+            .expect("loads"),
+        );
+        let engine =
+            Engine::new(profile, "https://api.example", HttpSettings::default()).expect("engine");
+        let inputs = Inputs {
+            username: Some("bot".into()),
+            secret_values: BTreeMap::from([(
+                "client_secret".to_owned(),
+                SecretString::from("CLIENT-SECRET-2"),
+            )]),
+            ..Inputs::default()
+        };
+        let run = FlowRun::new(
+            &engine,
+            &inputs,
+            Checkpoint {
+                flow: FlowKind::Login,
+                next_step: 0,
+                values: BTreeMap::new(),
+                totp: None,
+                recovery_codes: None,
+                times: BTreeMap::new(),
+                last_code_step: None,
+            },
+        );
+        assert_eq!(
+            run.scrubber.scrub("vendor said CLIENT-SECRET-2 is wrong"),
+            "vendor said *** is wrong"
+        );
+    }
+
+    #[test]
+    fn undeclared_secret_values_are_named_for_the_caller_to_refuse() {
+        let conduit = crate::builtin::get("conduit").expect("built in");
+        assert_eq!(
+            conduit.undeclared_secret_value(["client_secret"].into_iter()),
+            None
+        );
+        assert_eq!(
+            conduit
+                .undeclared_secret_value(["client_secret", "clientsecret"].into_iter())
+                .as_deref(),
+            Some("the profile has no secret value named 'clientsecret' (it uses client_secret)")
+        );
+        let goaxr = crate::builtin::get("goaxr").expect("built in");
+        assert_eq!(
+            goaxr.undeclared_secret_value(["x"].into_iter()).as_deref(),
+            Some("the profile has no secret value named 'x' (it uses none)")
         );
     }
 

@@ -33,22 +33,7 @@ impl FlowRun<'_> {
                 name: name.clone(),
                 reason,
             };
-            let raw: Option<Value> = if let Some(pointer) = &ex.pointer {
-                match &response.json {
-                    Some(body) => extract::at_pointer(body, pointer).cloned(),
-                    None if pointer.is_empty() && !response.body.is_empty() => Some(Value::String(
-                        String::from_utf8_lossy(&response.body).trim().to_owned(),
-                    )),
-                    None if optional => None,
-                    None => return Err(fail("the response body is not JSON".into())),
-                }
-            } else if let Some(header) = &ex.header {
-                response
-                    .headers
-                    .get(header.as_str())
-                    .and_then(|v| v.to_str().ok())
-                    .map(|v| Value::String(v.to_owned()))
-            } else if let Some(source) = &ex.value {
+            let raw: Option<Value> = if let Some(source) = &ex.value {
                 let ctx = self.context(None);
                 Some(Value::String(self.render(
                     format!("{at}.extract.{name}.value"),
@@ -56,20 +41,40 @@ impl FlowRun<'_> {
                     &ctx,
                 )?))
             } else {
-                None
+                read_raw(response, ex.pointer.as_deref(), ex.header.as_deref())
+                    .or_else(|e| if optional { Ok(None) } else { Err(e) })
+                    .map_err(fail)?
             };
-            let Some(raw) = raw else {
-                if optional {
-                    continue;
-                }
-                let place = match (&ex.pointer, &ex.header) {
-                    (Some(p), _) => format!("nothing at JSON pointer '{p}'"),
-                    (_, Some(h)) => format!("no header {h}"),
-                    _ => "no value".to_owned(),
+            // `missing`: nothing to read anywhere, which an optional value
+            // may be; a value that is there but unreadable is always an error.
+            let mut missing = raw.is_none();
+            let mut interpreted = match raw {
+                Some(raw) => extract::interpret(ex.kind, &raw, ex.strip_spaces, now, defaults),
+                None => Err(format!(
+                    "{} (HTTP {})",
+                    nothing_at(ex.pointer.as_deref(), ex.header.as_deref()),
+                    response.status
+                )),
+            };
+            if let (Err(first), Some(fallback)) = (&interpreted, &ex.fallback) {
+                let (fp, fh) = (fallback.pointer.as_deref(), fallback.header.as_deref());
+                let second = match read_raw(response, fp, fh) {
+                    Ok(Some(raw)) => {
+                        missing = false;
+                        extract::interpret(fallback.kind, &raw, ex.strip_spaces, now, defaults)
+                    }
+                    Ok(None) => Err(nothing_at(fp, fh)),
+                    Err(e) => Err(e),
                 };
-                return Err(fail(format!("{place} (HTTP {})", response.status)));
+                interpreted =
+                    second.map_err(|second| format!("{first}; its fallback neither: {second}"));
+            }
+            let interpreted = match interpreted {
+                Ok(value) => value,
+                Err(_) if optional && missing => continue,
+                Err(reason) => return Err(fail(reason)),
             };
-            match extract::interpret(ex.kind, &raw, ex.strip_spaces, now, defaults).map_err(fail)? {
+            match interpreted {
                 Extracted::Text(t) => {
                     self.scrubber.add(t.expose_secret());
                     self.state.values.insert(name.clone(), t);
@@ -177,4 +182,40 @@ fn plausible_jwt_exp(token: &str, now: SystemTime) -> Option<SystemTime> {
     now.checked_add(expiry::IMPLAUSIBLE_JWT_EXP)
         .is_none_or(|limit| exp <= limit)
         .then_some(exp)
+}
+
+/// The raw value at a JSON pointer or header of the answer: `Ok(None)`
+/// when there is nothing there, `Err` when the body cannot be searched.
+/// A pointer into a body that is not JSON reads the whole body only for
+/// the empty pointer.
+fn read_raw(
+    response: &Response,
+    pointer: Option<&str>,
+    header: Option<&str>,
+) -> Result<Option<Value>, String> {
+    if let Some(pointer) = pointer {
+        return match &response.json {
+            Some(body) => Ok(extract::at_pointer(body, pointer).cloned()),
+            None if pointer.is_empty() && !response.body.is_empty() => Ok(Some(Value::String(
+                String::from_utf8_lossy(&response.body).trim().to_owned(),
+            ))),
+            None => Err("the response body is not JSON".into()),
+        };
+    }
+    Ok(header.and_then(|h| {
+        response
+            .headers
+            .get(h)
+            .and_then(|v| v.to_str().ok())
+            .map(|v| Value::String(v.to_owned()))
+    }))
+}
+
+/// Where a value was looked for and not found, for messages.
+fn nothing_at(pointer: Option<&str>, header: Option<&str>) -> String {
+    match (pointer, header) {
+        (Some(p), _) => format!("nothing at JSON pointer '{p}'"),
+        (_, Some(h)) => format!("no header {h}"),
+        _ => "no value".to_owned(),
+    }
 }

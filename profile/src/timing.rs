@@ -123,6 +123,9 @@ pub struct Code {
     pub step: u64,
     /// The code.
     pub code: SecretString,
+    /// The step marked used before this one was claimed, to give the claim
+    /// back with [`CodeTimer::release`].
+    pub previous: Option<u64>,
 }
 
 /// Remembers, per secret, the last time step whose code was sent, and hands
@@ -191,25 +194,41 @@ impl CodeTimer {
             // cannot both take the same step.
             let plan = {
                 let mut used = self.lock();
-                let plan =
-                    plan_code_with_guard(now, period, used.get(&fp).copied(), margin, extra_guard);
+                let previous = used.get(&fp).copied();
+                let plan = plan_code_with_guard(now, period, previous, margin, extra_guard);
                 if let CodePlan::Send { step } = plan {
                     used.insert(fp, step);
                 }
-                plan
+                (plan, previous)
             };
             match plan {
-                CodePlan::Send { step } => {
+                (CodePlan::Send { step }, previous) => {
                     return Code {
                         step,
                         code: key.code_for_step(step),
+                        previous,
                     };
                 }
-                CodePlan::Wait { ms } => {
+                (CodePlan::Wait { ms }, _) => {
                     tracing::debug!(wait_ms = ms, "waiting for a fresh TOTP time step");
                     self.clock.sleep(Duration::from_millis(ms)).await;
                 }
             }
+        }
+    }
+
+    /// Gives back the claim of `code`, when the vendor refused it as a code
+    /// of another time (its clock is elsewhere) so that the step never
+    /// counted: the next code may then be of an earlier step on the
+    /// vendor's time. Only if no later step was claimed since.
+    pub fn release(&self, key: &TotpKey, code: &Code) {
+        let mut used = self.lock();
+        let fp = key.fingerprint();
+        if used.get(&fp) == Some(&code.step) {
+            match code.previous {
+                Some(previous) => used.insert(fp, previous),
+                None => used.remove(&fp),
+            };
         }
     }
 
@@ -420,6 +439,27 @@ mod tests {
         assert_eq!(b.step, a.step + 1);
         assert_ne!(a.code.expose_secret(), b.code.expose_secret());
         assert_eq!(timer.last_used(&k), Some(b.step));
+    }
+
+    #[tokio::test]
+    async fn a_released_claim_lets_an_earlier_vendor_step_go_unless_claimed_since() {
+        let clock = ManualClock::new(UNIX_EPOCH + Duration::from_secs(1_000_000_020));
+        let timer = CodeTimer::new(Arc::new(clock.clone()));
+        let k = key(30);
+        timer.mark_used(&k, 5);
+        let refused = timer.next_code(&k).await;
+        assert_eq!(refused.previous, Some(5));
+        timer.release(&k, &refused);
+        assert_eq!(timer.last_used(&k), Some(5), "back to what it was");
+        // The vendor is two steps behind: its step is free again.
+        let behind = timer.next_code_on_vendor_time(&k, Some(-60_000)).await;
+        assert_eq!(behind.step, refused.step - 2);
+
+        // A later claim in between is never given back.
+        let first = timer.next_code(&k).await;
+        let later = timer.next_code(&k).await;
+        timer.release(&k, &first);
+        assert_eq!(timer.last_used(&k), Some(later.step));
     }
 
     #[tokio::test]

@@ -76,6 +76,31 @@ pub fn smoothed(previous: Option<f64>, sample_ms: i64, smoothing: f64) -> f64 {
     }
 }
 
+/// Whether a code the vendor refused deserves one more try on its time:
+/// the answer taught us an offset (`offset_now_ms`) that puts the moment
+/// the code was sent (`sent_ms`, our clock) in another time step than the
+/// one the code was computed for, and that moved the estimate by at least
+/// half a period (less is the `Date` header's own imprecision, not a
+/// clock elsewhere). Once per step at most: the caller keeps count, so a
+/// wrong secret costs one extra refusal, never a lock-out.
+pub fn worth_a_retry_on_vendor_time(
+    sent_ms: u64,
+    sent_step: u64,
+    period_s: u64,
+    offset_used_ms: Option<i64>,
+    offset_now_ms: Option<i64>,
+) -> bool {
+    let Some(now) = offset_now_ms else {
+        return false;
+    };
+    let period_ms = period_s.max(1).saturating_mul(1000);
+    let moved = now
+        .saturating_sub(offset_used_ms.unwrap_or(0))
+        .unsigned_abs();
+    let vendor_ms = sent_ms.saturating_add_signed(now);
+    moved >= period_ms / 2 && vendor_ms / period_ms != sent_step
+}
+
 /// The running estimate of one vendor's clock offset. Share one per vendor
 /// base URL (an `Arc`) between the engines that talk to it.
 #[derive(Debug, Default)]
@@ -215,6 +240,59 @@ mod tests {
         }
         let offset = clock.offset_ms().expect("estimated");
         assert!((59_500..=61_000).contains(&offset), "{offset}");
+    }
+
+    #[test]
+    fn a_refused_code_is_retried_only_when_the_vendor_clock_is_a_step_elsewhere() {
+        // 30 s steps; the code of step 10 was sent at 305 s on our clock.
+        let cases = [
+            (
+                "vendor 2 steps ahead, first answer",
+                None,
+                Some(60_000),
+                true,
+            ),
+            (
+                "vendor 2 steps behind, first answer",
+                None,
+                Some(-60_000),
+                true,
+            ),
+            ("nothing learnt", None, None, false),
+            ("a second of Date noise", None, Some(900), false),
+            (
+                "same step on the vendor's time",
+                Some(-60_000),
+                Some(-61_000),
+                false,
+            ),
+            (
+                "estimate moved half a step, same step",
+                None,
+                Some(16_000),
+                false,
+            ),
+            (
+                "estimate moved, now another step",
+                Some(0),
+                Some(26_000),
+                true,
+            ),
+            (
+                "already on the vendor's time",
+                Some(60_000),
+                Some(60_400),
+                false,
+            ),
+        ];
+        for (what, used, now, want) in cases {
+            let sent_step = (305_000u64.saturating_add_signed(used.unwrap_or(0))) / 30_000;
+            assert_eq!(
+                worth_a_retry_on_vendor_time(305_000, sent_step, 30, used, now),
+                want,
+                "{what}"
+            );
+        }
     }
 
     #[test]

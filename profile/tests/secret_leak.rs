@@ -18,6 +18,7 @@ const PASSWORD: &str = "pw-SECRET-7781-xyz";
 const API_KEY: &str = "ak-SECRET-4412-xyz";
 const TOTP_SECRET: &str = "KRSXG5CTMVRXEZLUKRSXG5CTMVRXEZLU";
 const RECOVERY_CODE: &str = "RC-SECRET-9931";
+const CLIENT_SECRET: &str = "cs-SECRET-6620-xyz";
 
 /// A server on 127.0.0.1 answering `/status/NNN[/retry-after/S]` with that
 /// status and a JSON body holding the whole request it received.
@@ -81,6 +82,8 @@ async fn echo_server() -> String {
 fn profile(path: &str, extra: &str) -> Arc<Profile> {
     let yaml = format!(
         r#"
+secretValues: [client_secret]
+headers: {{clientsecret: "{{{{ client_secret }}}}"}}
 enroll:
   steps:
     - method: GET
@@ -93,7 +96,7 @@ login:
       method: POST
       path: {path}
       headers: {{Authorization: "Key {{{{ api_key }}}}", X-User: "{{{{ username }}}}"}}
-      body: {{password: "{{{{ password }}}}", code: "{{{{ totp }}}}", secret: "{{{{ totp_secret }}}}"}}
+      body: {{password: "{{{{ password }}}}", code: "{{{{ totp }}}}", secret: "{{{{ totp_secret }}}}", client: "{{{{ client_secret }}}}"}}
 {extra}
       extract:
         access_token: {{pointer: /token}}
@@ -121,6 +124,10 @@ fn inputs() -> Inputs {
         totp: Some(TotpKey::from_base32(TOTP_SECRET, params).expect("key")),
         totp_params: Some(params),
         variables: BTreeMap::new(),
+        secret_values: BTreeMap::from([(
+            "client_secret".to_owned(),
+            SecretString::from(CLIENT_SECRET),
+        )]),
         ..Inputs::default()
     }
 }
@@ -151,7 +158,7 @@ fn assert_clean(what: &str, text: &str) {
 // The username is an identifier, not a secret: `Debug` of the inputs may
 // show it (useful in logs); errors do not.
 fn assert_no_secret(what: &str, text: &str) {
-    for secret in [PASSWORD, API_KEY, TOTP_SECRET, RECOVERY_CODE] {
+    for secret in [PASSWORD, API_KEY, TOTP_SECRET, RECOVERY_CODE, CLIENT_SECRET] {
         assert!(!text.contains(secret), "{what} leaks {secret}: {text}");
     }
     // The lower-case secret too, and any 6-digit code of it is short-lived

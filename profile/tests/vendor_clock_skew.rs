@@ -5,12 +5,11 @@
 //! clock are refused; the engine learns the vendor's clock from `Date` and
 //! the logins keep working, and the offset it reports is the skew.
 //!
-//! AUDD is not here: its login is one call that already carries the code,
-//! so an engine that has never heard from the vendor computes that first
-//! code on its own clock and is refused (HTTP 421; the estimate is right
-//! afterwards). The engine needs a way to learn the clock before the first
-//! code (a code-less request first, or one bounded retry when the refusal's
-//! `Date` moved the estimate by a step) before AUDD can join this test.
+//! AUDD's login is one call that already carries the code, so an engine
+//! that has never heard from the vendor computes that first code on its own
+//! clock and is refused (HTTP 421); the refusal's `Date` puts the vendor a
+//! step away, and the engine sends one more code on the vendor's time. Its
+//! test counts the refusals: exactly one per fresh engine, never more.
 
 use std::time::Duration;
 
@@ -54,8 +53,13 @@ impl Vendored {
 }
 
 async fn vendored(vendor: Vendor) -> Vendored {
+    vendored_with(SimConfig::new(vendor)).await
+}
+
+async fn vendored_with(config: SimConfig) -> Vendored {
     let _ = rustls::crypto::ring::default_provider().install_default();
-    let mut config = SimConfig::new(vendor)
+    let vendor = config.vendor;
+    let mut config = config
         .with_period(Duration::from_secs(PERIOD_SECS))
         .with_account(AccountSpec::new(USERNAME, PASSWORD, API_KEY));
     let mut identity = None;
@@ -131,6 +135,43 @@ async fn goaxr_logins_follow_a_vendor_clock_two_steps_off() {
 #[tokio::test]
 async fn conduit_logins_follow_a_vendor_clock_two_steps_off() {
     logins_follow_the_vendor_clock(Vendor::Conduit).await;
+}
+
+#[tokio::test]
+async fn audd_logins_follow_a_vendor_clock_two_steps_off_after_one_refusal() {
+    // Two refusals in a row lock the account: a login that refused more
+    // than its first code would fail here.
+    let v =
+        vendored_with(SimConfig::new(Vendor::Audd).with_lockout(2, Duration::from_secs(600))).await;
+    let enrollment = v.engine().enroll(&v.inputs).await.expect("enroll");
+    let inputs = v.inputs.with_totp(enrollment.totp.clone());
+    let mut last_step = enrollment.last_code_step;
+    for steps in [SKEW_STEPS, -SKEW_STEPS] {
+        v.skew(steps).await;
+        let engine = v.engine();
+        if let Some(step) = last_step {
+            engine
+                .timer()
+                .mark_used(&inputs.totp.clone().expect("key"), step);
+        }
+        let session = engine.login(&inputs).await.unwrap_or_else(|e| {
+            panic!(
+                "audd: skew {steps} steps: {e} (offset {:?} ms)",
+                engine.clock_offset_ms()
+            )
+        });
+        let want_ms = steps * i64::try_from(PERIOD_SECS).expect("small") * 1000;
+        let offset = engine.clock_offset_ms().expect("offset estimated");
+        assert!(
+            (offset - want_ms).abs() <= 1_500,
+            "audd: skew {steps} steps: estimated {offset} ms, want {want_ms} ms"
+        );
+        // The same engine, now on the vendor's time, logs in again.
+        let again = engine.login(&inputs).await.expect("second login");
+        assert!(again.last_code_step > session.last_code_step);
+        last_step = again.last_code_step;
+    }
+    v.sim.shutdown().await;
 }
 
 #[tokio::test]

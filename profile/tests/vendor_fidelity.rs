@@ -192,6 +192,53 @@ async fn conduit_sessions_follow_the_configured_lifetime_not_the_bogus_exp() {
     f.sim.shutdown().await;
 }
 
+#[tokio::test]
+async fn conduit_with_client_validation_gets_its_client_headers_on_every_call() {
+    const CLIENT_SECRET: &str = "cs-9Xq2-client-secret";
+    let config = SimConfig::new(Vendor::Conduit).with_client_credentials("app-7", CLIENT_SECRET);
+    let mut f = fixture(config, RetryPolicy::default()).await;
+    // Without them the vendor refuses the first call.
+    let err = f
+        .engine
+        .enroll(&f.inputs)
+        .await
+        .expect_err("no client headers");
+    assert_eq!(err.category(), "VendorError", "{err}");
+    f.inputs
+        .variables
+        .insert("client_id".into(), "app-7".into());
+    f.inputs
+        .secret_values
+        .insert("client_secret".into(), SecretString::from(CLIENT_SECRET));
+    // Every flow, every step: enroll, login, renew, recover, disable.
+    let enrollment = f.engine.enroll(&f.inputs).await.expect("enroll");
+    let inputs = f.inputs.with_totp(enrollment.totp.clone());
+    let session = f.engine.login(&inputs).await.expect("login");
+    let renewed = f.engine.refresh(&inputs, &session).await.expect("renew");
+    assert!(!renewed.access_token.expose_secret().is_empty());
+    f.engine
+        .recovery_login(&inputs, &enrollment.recovery_codes[0])
+        .await
+        .expect("recover");
+    f.engine.disable(&inputs).await.expect("disable");
+    // A wrong client secret is refused, and the error does not show it.
+    let mut wrong = inputs.clone();
+    wrong.secret_values.insert(
+        "client_secret".into(),
+        SecretString::from("cs-WRONG-secret"),
+    );
+    let err = f
+        .engine
+        .login(&wrong)
+        .await
+        .expect_err("wrong client secret");
+    for text in [err.to_string(), format!("{err:?}"), format!("{wrong:?}")] {
+        assert!(!text.contains("cs-WRONG-secret"), "{text}");
+        assert!(!text.contains(CLIENT_SECRET), "{text}");
+    }
+    f.sim.shutdown().await;
+}
+
 // A wrong secret, so every code is wrong (the same length and parameters).
 fn wrong(inputs: &Inputs) -> Inputs {
     let params = inputs.totp.as_ref().expect("enrolled").params();

@@ -49,6 +49,12 @@ pub struct RunArgs {
     /// The file holding the account's API key, when the vendor needs one.
     #[arg(long, env = "OTPILOT_API_KEY_FILE")]
     pub api_key_file: Option<PathBuf>,
+    /// A further vendor secret the profile uses, as NAME=FILE (the
+    /// profile's secret value NAME, read from FILE, a mounted Secret key;
+    /// reloaded like the password file). Repeatable; in the variable,
+    /// comma-separated.
+    #[arg(long = "secret-value", env = "OTPILOT_SECRET_VALUES", value_delimiter = ',', value_parser = secret_value)]
+    pub secret_values: Vec<(String, PathBuf)>,
     /// Local API (`/token`, `/healthz`, `/readyz`, `/metrics`); loopback only.
     #[arg(long, env = "OTPILOT_API_ADDR", default_value_t = default_api_addr(), value_parser = loopback)]
     pub api_addr: SocketAddr,
@@ -126,6 +132,27 @@ pub fn loopback(text: &str) -> Result<SocketAddr, String> {
     }
 }
 
+/// `NAME=FILE`, NAME a template value name (snake_case, as the
+/// ApiCredential's `spec.secretValues` names are).
+pub fn secret_value(text: &str) -> Result<(String, PathBuf), String> {
+    let (name, file) = text
+        .split_once('=')
+        .ok_or_else(|| format!("{text:?} is not NAME=FILE"))?;
+    let mut chars = name.chars();
+    let identifier = matches!(chars.next(), Some(c) if c.is_ascii_lowercase())
+        && chars.all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '_');
+    if !identifier {
+        return Err(format!(
+            "{name:?} is not a secret value name (lowercase letters, digits and '_', starting \
+             with a letter)"
+        ));
+    }
+    if file.is_empty() {
+        return Err(format!("{name}= names no file"));
+    }
+    Ok((name.to_owned(), PathBuf::from(file)))
+}
+
 /// Whole or fractional seconds.
 pub fn seconds(text: &str) -> Result<Duration, String> {
     let s: f64 = text
@@ -163,6 +190,41 @@ mod tests {
         assert_eq!(seconds("0.5s"), Ok(Duration::from_millis(500)));
         assert!(seconds("-1").is_err());
         assert!(seconds("soon").is_err());
+    }
+
+    #[test]
+    fn secret_values_are_name_equals_file() {
+        assert_eq!(
+            secret_value("client_secret=/var/run/otpilot/secret-values/client_secret"),
+            Ok((
+                "client_secret".to_owned(),
+                PathBuf::from("/var/run/otpilot/secret-values/client_secret")
+            ))
+        );
+        for bad in ["client_secret", "=/f", "Client=/f", "1x=/f", "a-b=/f", "x="] {
+            assert!(secret_value(bad).is_err(), "{bad}");
+        }
+        let cli = Cli::try_parse_from([
+            "otpilot-sidecar",
+            "run",
+            "--runtime-dir",
+            "/r",
+            "--secret-value",
+            "a=/f/a",
+            "--secret-value",
+            "b=/f/b",
+        ])
+        .expect("parses");
+        let Command::Run(args) = cli.command else {
+            panic!("run")
+        };
+        assert_eq!(
+            args.secret_values,
+            vec![
+                ("a".to_owned(), PathBuf::from("/f/a")),
+                ("b".to_owned(), PathBuf::from("/f/b"))
+            ]
+        );
     }
 
     #[test]

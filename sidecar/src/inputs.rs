@@ -1,5 +1,5 @@
 //! The sidecar's inputs: the operator's runtime Secret volume and the
-//! user's password / API key files, read as the kubelet lays them out, and
+//! user's password / API key / secret value files, read as the kubelet lays them out, and
 //! turned into an engine ready to log in.
 
 use std::collections::BTreeMap;
@@ -28,6 +28,8 @@ pub struct Sources {
     pub password_file: Option<PathBuf>,
     /// A file holding the API key, when the vendor needs one.
     pub api_key_file: Option<PathBuf>,
+    /// Files holding the profile's further secret values, by name.
+    pub secret_value_files: Vec<(String, PathBuf)>,
 }
 
 /// The bytes of every input, as read. Compared with the previous read to
@@ -37,6 +39,7 @@ pub struct RawInputs {
     runtime: BTreeMap<String, Vec<u8>>,
     password: Option<Vec<u8>>,
     api_key: Option<Vec<u8>>,
+    secret_values: BTreeMap<String, Vec<u8>>,
 }
 
 impl std::fmt::Debug for RawInputs {
@@ -61,6 +64,16 @@ pub enum InputError {
     Bundle(#[from] RuntimeSecretError),
     #[error("failed to read the {what} file: it is not UTF-8 text")]
     NotUtf8 { what: &'static str },
+    #[error("failed to read the secret value file {path}: {source}")]
+    ReadSecretValue {
+        path: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error("failed to read the secret value file for {name}: it is not UTF-8 text")]
+    SecretValueNotUtf8 { name: String },
+    #[error("failed to use --secret-value: {0}; fix the name")]
+    UnknownSecretValue(String),
     #[error("failed to load the profile from runtime Secret key profile.yaml: {0}")]
     Profile(#[from] LoadError),
     #[error("failed to use the TOTP secret from runtime Secret key totp-secret: {0}")]
@@ -86,10 +99,19 @@ pub fn read(sources: &Sources) -> Result<RawInputs, InputError> {
         .as_deref()
         .map(|p| read_file(p, "the API key file"))
         .transpose()?;
+    let mut secret_values = BTreeMap::new();
+    for (name, path) in &sources.secret_value_files {
+        let bytes = std::fs::read(path).map_err(|source| InputError::ReadSecretValue {
+            path: path.clone(),
+            source,
+        })?;
+        secret_values.insert(name.clone(), bytes);
+    }
     Ok(RawInputs {
         runtime,
         password,
         api_key,
+        secret_values,
     })
 }
 
@@ -135,6 +157,22 @@ pub fn read_secret_dir(dir: &Path) -> std::io::Result<BTreeMap<String, Vec<u8>>>
 fn secret_text(bytes: &[u8], what: &'static str) -> Result<SecretString, InputError> {
     let text = std::str::from_utf8(bytes).map_err(|_| InputError::NotUtf8 { what })?;
     Ok(SecretString::from(text.trim_end_matches(['\n', '\r'])))
+}
+
+/// The secret values' texts, by name, each as [`secret_text`] reads it.
+fn secret_value_texts(
+    raw: &BTreeMap<String, Vec<u8>>,
+) -> Result<BTreeMap<String, SecretString>, InputError> {
+    raw.iter()
+        .map(|(name, bytes)| {
+            let text = std::str::from_utf8(bytes)
+                .map_err(|_| InputError::SecretValueNotUtf8 { name: name.clone() })?;
+            Ok((
+                name.clone(),
+                SecretString::from(text.trim_end_matches(['\n', '\r'])),
+            ))
+        })
+        .collect()
 }
 
 /// Everything a session needs, built from one consistent set of inputs.
@@ -191,7 +229,12 @@ pub fn prepare(
         .as_deref()
         .map(|k| secret_text(k, "API key"))
         .transpose()?;
+    let secret_values = secret_value_texts(&raw.secret_values)?;
     let profile = Profile::from_yaml(keys::PROFILE, &bundle.profile_yaml)?;
+    if let Some(problem) = profile.undeclared_secret_value(secret_values.keys().map(String::as_str))
+    {
+        return Err(InputError::UnknownSecretValue(problem));
+    }
     let identity = match (&bundle.tls_crt, &bundle.tls_key) {
         (Some(crt), Some(key)) => Some(ClientIdentity {
             cert_chain_pem: crt.clone(),
@@ -232,6 +275,7 @@ pub fn prepare(
         username: Some(bundle.username.clone()),
         password,
         api_key,
+        secret_values,
         totp,
         variables: bundle.variables.clone(),
         ..Inputs::default()
@@ -304,6 +348,7 @@ mod tests {
             runtime_dir: dir.path().to_owned(),
             password_file: None,
             api_key_file: None,
+            secret_value_files: Vec::new(),
         };
         let raw = read(&sources).expect("read without a password file");
         assert!(raw.password.is_none());

@@ -60,6 +60,7 @@ pub async fn run(args: RunArgs) -> anyhow::Result<()> {
                 runtime_dir: args.runtime_dir,
                 password_file: args.password_file,
                 api_key_file: args.api_key_file,
+                secret_value_files: args.secret_values,
             },
             interval: args.poll_interval,
             timeouts: ClientTimeouts {

@@ -13,7 +13,7 @@ async fn every_builtin_profile_round_trips_as_a_cluster_mfa_profile() {
     let api: Api<ClusterMfaProfile> = Api::all(cluster.client());
     let suffix = format!("{:08x}", rand::random::<u32>());
     for (name, yaml) in otpilot_profile::builtin::SOURCES {
-        let profile: ProfileSpec = serde_yaml::from_str(yaml)
+        let profile: ProfileSpec = serde_saphyr::from_str(yaml)
             .unwrap_or_else(|error| panic!("built-in profile {name} parses: {error}"));
         let object = ClusterMfaProfile {
             metadata: ObjectMeta {

@@ -3,8 +3,6 @@
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
-use serde::Deserialize;
-
 pub fn repo_root() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR"))
         .parent()
@@ -29,7 +27,7 @@ pub fn helm() -> PathBuf {
 }
 
 /// `helm template otpilot charts/otpilot -f <values>`: the rendered objects.
-pub fn render(values: &Path) -> Vec<serde_yaml::Value> {
+pub fn render(values: &Path) -> Vec<serde_json::Value> {
     let chart = repo_root().join("charts/otpilot");
     let output = Command::new(helm())
         .args([
@@ -52,14 +50,15 @@ pub fn render(values: &Path) -> Vec<serde_yaml::Value> {
         String::from_utf8_lossy(&output.stderr)
     );
     let text = String::from_utf8(output.stdout).expect("UTF-8 manifests");
-    serde_yaml::Deserializer::from_str(&text)
-        .map(|document| serde_yaml::Value::deserialize(document).expect("YAML"))
+    serde_saphyr::from_str_multiple::<serde_json::Value, Vec<_>>(&text)
+        .expect("YAML")
+        .into_iter()
         .filter(|object| !object.is_null())
         .collect()
 }
 
 /// The rendered object of this kind and name.
-pub fn object(objects: &[serde_yaml::Value], kind: &str, name: &str) -> serde_yaml::Value {
+pub fn object(objects: &[serde_json::Value], kind: &str, name: &str) -> serde_json::Value {
     objects
         .iter()
         .find(|o| o["kind"] == kind && o["metadata"]["name"] == name)

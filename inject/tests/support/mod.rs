@@ -195,6 +195,20 @@ impl CredentialBuilder {
         self
     }
 
+    pub fn secret_value(mut self, name: &str, secret: &str, key: &str) -> Self {
+        self.credential
+            .spec
+            .secret_values
+            .push(otpilot_api::common::SecretValue {
+                name: name.to_owned(),
+                secret_key_ref: SecretKeyRef {
+                    name: secret.to_owned(),
+                    key: key.to_owned(),
+                },
+            });
+        self
+    }
+
     pub fn in_namespace(mut self, namespace: &str) -> Self {
         self.credential.metadata.namespace = Some(namespace.to_owned());
         self

@@ -52,6 +52,8 @@ pub struct Vendored {
     pub secrets: Vec<String>,
     /// The simulator's access-token lifetime.
     pub access: Duration,
+    /// Conduit's client validation (id, secret), when on.
+    pub client: Option<(String, String)>,
 }
 
 /// Options of [`vendor`].
@@ -64,6 +66,8 @@ pub struct VendorOptions {
     pub clock: Option<Arc<OffsetClock>>,
     /// The TOTP period (seconds).
     pub period_secs: u64,
+    /// Conduit: require `clientid` / `clientsecret` (id, secret).
+    pub client: Option<(&'static str, &'static str)>,
 }
 
 /// The vendor's clock: real time plus an offset the test moves, to make the
@@ -98,6 +102,7 @@ impl Default for VendorOptions {
             max_body_bytes: None,
             clock: None,
             period_secs: PERIOD_SECS,
+            client: None,
         }
     }
 }
@@ -131,6 +136,9 @@ pub async fn vendor(
     if let Some(max) = options.max_body_bytes {
         config.max_body_bytes = max;
     }
+    if let Some((id, secret)) = options.client {
+        config = config.with_client_credentials(id, secret);
+    }
     let mut identity = None;
     if vendor.requires_mtls() {
         let ca = ClientCa::generate("otpilot sidecar test client CA").expect("client CA");
@@ -145,6 +153,14 @@ pub async fn vendor(
     let mut enroll_inputs = inputs(None);
     if let Some(params) = enroll_inputs.totp_params.as_mut() {
         params.period = options.period_secs;
+    }
+    if let Some((id, secret)) = options.client {
+        enroll_inputs
+            .variables
+            .insert("client_id".to_owned(), id.to_owned());
+        enroll_inputs
+            .secret_values
+            .insert("client_secret".to_owned(), SecretString::from(secret));
     }
     let enrollment = engine.enroll(&enroll_inputs).await.expect("enroll");
     let mut secrets = vec![
@@ -161,6 +177,9 @@ pub async fn vendor(
     if let Some(id) = &identity {
         secrets.push(pem_body(&id.key_pem));
     }
+    if let Some((_, secret)) = options.client {
+        secrets.push(secret.to_owned());
+    }
     Vendored {
         sim,
         profile_name,
@@ -169,6 +188,9 @@ pub async fn vendor(
         identity,
         secrets,
         access: options.access,
+        client: options
+            .client
+            .map(|(id, secret)| (id.to_owned(), secret.to_owned())),
     }
 }
 
@@ -228,7 +250,14 @@ impl Vendored {
                 "conduit" => BTreeMap::from([(
                     "access_token_lifetime_seconds".to_owned(),
                     self.access.as_secs().to_string(),
-                )]),
+                )])
+                .into_iter()
+                .chain(
+                    self.client
+                        .as_ref()
+                        .map(|(id, _)| ("client_id".to_owned(), id.clone())),
+                )
+                .collect(),
                 _ => BTreeMap::new(),
             },
             totp: Some(StoredTotp {

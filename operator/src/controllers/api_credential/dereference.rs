@@ -1,7 +1,9 @@
 //! Everything an ApiCredential names, fetched: its profile (built-in first,
-//! then ClusterMfaProfile), the password and API key (GET at reconcile time:
-//! user Secrets are not cached), and the vendor's server CA.
+//! then ClusterMfaProfile), the password, API key and further secret values
+//! (GET at reconcile time: user Secrets are not cached), and the vendor's
+//! server CA.
 
+use std::collections::BTreeMap;
 use std::sync::Arc;
 
 use k8s_openapi::api::core::v1::{ConfigMap, Secret};
@@ -22,6 +24,8 @@ pub struct Resolved {
     pub profile_yaml: String,
     pub password: Option<SecretString>,
     pub api_key: Option<SecretString>,
+    /// `spec.secretValues`, by template name.
+    pub secret_values: BTreeMap<String, SecretString>,
     pub server_ca: Option<String>,
     /// The client certificate, once issued (set by the caller).
     pub client_certificate: Option<super::certificate::ClientCertificate>,
@@ -54,6 +58,8 @@ pub enum DereferenceError {
         key: String,
         problem: &'static str,
     },
+    #[error("failed to use spec.secretValues: {0}; fix the name or remove the entry")]
+    UnknownSecretValue(String),
     #[error(
         "failed to read ConfigMap {name} (spec.serverCA): it does not exist in this namespace; \
          create it with the vendor's CA certificate under key '{key}'"
@@ -79,6 +85,7 @@ impl DereferenceError {
             DereferenceError::ProfileInvalid { .. } => reasons::PROFILE_INVALID,
             DereferenceError::SecretNotFound { .. } => reasons::SECRET_NOT_FOUND,
             DereferenceError::SecretKey { .. } => reasons::SECRET_KEY_MISSING,
+            DereferenceError::UnknownSecretValue(_) => reasons::MISSING_INPUT,
             DereferenceError::ConfigMapNotFound { .. } => local::CONFIG_MAP_NOT_FOUND,
             DereferenceError::ConfigMapKey { .. } => reasons::SECRET_KEY_MISSING,
             DereferenceError::Kubernetes { .. } => local::KUBERNETES_ERROR,
@@ -117,6 +124,16 @@ pub async fn resolve(
         Some(r) => Some(read_secret_key(&secrets, "spec.apiKeySecretRef", r).await?),
         None => None,
     };
+    if let Some(problem) =
+        profile.undeclared_secret_value(spec.secret_values.iter().map(|v| v.name.as_str()))
+    {
+        return Err(DereferenceError::UnknownSecretValue(problem));
+    }
+    let mut secret_values = BTreeMap::new();
+    for v in &spec.secret_values {
+        let value = read_secret_key(&secrets, "spec.secretValues", &v.secret_key_ref).await?;
+        secret_values.insert(v.name.clone(), value);
+    }
     let server_ca = match &spec.server_ca {
         Some(r) => Some(read_config_map_key(client, namespace, r).await?),
         None => None,
@@ -127,6 +144,7 @@ pub async fn resolve(
         profile_yaml,
         password,
         api_key,
+        secret_values,
         server_ca,
         client_certificate: None,
     })
@@ -159,7 +177,7 @@ async fn resolve_profile(
         }
     };
     let yaml =
-        serde_yaml::to_string(profile.spec()).map_err(|e| DereferenceError::ProfileInvalid {
+        serde_saphyr::to_string(profile.spec()).map_err(|e| DereferenceError::ProfileInvalid {
             name: name.to_owned(),
             message: format!("failed to serialise the resolved profile: {e}"),
         })?;

@@ -79,6 +79,7 @@ pub fn inputs(credential: &ApiCredential, resolved: &Resolved) -> Inputs {
         username: Some(credential.spec.username.clone()),
         password: resolved.password.clone(),
         api_key: resolved.api_key.clone(),
+        secret_values: resolved.secret_values.clone(),
         totp_overrides: credential.spec.totp.clone().unwrap_or_default(),
         variables: credential.spec.variables.clone(),
         ..Inputs::default()
