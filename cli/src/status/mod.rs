@@ -26,7 +26,7 @@ pub async fn run(args: &StatusArgs) -> anyhow::Result<String> {
     Ok(match args.output {
         OutputFormat::Text => render_text(&report),
         OutputFormat::Json => serde_json::to_string_pretty(&report)? + "\n",
-        OutputFormat::Yaml => serde_yaml::to_string(&report)?,
+        OutputFormat::Yaml => serde_saphyr::to_string(&report)?,
     })
 }
 
