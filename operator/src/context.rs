@@ -27,9 +27,10 @@ pub struct Context {
     /// One per process: no two flows on one seed send codes of one step.
     pub timer: Arc<CodeTimer>,
     failures: Mutex<HashMap<String, u32>>,
-    /// Per credential, the TOTP secret a vendor last accepted: it is not
-    /// checked again until the runtime Secret holds another one.
-    working_seeds: Mutex<HashMap<String, SecretString>>,
+    /// Per credential, the TOTP secret last checked at the vendor and
+    /// whether it worked: it is not checked again until the runtime Secret
+    /// holds another one (a refused secret is never tried again and again).
+    seed_verdicts: Mutex<HashMap<String, (SecretString, bool)>>,
 }
 
 impl Context {
@@ -51,7 +52,7 @@ impl Context {
             recorder,
             timer,
             failures: Mutex::new(HashMap::new()),
-            working_seeds: Mutex::new(HashMap::new()),
+            seed_verdicts: Mutex::new(HashMap::new()),
         }
     }
 
@@ -63,18 +64,20 @@ impl Context {
         *count
     }
 
-    /// Whether the vendor last accepted `seed` for `key`.
-    pub fn seed_known_working(&self, key: &str, seed: &SecretString) -> bool {
-        let seeds = self.working_seeds.lock().unwrap_or_else(|e| e.into_inner());
+    /// What the last check of `seed` for `key` found: `Some(true)` the
+    /// vendor accepted it, `Some(false)` it refused it, `None` not checked.
+    pub fn seed_verdict(&self, key: &str, seed: &SecretString) -> Option<bool> {
+        let seeds = self.seed_verdicts.lock().unwrap_or_else(|e| e.into_inner());
         seeds
             .get(key)
-            .is_some_and(|s| s.expose_secret() == seed.expose_secret())
+            .filter(|(s, _)| s.expose_secret() == seed.expose_secret())
+            .map(|(_, works)| *works)
     }
 
-    /// Records that the vendor accepted `seed` for `key`.
-    pub fn remember_working_seed(&self, key: &str, seed: SecretString) {
-        let mut seeds = self.working_seeds.lock().unwrap_or_else(|e| e.into_inner());
-        seeds.insert(key.to_owned(), seed);
+    /// Records what the vendor said about `seed` for `key`.
+    pub fn record_seed_verdict(&self, key: &str, seed: SecretString, works: bool) {
+        let mut seeds = self.seed_verdicts.lock().unwrap_or_else(|e| e.into_inner());
+        seeds.insert(key.to_owned(), (seed, works));
     }
 
     /// Forgets `key`'s failures after a success.

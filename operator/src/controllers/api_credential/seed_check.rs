@@ -113,7 +113,7 @@ pub async fn remember_current(
     if let Ok(now) = secrets::read(secrets_api, &credential.name_any()).await
         && let Some(totp) = now.runtime.and_then(|r| r.totp)
     {
-        ctx.remember_working_seed(&key, totp.secret);
+        ctx.record_seed_verdict(&key, totp.secret, true);
     }
 }
 
@@ -132,10 +132,14 @@ pub async fn ensure_working(
     let Some((key, seed)) = runtime_key(stored, &name)? else {
         return Ok(None);
     };
-    if ctx.seed_known_working(&cache_key, &seed) {
-        return Ok(None);
-    }
     let runtime = labels::runtime_secret_name(&name);
+    match ctx.seed_verdict(&cache_key, &seed) {
+        Some(true) => return Ok(None),
+        // Refused before, undecided: not tried again until it changes (or
+        // the operator restarts), so wrong codes never pile up to a lock-out.
+        Some(false) => return Err(doubted(&runtime)),
+        None => {}
+    }
     if stored
         .reenroll
         .refused_secret
@@ -168,7 +172,7 @@ pub async fn ensure_working(
                     );
                     secrets::write_runtime(secrets_api, credential, &bundle).await?;
                 }
-                ctx.remember_working_seed(&cache_key, seed);
+                ctx.record_seed_verdict(&cache_key, seed, true);
                 return Ok(None);
             }
             Err(error) if code_refused(&error) => {
@@ -184,13 +188,11 @@ pub async fn ensure_working(
         }
     }
     if !secret_refused(rejections, engine.clock_offset_ms().is_some()) {
-        return Err(last_error.map(EnrollmentError::from).unwrap_or_else(|| {
-            EnrollmentError::StoredSecretRefused {
-                runtime: runtime.clone(),
-                rejections,
-                what: String::new(),
-            }
-        }));
+        if let Some(error) = &last_error {
+            tracing::warn!(credential = name, %error, "the stored secret was refused, but the vendor's clock is unknown");
+        }
+        ctx.record_seed_verdict(&cache_key, seed, false);
+        return Err(doubted(&runtime));
     }
     let plan = reenroll::plan_for(engine);
     let has_recovery = engine.profile().has_flow(FlowKind::RecoveryLogin);
@@ -315,6 +317,12 @@ pub async fn ensure_working(
                 reset_advice(&runtime)
             ),
         }),
+    }
+}
+
+fn doubted(runtime: &str) -> EnrollmentError {
+    EnrollmentError::SecretDoubted {
+        runtime: runtime.to_owned(),
     }
 }
 
