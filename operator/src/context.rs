@@ -11,6 +11,18 @@ use secrecy::{ExposeSecret, SecretString};
 
 use crate::metrics::Metrics;
 
+/// What the vendor said about a stored TOTP secret.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum SeedCheck {
+    /// A login with it worked.
+    Works,
+    /// Codes from `steps` fresh steps were refused so far; `clock_known`:
+    /// the vendor's clock was known for them.
+    Refused { steps: u32, clock_known: bool },
+    /// Refused, but the vendor's clock is unknown: not tried again.
+    Doubted,
+}
+
 /// Field manager of every write the operator makes (server-side apply).
 pub const FIELD_MANAGER: &str = "otpilot-operator";
 
@@ -27,10 +39,11 @@ pub struct Context {
     /// One per process: no two flows on one seed send codes of one step.
     pub timer: Arc<CodeTimer>,
     failures: Mutex<HashMap<String, u32>>,
-    /// Per credential, the TOTP secret last checked at the vendor and
-    /// whether it worked: it is not checked again until the runtime Secret
-    /// holds another one (a refused secret is never tried again and again).
-    seed_verdicts: Mutex<HashMap<String, (SecretString, bool)>>,
+    /// Per credential, the TOTP secret last checked at the vendor and what
+    /// was found: refusals add up across passes, so a check interrupted by
+    /// an outage never sends more wrong codes in total than one decision
+    /// needs.
+    seed_checks: Mutex<HashMap<String, (SecretString, SeedCheck)>>,
 }
 
 impl Context {
@@ -52,7 +65,7 @@ impl Context {
             recorder,
             timer,
             failures: Mutex::new(HashMap::new()),
-            seed_verdicts: Mutex::new(HashMap::new()),
+            seed_checks: Mutex::new(HashMap::new()),
         }
     }
 
@@ -64,20 +77,20 @@ impl Context {
         *count
     }
 
-    /// What the last check of `seed` for `key` found: `Some(true)` the
-    /// vendor accepted it, `Some(false)` it refused it, `None` not checked.
-    pub fn seed_verdict(&self, key: &str, seed: &SecretString) -> Option<bool> {
-        let seeds = self.seed_verdicts.lock().unwrap_or_else(|e| e.into_inner());
+    /// What the checks of `seed` for `key` found so far (`None`: not
+    /// checked, or the credential holds another secret now).
+    pub fn seed_check(&self, key: &str, seed: &SecretString) -> Option<SeedCheck> {
+        let seeds = self.seed_checks.lock().unwrap_or_else(|e| e.into_inner());
         seeds
             .get(key)
             .filter(|(s, _)| s.expose_secret() == seed.expose_secret())
-            .map(|(_, works)| *works)
+            .map(|(_, check)| *check)
     }
 
     /// Records what the vendor said about `seed` for `key`.
-    pub fn record_seed_verdict(&self, key: &str, seed: SecretString, works: bool) {
-        let mut seeds = self.seed_verdicts.lock().unwrap_or_else(|e| e.into_inner());
-        seeds.insert(key.to_owned(), (seed, works));
+    pub fn record_seed_check(&self, key: &str, seed: SecretString, check: SeedCheck) {
+        let mut seeds = self.seed_checks.lock().unwrap_or_else(|e| e.into_inner());
+        seeds.insert(key.to_owned(), (seed, check));
     }
 
     /// Forgets `key`'s failures after a success.
