@@ -11,6 +11,18 @@ use secrecy::{ExposeSecret, SecretString};
 
 use crate::metrics::Metrics;
 
+/// What the vendor said about a stored TOTP secret.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum SeedCheck {
+    /// A login with it worked.
+    Works,
+    /// Codes from `steps` fresh steps were refused so far; `clock_known`:
+    /// the vendor's clock was known for them.
+    Refused { steps: u32, clock_known: bool },
+    /// Refused, but the vendor's clock is unknown: not tried again.
+    Doubted,
+}
+
 /// Field manager of every write the operator makes (server-side apply).
 pub const FIELD_MANAGER: &str = "otpilot-operator";
 
@@ -27,9 +39,11 @@ pub struct Context {
     /// One per process: no two flows on one seed send codes of one step.
     pub timer: Arc<CodeTimer>,
     failures: Mutex<HashMap<String, u32>>,
-    /// Per credential, the TOTP secret a vendor last accepted: it is not
-    /// checked again until the runtime Secret holds another one.
-    working_seeds: Mutex<HashMap<String, SecretString>>,
+    /// Per credential, the TOTP secret last checked at the vendor and what
+    /// was found: refusals add up across passes, so a check interrupted by
+    /// an outage never sends more wrong codes in total than one decision
+    /// needs.
+    seed_checks: Mutex<HashMap<String, (SecretString, SeedCheck)>>,
 }
 
 impl Context {
@@ -51,7 +65,7 @@ impl Context {
             recorder,
             timer,
             failures: Mutex::new(HashMap::new()),
-            working_seeds: Mutex::new(HashMap::new()),
+            seed_checks: Mutex::new(HashMap::new()),
         }
     }
 
@@ -63,18 +77,20 @@ impl Context {
         *count
     }
 
-    /// Whether the vendor last accepted `seed` for `key`.
-    pub fn seed_known_working(&self, key: &str, seed: &SecretString) -> bool {
-        let seeds = self.working_seeds.lock().unwrap_or_else(|e| e.into_inner());
+    /// What the checks of `seed` for `key` found so far (`None`: not
+    /// checked, or the credential holds another secret now).
+    pub fn seed_check(&self, key: &str, seed: &SecretString) -> Option<SeedCheck> {
+        let seeds = self.seed_checks.lock().unwrap_or_else(|e| e.into_inner());
         seeds
             .get(key)
-            .is_some_and(|s| s.expose_secret() == seed.expose_secret())
+            .filter(|(s, _)| s.expose_secret() == seed.expose_secret())
+            .map(|(_, check)| *check)
     }
 
-    /// Records that the vendor accepted `seed` for `key`.
-    pub fn remember_working_seed(&self, key: &str, seed: SecretString) {
-        let mut seeds = self.working_seeds.lock().unwrap_or_else(|e| e.into_inner());
-        seeds.insert(key.to_owned(), seed);
+    /// Records what the vendor said about `seed` for `key`.
+    pub fn record_seed_check(&self, key: &str, seed: SecretString, check: SeedCheck) {
+        let mut seeds = self.seed_checks.lock().unwrap_or_else(|e| e.into_inner());
+        seeds.insert(key.to_owned(), (seed, check));
     }
 
     /// Forgets `key`'s failures after a success.

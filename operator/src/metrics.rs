@@ -20,6 +20,15 @@ pub struct CredentialFigures {
     pub certificate_not_after: Option<i64>,
     /// Recovery codes held, for an enrolled credential of a vendor that has them.
     pub recovery_codes: Option<u32>,
+    /// The vendor's clock minus ours, seconds, once measured.
+    pub clock_offset_seconds: Option<i64>,
+}
+
+/// The largest vendor clock offset of the fleet, in absolute seconds (pure).
+pub fn largest_clock_offset(figures: impl Iterator<Item = CredentialFigures>) -> Option<i64> {
+    figures
+        .filter_map(|f| f.clock_offset_seconds.map(i64::abs))
+        .max()
 }
 
 /// The fleet-wide figures (pure): earliest certificate expiry, fewest
@@ -51,6 +60,7 @@ pub struct Metrics {
     earliest_certificate_expiry: Gauge,
     fewest_recovery_codes: Gauge,
     recovery_codes_low: Gauge,
+    largest_clock_offset: Gauge,
     // Keyed by namespace/name; only aggregates are exported (bounded labels).
     credentials: std::sync::Mutex<std::collections::HashMap<String, CredentialFigures>>,
     webhook_denials: Family<Labels, Counter>,
@@ -101,6 +111,12 @@ impl Default for Metrics {
             "Enrolled credentials holding fewer than 3 unused recovery codes",
             recovery_codes_low.clone(),
         );
+        let largest_clock_offset = Gauge::default();
+        registry.register(
+            "vendor_clock_offset_max_abs_seconds",
+            "Largest distance between a vendor's clock and ours, seconds, over the credentials (status.clockOffsetSeconds)",
+            largest_clock_offset.clone(),
+        );
         let webhook_denials = Family::<Labels, Counter>::default();
         registry.register(
             "webhook_denials",
@@ -116,6 +132,7 @@ impl Default for Metrics {
             earliest_certificate_expiry,
             fewest_recovery_codes,
             recovery_codes_low,
+            largest_clock_offset,
             credentials: Default::default(),
             webhook_denials,
         }
@@ -161,6 +178,8 @@ impl Metrics {
         self.earliest_certificate_expiry.set(earliest.unwrap_or(0));
         self.fewest_recovery_codes.set(fewest.map_or(-1, i64::from));
         self.recovery_codes_low.set(low);
+        self.largest_clock_offset
+            .set(largest_clock_offset(all.values().copied()).unwrap_or(0));
     }
 
     /// Counts a Pod the injection webhook refused (reason: a bounded set).
@@ -188,6 +207,7 @@ mod tests {
         let f = |t: Option<i64>, n: Option<u32>| CredentialFigures {
             certificate_not_after: t,
             recovery_codes: n,
+            clock_offset_seconds: None,
         };
         let cases = [
             (vec![], (None, None, 0)),
@@ -202,6 +222,23 @@ mod tests {
         ];
         for (input, want) in cases {
             assert_eq!(fleet(input.into_iter()), want);
+        }
+    }
+
+    #[test]
+    fn the_largest_clock_offset_is_the_largest_distance_either_way() {
+        let f = |o: Option<i64>| CredentialFigures {
+            clock_offset_seconds: o,
+            ..CredentialFigures::default()
+        };
+        let cases = [
+            (vec![], None),
+            (vec![f(None)], None),
+            (vec![f(Some(3)), f(Some(-20)), f(None)], Some(20)),
+            (vec![f(Some(-1)), f(Some(4))], Some(4)),
+        ];
+        for (input, want) in cases {
+            assert_eq!(largest_clock_offset(input.into_iter()), want);
         }
     }
 

@@ -30,6 +30,29 @@ async fn corrupt_seed(ns: &TestNamespace, credential: &str) {
         .expect("corrupt the runtime Secret's seed");
 }
 
+/// Corrupts the seed and keeps it corrupted until `noticed`: a pass that
+/// read the runtime Secret just before the edit may write the old seed back.
+async fn corrupt_seed_until(
+    ns: &TestNamespace,
+    old_seed: &str,
+    operator: &Operator,
+    noticed: impl AsyncFn() -> bool,
+) {
+    corrupt_seed(ns, "bot").await;
+    let deadline = std::time::Instant::now() + Duration::from_secs(90);
+    while !noticed().await {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the corrupted seed was not noticed\n{}",
+            operator.log_text()
+        );
+        if runtime_seed(ns, "bot").await == old_seed {
+            corrupt_seed(ns, "bot").await;
+        }
+        tokio::time::sleep(Duration::from_millis(500)).await;
+    }
+}
+
 async fn has_event(ns: &TestNamespace, reason: &str) -> bool {
     ns.api::<Event>()
         .list(&ListParams::default())
@@ -71,8 +94,17 @@ async fn audd_refused_seed_spends_one_recovery_code_and_says_a_person_must_reset
     wait_for_ready(&ns, "bot", &operator).await;
     let values = secret_values(&ns, "bot").await;
     let before = codes_left_at_vendor(&sim).await;
+    let old_seed = runtime_seed(&ns, "bot").await;
 
-    corrupt_seed(&ns, "bot").await;
+    corrupt_seed_until(&ns, &old_seed, &operator, async || {
+        let c = ns
+            .api::<otpilot_api::ApiCredential>()
+            .get("bot")
+            .await
+            .expect("get");
+        condition(&c, "Enrolled") == Some(("False".into(), "ReenrollRequired".into()))
+    })
+    .await;
     let refused = wait_for(
         &ns,
         "bot",
@@ -151,16 +183,10 @@ async fn cryptr_refused_seed_spends_one_recovery_code_and_re_enrolls() {
     let old_seed = runtime_seed(&ns, "bot").await;
     let mut values = secret_values(&ns, "bot").await;
 
-    corrupt_seed(&ns, "bot").await;
-    let deadline = std::time::Instant::now() + Duration::from_secs(90);
-    while !has_event(&ns, "RecoveredWithRecoveryCode").await {
-        assert!(
-            std::time::Instant::now() < deadline,
-            "no recovery\n{}",
-            operator.log_text()
-        );
-        tokio::time::sleep(Duration::from_millis(500)).await;
-    }
+    corrupt_seed_until(&ns, &old_seed, &operator, async || {
+        has_event(&ns, "RecoveredWithRecoveryCode").await
+    })
+    .await;
     let ready = wait_for_ready(&ns, "bot", &operator).await;
     let seed = runtime_seed(&ns, "bot").await;
     assert_ne!(seed, WRONG_SEED);

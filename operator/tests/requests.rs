@@ -37,6 +37,19 @@ async fn event_reasons(ns: &TestNamespace, name: &str) -> Vec<String> {
         .collect()
 }
 
+/// Waits for an Event about `name` with `reason` (published just after
+/// the status write that records the request).
+async fn wait_for_event(ns: &TestNamespace, name: &str, reason: &str) {
+    let deadline = std::time::Instant::now() + Duration::from_secs(20);
+    while !event_reasons(ns, name).await.iter().any(|r| r == reason) {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "no {reason} Event about {name}"
+        );
+        tokio::time::sleep(Duration::from_millis(250)).await;
+    }
+}
+
 async fn wait_handled(
     ns: &TestNamespace,
     name: &str,
@@ -100,12 +113,7 @@ async fn renew_request_issues_a_new_certificate_the_vendor_accepts_once_per_valu
     assert_ne!(first, second, "a new certificate was issued");
     assert_eq!(runtime_seed(&ns, "bot").await, seed, "MFA is untouched");
     login_with_secrets(&ns, "bot").await;
-    assert!(
-        event_reasons(&ns, "bot")
-            .await
-            .iter()
-            .any(|r| r == "CertificateRenewed")
-    );
+    wait_for_event(&ns, "bot", "CertificateRenewed").await;
 
     // The same value again is not a new request: the certificate stays.
     let resync = serde_json::json!({ "metadata": { "labels": { "poke": "1" } } });
@@ -142,12 +150,7 @@ async fn renew_request_issues_a_new_certificate_the_vendor_accepts_once_per_valu
         "e1",
     )
     .await;
-    assert!(
-        event_reasons(&ns, "bot")
-            .await
-            .iter()
-            .any(|r| r == "ReenrollUnsupported")
-    );
+    wait_for_event(&ns, "bot", "ReenrollUnsupported").await;
     assert_eq!(runtime_seed(&ns, "bot").await, seed);
     login_with_secrets(&ns, "bot").await;
 
@@ -206,13 +209,7 @@ async fn reenroll_request_turns_mfa_over(vendor_kind: Vendor, profile: &str) {
         ),
         "{profile}: old seed refused by the vendor, not {refused}"
     );
-    assert!(
-        event_reasons(&ns, "bot")
-            .await
-            .iter()
-            .any(|r| r == "Reenrolled"),
-        "{profile}: Reenrolled Event"
-    );
+    wait_for_event(&ns, "bot", "Reenrolled").await;
 
     values.extend(secret_values(&ns, "bot").await);
     assert_no_secret_leaks(&ns, &operator, &values).await;

@@ -49,6 +49,14 @@ pub enum EnrollmentError {
          enrollment starts again"
     )]
     AlreadyEnrolledAtVendor { recovery: String },
+    #[error(
+        "the vendor refused codes from the TOTP secret in Secret {runtime}, but its clock is \
+         unknown (its answers carry no usable Date header), so it may be a clock problem: no \
+         recovery code is spent and the secret is not tried again until the Secret changes or \
+         the operator restarts. Check the node's clock (NTP); if the secret is wrong, annotate \
+         the ApiCredential otpilot.dev/reenroll where its profile can re-enroll"
+    )]
+    SecretDoubted { runtime: String },
     #[error(transparent)]
     Secrets(#[from] SecretsError),
 }
@@ -67,6 +75,7 @@ impl EnrollmentError {
             EnrollmentError::Secrets(_) => local::KUBERNETES_ERROR,
             EnrollmentError::StoredSecretRefused { .. }
             | EnrollmentError::AlreadyEnrolledAtVendor { .. } => reasons::REENROLL_REQUIRED,
+            EnrollmentError::SecretDoubted { .. } => reasons::TOTP_REJECTED,
         }
     }
 
@@ -114,6 +123,7 @@ impl EnrollmentError {
                 | EnrollmentError::RuntimeUnreadable { .. }
                 | EnrollmentError::StoredSecretRefused { .. }
                 | EnrollmentError::AlreadyEnrolledAtVendor { .. }
+                | EnrollmentError::SecretDoubted { .. }
         )
     }
 }

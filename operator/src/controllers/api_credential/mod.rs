@@ -412,6 +412,7 @@ async fn apply(obj: &ApiCredential, ctx: &Context) -> Result<Action, Error> {
                 .as_ref()
                 .map(|t| t.0.as_second()),
             recovery_codes: new_status.recovery_codes_remaining,
+            clock_offset_seconds: new_status.clock_offset_seconds,
         }),
     );
     if obj.status.as_ref() != Some(&new_status) {

@@ -26,7 +26,7 @@ use super::notices::Notice;
 use super::reenroll;
 use super::requests::ReenrollPlan;
 use super::secrets::{self, RECOVERY_REENROLL, ReenrollMark, ReenrollPhase, Stored};
-use crate::context::Context;
+use crate::context::{Context, SeedCheck};
 
 /// Refused codes from this many different time steps make a secret refused.
 pub const FRESH_STEPS: u32 = 3;
@@ -113,7 +113,7 @@ pub async fn remember_current(
     if let Ok(now) = secrets::read(secrets_api, &credential.name_any()).await
         && let Some(totp) = now.runtime.and_then(|r| r.totp)
     {
-        ctx.remember_working_seed(&key, totp.secret);
+        ctx.record_seed_check(&key, totp.secret, SeedCheck::Works);
     }
 }
 
@@ -132,10 +132,21 @@ pub async fn ensure_working(
     let Some((key, seed)) = runtime_key(stored, &name)? else {
         return Ok(None);
     };
-    if ctx.seed_known_working(&cache_key, &seed) {
-        return Ok(None);
-    }
     let runtime = labels::runtime_secret_name(&name);
+    // Refusals so far count: an outage mid-check does not restart the
+    // count, so wrong codes never pile up to a lock-out.
+    let mut clock_known_before = false;
+    let mut rejections = match ctx.seed_check(&cache_key, &seed) {
+        Some(SeedCheck::Works) => return Ok(None),
+        // Refused, undecided: not tried again until it changes (or the
+        // operator restarts).
+        Some(SeedCheck::Doubted) => return Err(doubted(&runtime)),
+        Some(SeedCheck::Refused { steps, clock_known }) => {
+            clock_known_before = clock_known;
+            steps
+        }
+        None => 0,
+    };
     if stored
         .reenroll
         .refused_secret
@@ -153,7 +164,6 @@ pub async fn ensure_working(
         ctx.timer.mark_used(&key, step);
     }
     let inputs = enrollment::inputs(credential, resolved).with_totp(key);
-    let mut rejections = 0;
     let mut last_error = None;
     while rejections < FRESH_STEPS {
         match engine.login(&inputs).await {
@@ -168,11 +178,19 @@ pub async fn ensure_working(
                     );
                     secrets::write_runtime(secrets_api, credential, &bundle).await?;
                 }
-                ctx.remember_working_seed(&cache_key, seed);
+                ctx.record_seed_check(&cache_key, seed, SeedCheck::Works);
                 return Ok(None);
             }
             Err(error) if code_refused(&error) => {
                 rejections += 1;
+                ctx.record_seed_check(
+                    &cache_key,
+                    seed.clone(),
+                    SeedCheck::Refused {
+                        steps: rejections,
+                        clock_known: clock_known_before || engine.clock_offset_ms().is_some(),
+                    },
+                );
                 tracing::info!(
                     credential = name,
                     rejections,
@@ -183,14 +201,15 @@ pub async fn ensure_working(
             Err(error) => return Err(error.into()),
         }
     }
-    if !secret_refused(rejections, engine.clock_offset_ms().is_some()) {
-        return Err(last_error.map(EnrollmentError::from).unwrap_or_else(|| {
-            EnrollmentError::StoredSecretRefused {
-                runtime: runtime.clone(),
-                rejections,
-                what: String::new(),
-            }
-        }));
+    if !secret_refused(
+        rejections,
+        clock_known_before || engine.clock_offset_ms().is_some(),
+    ) {
+        if let Some(error) = &last_error {
+            tracing::warn!(credential = name, %error, "the stored secret was refused, but the vendor's clock is unknown");
+        }
+        ctx.record_seed_check(&cache_key, seed, SeedCheck::Doubted);
+        return Err(doubted(&runtime));
     }
     let plan = reenroll::plan_for(engine);
     let has_recovery = engine.profile().has_flow(FlowKind::RecoveryLogin);
@@ -315,6 +334,12 @@ pub async fn ensure_working(
                 reset_advice(&runtime)
             ),
         }),
+    }
+}
+
+fn doubted(runtime: &str) -> EnrollmentError {
+    EnrollmentError::SecretDoubted {
+        runtime: runtime.to_owned(),
     }
 }
 
