@@ -113,6 +113,9 @@ async fn injected_pods_start_the_app_after_the_sidecar_is_ready_and_reach_the_ve
         .create(&PostParams::default(), &injected_deployment("app", 2))
         .await
         .expect("create the Deployment");
+    // The replicas share one vendor session (docs/shared-session.md): one
+    // sidecar holds the Lease and logs in, the other serves what it publishes.
+    let mut modes = Vec::new();
     for pod in pods_of(&world.ns, "app", 2).await {
         let name = pod.metadata.name.clone().unwrap_or_default();
         let pod = wait_for_pod(
@@ -145,12 +148,21 @@ async fn injected_pods_start_the_app_after_the_sidecar_is_ready_and_reach_the_ve
         };
         let (sidecar_started, app_started) = (started(SIDECAR), started("app"));
         // The startup probe passes once the sidecar holds a token: its first "new token" log
-        // line. The kubelet starts the app only after that.
+        // line (it logged in) or "serving the shared session" (it follows the replica that
+        // did). The kubelet starts the app only after that.
         let sidecar_log = container_log(&world.ns, &name, SIDECAR).await;
         let token_line = sidecar_log
             .lines()
-            .find(|l| l.contains("\"new token\""))
-            .unwrap_or_else(|| panic!("the sidecar never logged a token:\n{sidecar_log}"));
+            .find(|l| l.contains("\"new token\"") || l.contains("\"serving the shared session\""))
+            .unwrap_or_else(|| panic!("the sidecar never held a token:\n{sidecar_log}"));
+        // The holder got the token from the vendor; a follower from the session Secret.
+        let source = if token_line.contains("\"new token\"") {
+            "from the vendor"
+        } else {
+            "from the shared session"
+        };
+        println!("  first token {source}");
+        modes.push(source);
         let token_at: serde_json::Value = serde_json::from_str(token_line).expect("JSON log line");
         let token_at = token_at["timestamp"]
             .as_str()
@@ -173,6 +185,13 @@ async fn injected_pods_start_the_app_after_the_sidecar_is_ready_and_reach_the_ve
         assert_no_secrets("the sidecar's log", &sidecar_log);
         assert_no_secrets("the Pod's status", &format!("{:?}", pod.status));
     }
+    // With their real ServiceAccount tokens, through the Role the webhook granted.
+    modes.sort();
+    assert_eq!(
+        modes,
+        ["from the shared session", "from the vendor"],
+        "one replica logs in and holds the shared session, the other follows it"
+    );
 }
 
 #[tokio::test]
