@@ -84,6 +84,35 @@ pub mod reasons {
 
     pub const RECONCILED: &str = "Reconciled";
 
+    // Also used by the operator (formerly its own list).
+    /// The ClusterMfaProfile has a built-in profile's name; ApiCredentials use the built-in.
+    pub const SHADOWS_BUILTIN: &str = "ShadowsBuiltinProfile";
+    /// The credential uses no client certificate.
+    pub const CERTIFICATE_NOT_REQUIRED: &str = "NotRequired";
+    /// The server CA ConfigMap is missing.
+    pub const CONFIG_MAP_NOT_FOUND: &str = "ConfigMapNotFound";
+    /// The vendor refused the password, API key or account, and its answer
+    /// does not say which.
+    pub const CREDENTIALS_REJECTED: &str = "CredentialsRejected";
+    /// The stored enrollment checkpoint cannot be read.
+    pub const CHECKPOINT_UNREADABLE: &str = "CheckpointUnreadable";
+    /// A Kubernetes API call failed.
+    pub const KUBERNETES_ERROR: &str = "KubernetesError";
+    /// The profile has no flow the credential needs.
+    pub const FLOW_MISSING: &str = "ProfileFlowMissing";
+
+    // Event reasons of the renew / re-enroll requests.
+    /// A new client certificate was issued on request.
+    pub const CERTIFICATE_RENEWED: &str = "CertificateRenewed";
+    /// A renew request for a credential without a client certificate.
+    pub const RENEW_NOT_APPLICABLE: &str = "RenewNotApplicable";
+    /// The vendor's profile gives no way to turn MFA over to a new secret.
+    pub const REENROLL_UNSUPPORTED: &str = "ReenrollUnsupported";
+    /// A re-enroll request for a credential that is not enrolled yet.
+    pub const REENROLL_NOT_NEEDED: &str = "ReenrollNotNeeded";
+    /// MFA was turned over to a new TOTP secret on request.
+    pub const REENROLLED: &str = "Reenrolled";
+
     /// Every reason, for tests and bounded metric labels.
     pub const ALL: &[&str] = &[
         ISSUED,
@@ -125,6 +154,18 @@ pub mod reasons {
         DISABLING,
         DISABLE_FAILED,
         RECONCILED,
+        SHADOWS_BUILTIN,
+        CERTIFICATE_NOT_REQUIRED,
+        CONFIG_MAP_NOT_FOUND,
+        CREDENTIALS_REJECTED,
+        CHECKPOINT_UNREADABLE,
+        KUBERNETES_ERROR,
+        FLOW_MISSING,
+        CERTIFICATE_RENEWED,
+        RENEW_NOT_APPLICABLE,
+        REENROLL_UNSUPPORTED,
+        REENROLL_NOT_NEEDED,
+        REENROLLED,
     ];
 }
 

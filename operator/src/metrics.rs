@@ -1,6 +1,9 @@
-//! Prometheus metrics, `otpilot_operator_*`. Labels come from bounded sets
-//! (controller names, error categories, outcomes): never object names or
-//! error text.
+//! Prometheus metrics, `otpilot_operator_*`. Labels come from bounded sets:
+//! controller names, error categories, outcomes, and, for the per-credential
+//! gauges, the ApiCredential's namespace and name (bounded by the objects in
+//! the cluster, as cert-manager labels its certificate metrics; never error
+//! text). The chart's PrometheusRule reads the per-credential gauges, so an
+//! alert names the credential and can be routed to the team that owns it.
 
 use prometheus_client::encoding::text::encode;
 use prometheus_client::metrics::counter::Counter;
@@ -9,13 +12,17 @@ use prometheus_client::metrics::gauge::Gauge;
 use prometheus_client::registry::Registry;
 
 type Labels = Vec<(&'static str, &'static str)>;
+/// `namespace` and `name` of an ApiCredential.
+type CredentialLabels = Vec<(&'static str, String)>;
 
 /// Fewer recovery codes than this is "low".
 pub const RECOVERY_CODES_LOW: u32 = 3;
 
-/// What one credential contributes to the fleet-wide gauges.
+/// What one credential's gauges show.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub struct CredentialFigures {
+    /// Whether its Ready condition is True.
+    pub ready: bool,
     /// Client certificate notAfter, Unix seconds.
     pub certificate_not_after: Option<i64>,
     /// Recovery codes held, for an enrolled credential of a vendor that has them.
@@ -24,31 +31,13 @@ pub struct CredentialFigures {
     pub clock_offset_seconds: Option<i64>,
 }
 
-/// The largest vendor clock offset of the fleet, in absolute seconds (pure).
-pub fn largest_clock_offset(figures: impl Iterator<Item = CredentialFigures>) -> Option<i64> {
-    figures
-        .filter_map(|f| f.clock_offset_seconds.map(i64::abs))
-        .max()
-}
-
-/// The fleet-wide figures (pure): earliest certificate expiry, fewest
-/// recovery codes, and how many credentials run low on codes.
-pub fn fleet(figures: impl Iterator<Item = CredentialFigures>) -> (Option<i64>, Option<u32>, i64) {
-    let mut earliest = None;
-    let mut fewest = None;
-    let mut low = 0;
-    for f in figures {
-        if let Some(t) = f.certificate_not_after {
-            earliest = Some(earliest.map_or(t, |e: i64| e.min(t)));
-        }
-        if let Some(n) = f.recovery_codes {
-            fewest = Some(fewest.map_or(n, |e: u32| e.min(n)));
-            if n < RECOVERY_CODES_LOW {
-                low += 1;
-            }
-        }
-    }
-    (earliest, fewest, low)
+/// The label set of the credential `namespace/name` (the controller's key).
+fn credential_labels(key: &str) -> CredentialLabels {
+    let (namespace, name) = key.split_once('/').unwrap_or(("", key));
+    vec![
+        ("namespace", namespace.to_owned()),
+        ("name", name.to_owned()),
+    ]
 }
 
 pub struct Metrics {
@@ -57,12 +46,10 @@ pub struct Metrics {
     reconcile_errors: Family<Labels, Counter>,
     enrollments: Family<Labels, Counter>,
     leader: Gauge,
-    earliest_certificate_expiry: Gauge,
-    fewest_recovery_codes: Gauge,
-    recovery_codes_low: Gauge,
-    largest_clock_offset: Gauge,
-    // Keyed by namespace/name; only aggregates are exported (bounded labels).
-    credentials: std::sync::Mutex<std::collections::HashMap<String, CredentialFigures>>,
+    credential_ready: Family<CredentialLabels, Gauge>,
+    certificate_expiry: Family<CredentialLabels, Gauge>,
+    recovery_codes: Family<CredentialLabels, Gauge>,
+    clock_offset: Family<CredentialLabels, Gauge>,
     webhook_denials: Family<Labels, Counter>,
 }
 
@@ -93,29 +80,29 @@ impl Default for Metrics {
             "Whether this replica holds the leader Lease (1) or waits for it (0)",
             leader.clone(),
         );
-        let earliest_certificate_expiry = Gauge::default();
+        let credential_ready = Family::<CredentialLabels, Gauge>::default();
         registry.register(
-            "client_certificate_earliest_expiry_timestamp_seconds",
-            "notAfter of the client certificate that expires first, Unix seconds (absent: none issued)",
-            earliest_certificate_expiry.clone(),
+            "credential_ready",
+            "1 while the ApiCredential's Ready condition is True, else 0",
+            credential_ready.clone(),
         );
-        let fewest_recovery_codes = Gauge::default();
+        let certificate_expiry = Family::<CredentialLabels, Gauge>::default();
         registry.register(
-            "recovery_codes_fewest",
-            "Fewest unused recovery codes held for any enrolled credential",
-            fewest_recovery_codes.clone(),
+            "certificate_expiry_timestamp_seconds",
+            "notAfter of the ApiCredential's client certificate, Unix seconds (absent: none issued)",
+            certificate_expiry.clone(),
         );
-        let recovery_codes_low = Gauge::default();
+        let recovery_codes = Family::<CredentialLabels, Gauge>::default();
         registry.register(
-            "credentials_recovery_codes_low",
-            "Enrolled credentials holding fewer than 3 unused recovery codes",
-            recovery_codes_low.clone(),
+            "recovery_codes_remaining",
+            "Unused recovery codes held for the ApiCredential (absent: none issued by the vendor)",
+            recovery_codes.clone(),
         );
-        let largest_clock_offset = Gauge::default();
+        let clock_offset = Family::<CredentialLabels, Gauge>::default();
         registry.register(
-            "vendor_clock_offset_max_abs_seconds",
-            "Largest distance between a vendor's clock and ours, seconds, over the credentials (status.clockOffsetSeconds)",
-            largest_clock_offset.clone(),
+            "vendor_clock_offset_seconds",
+            "The vendor's clock minus ours, seconds, as last measured for the ApiCredential (status.clockOffsetSeconds)",
+            clock_offset.clone(),
         );
         let webhook_denials = Family::<Labels, Counter>::default();
         registry.register(
@@ -129,11 +116,10 @@ impl Default for Metrics {
             reconcile_errors,
             enrollments,
             leader,
-            earliest_certificate_expiry,
-            fewest_recovery_codes,
-            recovery_codes_low,
-            largest_clock_offset,
-            credentials: Default::default(),
+            credential_ready,
+            certificate_expiry,
+            recovery_codes,
+            clock_offset,
             webhook_denials,
         }
     }
@@ -162,24 +148,27 @@ impl Metrics {
         self.leader.set(i64::from(leader));
     }
 
-    /// Records a credential's figures (`None` when it is gone) and updates
-    /// the fleet-wide gauges.
+    /// Sets a credential's gauges (`key` is `namespace/name`); `None`
+    /// removes its series (the credential is gone).
     pub fn credential(&self, key: &str, figures: Option<CredentialFigures>) {
-        let mut all = self.credentials.lock().unwrap_or_else(|e| e.into_inner());
-        match figures {
-            Some(f) => {
-                all.insert(key.to_owned(), f);
-            }
-            None => {
-                all.remove(key);
-            }
-        }
-        let (earliest, fewest, low) = fleet(all.values().copied());
-        self.earliest_certificate_expiry.set(earliest.unwrap_or(0));
-        self.fewest_recovery_codes.set(fewest.map_or(-1, i64::from));
-        self.recovery_codes_low.set(low);
-        self.largest_clock_offset
-            .set(largest_clock_offset(all.values().copied()).unwrap_or(0));
+        let labels = credential_labels(key);
+        let Some(f) = figures else {
+            self.credential_ready.remove(&labels);
+            self.certificate_expiry.remove(&labels);
+            self.recovery_codes.remove(&labels);
+            self.clock_offset.remove(&labels);
+            return;
+        };
+        self.credential_ready
+            .get_or_create(&labels)
+            .set(i64::from(f.ready));
+        set_or_remove(&self.certificate_expiry, &labels, f.certificate_not_after);
+        set_or_remove(
+            &self.recovery_codes,
+            &labels,
+            f.recovery_codes.map(i64::from),
+        );
+        set_or_remove(&self.clock_offset, &labels, f.clock_offset_seconds);
     }
 
     /// Counts a Pod the injection webhook refused (reason: a bounded set).
@@ -198,48 +187,87 @@ impl Metrics {
     }
 }
 
+/// A gauge that exists only while there is a value: an absent series, not a
+/// made-up 0, when a credential has no certificate or no recovery codes.
+fn set_or_remove(
+    family: &Family<CredentialLabels, Gauge>,
+    labels: &CredentialLabels,
+    value: Option<i64>,
+) {
+    match value {
+        Some(v) => {
+            family.get_or_create(labels).set(v);
+        }
+        None => {
+            family.remove(labels);
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
 
     #[test]
-    fn fleet_figures_are_the_earliest_expiry_and_fewest_codes() {
-        let f = |t: Option<i64>, n: Option<u32>| CredentialFigures {
-            certificate_not_after: t,
-            recovery_codes: n,
-            clock_offset_seconds: None,
+    fn a_credential_has_its_own_series_until_it_is_gone() {
+        let metrics = Metrics::default();
+        let figures = CredentialFigures {
+            ready: true,
+            certificate_not_after: Some(1_900_000_000),
+            recovery_codes: Some(2),
+            clock_offset_seconds: Some(-4),
         };
-        let cases = [
-            (vec![], (None, None, 0)),
-            (
-                vec![f(Some(50), Some(10)), f(Some(20), None)],
-                (Some(20), Some(10), 0),
-            ),
-            (
-                vec![f(None, Some(2)), f(None, Some(7)), f(None, Some(0))],
-                (None, Some(0), 2),
-            ),
-        ];
-        for (input, want) in cases {
-            assert_eq!(fleet(input.into_iter()), want);
+        metrics.credential("payments/bot", Some(figures));
+        metrics.credential("ci/builder", Some(CredentialFigures::default()));
+        let text = metrics.render();
+        for want in [
+            r#"otpilot_operator_credential_ready{namespace="payments",name="bot"} 1"#,
+            r#"otpilot_operator_certificate_expiry_timestamp_seconds{namespace="payments",name="bot"} 1900000000"#,
+            r#"otpilot_operator_recovery_codes_remaining{namespace="payments",name="bot"} 2"#,
+            r#"otpilot_operator_vendor_clock_offset_seconds{namespace="payments",name="bot"} -4"#,
+            r#"otpilot_operator_credential_ready{namespace="ci",name="builder"} 0"#,
+        ] {
+            assert!(text.contains(want), "{want} in\n{text}");
         }
+        // No certificate, no codes, no offset measured: no series, not a 0.
+        assert!(!text.contains(r#"certificate_expiry_timestamp_seconds{namespace="ci""#));
+        assert!(!text.contains(r#"recovery_codes_remaining{namespace="ci""#));
+
+        metrics.credential("payments/bot", None);
+        let text = metrics.render();
+        assert!(!text.contains(r#"name="bot""#), "{text}");
+        assert!(text.contains(r#"name="builder""#));
     }
 
+    /// Every metric the chart's PrometheusRule reads is one the operator
+    /// exports: an alert on a misspelt metric never fires.
     #[test]
-    fn the_largest_clock_offset_is_the_largest_distance_either_way() {
-        let f = |o: Option<i64>| CredentialFigures {
-            clock_offset_seconds: o,
-            ..CredentialFigures::default()
-        };
-        let cases = [
-            (vec![], None),
-            (vec![f(None)], None),
-            (vec![f(Some(3)), f(Some(-20)), f(None)], Some(20)),
-            (vec![f(Some(-1)), f(Some(4))], Some(4)),
-        ];
-        for (input, want) in cases {
-            assert_eq!(largest_clock_offset(input.into_iter()), want);
+    fn every_metric_the_shipped_alerts_read_is_exported() {
+        let rules = include_str!("../../charts/otpilot/templates/prometheusrule.yaml");
+        let metrics = Metrics::default();
+        metrics.credential(
+            "ns/name",
+            Some(CredentialFigures {
+                ready: true,
+                certificate_not_after: Some(1),
+                recovery_codes: Some(1),
+                clock_offset_seconds: Some(1),
+            }),
+        );
+        metrics.webhook_denied("CredentialNotFound");
+        let text = metrics.render();
+        let mut read = 0;
+        for word in rules.split(|c: char| !(c.is_ascii_alphanumeric() || c == '_')) {
+            if word.starts_with("otpilot_operator_") {
+                read += 1;
+                assert!(
+                    text.lines().any(|l| l.starts_with(&format!("{word}{{"))
+                        || l.starts_with(&format!("{word} "))),
+                    "the PrometheusRule reads {word}, which the operator does not export:\n{text}"
+                );
+            }
         }
+        assert!(read >= 5, "found {read} metric names in the PrometheusRule");
     }
 
     #[test]

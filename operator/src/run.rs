@@ -31,8 +31,19 @@ pub fn main(args: RunArgs) -> anyhow::Result<()> {
     if let Err(error) = &result {
         tracing::error!(error = format!("{error:#}"), "operator stopped");
     }
+    // A task that ignores cancellation (a blocking call, a stuck
+    // connection) must not keep the process alive past its grace period.
+    runtime.shutdown_timeout(RUNTIME_SHUTDOWN);
     result
 }
+
+/// How long in-flight reconciles get after SIGTERM before the operator stops
+/// anyway. Enrollment is crash-safe (it resumes from its checkpoint), so an
+/// interrupted reconcile loses nothing; the bound keeps a stop well inside
+/// Kubernetes' default 30 s grace period.
+const RECONCILE_DRAIN: std::time::Duration = std::time::Duration::from_secs(15);
+/// How long the admin server and leftover tasks get after that.
+const RUNTIME_SHUTDOWN: std::time::Duration = std::time::Duration::from_secs(5);
 
 async fn run(args: RunArgs) -> anyhow::Result<()> {
     let inject = webhook::load_inject_config(args.webhook.inject_config.as_deref())?;
@@ -115,9 +126,22 @@ async fn run(args: RunArgs) -> anyhow::Result<()> {
         timer,
     ));
 
+    let drain_expired = async {
+        shutdown.cancelled().await;
+        tokio::time::sleep(RECONCILE_DRAIN).await;
+    };
     tokio::select! {
         () = controllers::run(ctx, shutdown.clone()) => {
-            leader::release(&leases, &settings).await;
+            release_lease(&leases, &settings).await;
+            metrics.set_leader(false);
+            finish(admin_task).await
+        }
+        () = drain_expired => {
+            tracing::warn!(
+                seconds = RECONCILE_DRAIN.as_secs(),
+                "reconciles still running after SIGTERM; stopping anyway (enrollment resumes from its checkpoint)"
+            );
+            release_lease(&leases, &settings).await;
             metrics.set_leader(false);
             finish(admin_task).await
         }
@@ -131,11 +155,25 @@ async fn run(args: RunArgs) -> anyhow::Result<()> {
     }
 }
 
-async fn finish(admin_task: tokio::task::JoinHandle<std::io::Result<()>>) -> anyhow::Result<()> {
-    admin_task
+/// Hands the Lease back so another replica takes over at once, not a Lease
+/// duration later; bounded, because a stop must not wait on the API server.
+async fn release_lease(leases: &Api<Lease>, settings: &LeaseSettings) {
+    if tokio::time::timeout(RUNTIME_SHUTDOWN, leader::release(leases, settings))
         .await
-        .context("admin server task panicked")?
-        .context("admin server failed")?;
+        .is_err()
+    {
+        tracing::warn!("the API server did not answer in time; the Lease expires on its own");
+    }
+}
+
+async fn finish(admin_task: tokio::task::JoinHandle<std::io::Result<()>>) -> anyhow::Result<()> {
+    // A scraper holding a connection open must not hold up the stop.
+    match tokio::time::timeout(RUNTIME_SHUTDOWN, admin_task).await {
+        Ok(joined) => joined
+            .context("admin server task panicked")?
+            .context("admin server failed")?,
+        Err(_) => tracing::warn!("admin server connections still open; stopping anyway"),
+    }
     tracing::info!("stopped");
     Ok(())
 }

@@ -49,7 +49,8 @@ async fn reaches_ready_and_logs_in(vendor_kind: Vendor, profile: &str) {
         );
         let metrics = operator.metrics().await;
         let want = format!(
-            "otpilot_operator_recovery_codes_fewest {}",
+            "otpilot_operator_recovery_codes_remaining{{namespace=\"{}\",name=\"bot\"}} {}",
+            ns.name(),
             account.recovery_codes_left
         );
         assert!(metrics.lines().any(|l| l == want), "{want} in\n{metrics}");

@@ -64,7 +64,10 @@ async fn audd_credential_with_a_generated_client_ca_reaches_ready_and_logs_in_ov
     let metrics = operator.metrics().await;
     assert!(
         metrics.lines().any(|l| l
-            .strip_prefix("otpilot_operator_client_certificate_earliest_expiry_timestamp_seconds ")
+            .strip_prefix(&format!(
+                "otpilot_operator_certificate_expiry_timestamp_seconds{{namespace=\"{}\",name=\"bot\"}} ",
+                ns.name()
+            ))
             .is_some_and(|v| v.parse::<i64>().is_ok_and(|t| t > 0))),
         "certificate expiry metric:\n{metrics}"
     );

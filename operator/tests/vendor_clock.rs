@@ -63,8 +63,11 @@ async fn a_vendor_clock_20_seconds_ahead_is_reported_and_warned_about() {
     let metrics = operator.metrics().await;
     assert!(
         metrics.lines().any(|l| l
-            .strip_prefix("otpilot_operator_vendor_clock_offset_max_abs_seconds ")
-            .is_some_and(|v| v.parse::<i64>().is_ok_and(|v| (19..=21).contains(&v)))),
+            .strip_prefix(&format!(
+                "otpilot_operator_vendor_clock_offset_seconds{{namespace=\"{}\",name=\"bot\"}} ",
+                ns.name()
+            ))
+            .is_some_and(|v| v.parse::<i64>().is_ok_and(|v| (19..=21).contains(&v.abs())))),
         "clock offset gauge:\n{metrics}"
     );
     login_with_secrets(&ns, "bot").await;

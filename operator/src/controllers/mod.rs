@@ -3,7 +3,6 @@
 pub mod api_credential;
 pub mod client_ca;
 pub mod profile;
-pub mod reasons;
 pub mod session_access;
 
 use std::sync::Arc;

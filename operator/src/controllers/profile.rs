@@ -19,9 +19,9 @@ use otpilot_api::{ClusterMfaProfile, ClusterMfaProfileSpec, ClusterMfaProfileSta
 use otpilot_profile::{Profile, builtin};
 use tokio_util::sync::CancellationToken;
 
-use super::reasons::SHADOWS_BUILTIN;
 use crate::conditions::{self, Desired};
 use crate::context::Context;
+use otpilot_api::conditions::reasons::SHADOWS_BUILTIN;
 
 const CONTROLLER: &str = "clustermfaprofile";
 
@@ -101,7 +101,10 @@ async fn reconcile(obj: Arc<ClusterMfaProfile>, ctx: Arc<Context>) -> Result<Act
 
 fn error_policy(_obj: Arc<ClusterMfaProfile>, error: &Error, ctx: Arc<Context>) -> Action {
     tracing::warn!(%error, "ClusterMfaProfile reconcile failed");
-    ctx.metrics.reconcile_failed(CONTROLLER, "KubernetesError");
+    ctx.metrics.reconcile_failed(
+        CONTROLLER,
+        otpilot_api::conditions::reasons::KUBERNETES_ERROR,
+    );
     Action::requeue(Duration::from_secs(10))
 }
 

@@ -115,14 +115,30 @@ impl Operator {
         let _ = self.child.wait();
     }
 
-    /// SIGTERM, then the exit status.
+    /// SIGTERM, then the exit status. An operator still running 30 s later
+    /// fails the test with its log (the operator bounds its own shutdown
+    /// well below that), instead of hanging until nextest's timeout.
     pub fn terminate(&mut self) -> std::process::ExitStatus {
         let status = Command::new("kill")
             .args(["-TERM", &self.child.id().to_string()])
             .status()
             .expect("run kill");
         assert!(status.success());
-        self.child.wait().expect("wait for operator")
+        let deadline = Instant::now() + Duration::from_secs(30);
+        loop {
+            if let Some(status) = self.child.try_wait().expect("wait for operator") {
+                return status;
+            }
+            if Instant::now() > deadline {
+                let _ = self.child.kill();
+                let _ = self.child.wait();
+                panic!(
+                    "the operator did not exit within 30 s of SIGTERM; its log:\n{}",
+                    self.log_text()
+                );
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
     }
 
     pub fn try_wait(&mut self) -> Option<std::process::ExitStatus> {

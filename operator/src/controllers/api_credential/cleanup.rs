@@ -16,7 +16,7 @@ use super::failure::flow_reason;
 use super::secrets;
 use super::{Error, engine_settings};
 use crate::context::Context;
-use crate::controllers::reasons as local;
+use otpilot_api::conditions::reasons as local;
 
 /// What deletion does at the vendor (pure).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

@@ -14,7 +14,7 @@ use otpilot_api::{ApiCredentialSpec, ClusterMfaProfile};
 use otpilot_profile::{Profile, builtin};
 use secrecy::SecretString;
 
-use crate::controllers::reasons as local;
+use otpilot_api::conditions::reasons as local;
 
 /// What the credential refers to, resolved. `Debug` shows no secret.
 #[derive(Debug)]

@@ -6,7 +6,7 @@ use otpilot_api::conditions::reasons;
 use otpilot_profile::{CheckpointRecordError, FlowError, FlowErrorKind};
 
 use super::secrets::SecretsError;
-use crate::controllers::reasons as local;
+use otpilot_api::conditions::reasons as local;
 
 #[derive(Debug, thiserror::Error)]
 pub enum EnrollmentError {

@@ -72,7 +72,7 @@ impl Error {
 
     fn category(&self) -> &'static str {
         match self {
-            Error::WriteStatus { .. } => "KubernetesError",
+            Error::WriteStatus { .. } => otpilot_api::conditions::reasons::KUBERNETES_ERROR,
             Error::Disable { reason, .. } => reason,
             Error::Finalizer(inner) => match inner.as_ref() {
                 finalizer::Error::ApplyFailed(e) | finalizer::Error::CleanupFailed(e) => {
@@ -232,7 +232,7 @@ async fn enroll(obj: &ApiCredential, ctx: &Context, namespace: &str) -> Pass {
         Err(e) => {
             return failed(
                 pass,
-                super::reasons::KUBERNETES_ERROR,
+                otpilot_api::conditions::reasons::KUBERNETES_ERROR,
                 e.to_string(),
                 None,
                 false,
@@ -318,7 +318,7 @@ async fn enroll(obj: &ApiCredential, ctx: &Context, namespace: &str) -> Pass {
                 if let Err(e) = secrets::write_runtime(&secrets_api, obj, &bundle).await {
                     return failed(
                         pass,
-                        super::reasons::KUBERNETES_ERROR,
+                        otpilot_api::conditions::reasons::KUBERNETES_ERROR,
                         e.to_string(),
                         None,
                         false,
@@ -407,6 +407,10 @@ async fn apply(obj: &ApiCredential, ctx: &Context) -> Result<Action, Error> {
     ctx.metrics.credential(
         &k,
         Some(crate::metrics::CredentialFigures {
+            ready: new_status
+                .conditions
+                .iter()
+                .any(|c| c.type_ == otpilot_api::conditions::READY && c.status == "True"),
             certificate_not_after: new_status
                 .certificate_not_after
                 .as_ref()

@@ -25,7 +25,7 @@ pub fn renewal(request: &str, certificate: Option<&ClientCertificate>) -> Notice
                 .unwrap_or_default();
             Notice {
                 type_: EventType::Normal,
-                reason: "CertificateRenewed",
+                reason: otpilot_api::conditions::reasons::CERTIFICATE_RENEWED,
                 note: format!(
                     "renew request {request:?}: issued a new client certificate (serial {serial}, \
                      valid until {}); the runtime Secret holds it",
@@ -35,7 +35,7 @@ pub fn renewal(request: &str, certificate: Option<&ClientCertificate>) -> Notice
         }
         None => Notice {
             type_: EventType::Warning,
-            reason: "RenewNotApplicable",
+            reason: otpilot_api::conditions::reasons::RENEW_NOT_APPLICABLE,
             note: format!(
                 "renew request {request:?}: spec.clientCertificate is not set, so there is no \
                  client certificate to renew"

@@ -35,9 +35,9 @@ pub struct Outcome {
 }
 
 /// Event reasons.
-pub const REENROLLED: &str = "Reenrolled";
-pub const REENROLL_UNSUPPORTED: &str = "ReenrollUnsupported";
-pub const REENROLL_NOT_NEEDED: &str = "ReenrollNotNeeded";
+pub const REENROLLED: &str = otpilot_api::conditions::reasons::REENROLLED;
+pub const REENROLL_UNSUPPORTED: &str = otpilot_api::conditions::reasons::REENROLL_UNSUPPORTED;
+pub const REENROLL_NOT_NEEDED: &str = otpilot_api::conditions::reasons::REENROLL_NOT_NEEDED;
 
 pub fn plan_for(engine: &Engine) -> ReenrollPlan {
     let profile = engine.profile();

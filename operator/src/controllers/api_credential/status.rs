@@ -8,7 +8,7 @@ use otpilot_api::conditions::{CERTIFICATE_READY, ENROLLED, READY, reasons};
 use otpilot_api::labels;
 
 use crate::conditions::{self, Desired};
-use crate::controllers::reasons as local;
+use otpilot_api::conditions::reasons as local;
 
 /// `Ready` from the other two (pure): ready when both hold, else the first
 /// failing one's reason and message.
@@ -62,7 +62,8 @@ pub fn enrolled_ok() -> Desired {
 
 /// Fewer recovery codes than this: `Enrolled` says so (reason
 /// `RecoveryCodesLow`, a Warning Event) while they still work; the
-/// `otpilot_operator_credentials_recovery_codes_low` gauge counts the same.
+/// `otpilot_operator_recovery_codes_remaining` gauge and the chart's
+/// `OtpilotRecoveryCodesLow` alert show the same.
 pub const RECOVERY_CODES_LOW: u32 = crate::metrics::RECOVERY_CODES_LOW;
 
 /// `Enrolled` for an enrolled credential holding `codes` recovery codes
