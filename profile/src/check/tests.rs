@@ -5,20 +5,20 @@ use crate::load::Profile;
 pub(crate) const MINIMAL: &str = r#"
 enroll:
   steps:
-- method: GET
-  path: /secret
-  extract:
-    totp_secret: {pointer: /secret, as: base32Secret}
-- method: POST
-  path: /enable
-  body: {code: "{{ totp }}"}
+    - method: GET
+      path: /secret
+      extract:
+        totp_secret: {pointer: /secret, as: base32Secret}
+    - method: POST
+      path: /enable
+      body: {code: "{{ totp }}"}
 login:
   steps:
-- method: POST
-  path: /login
-  body: {user: "{{ username }}", code: "{{ totp }}"}
-  extract:
-    access_token: {pointer: /token}
+    - method: POST
+      path: /login
+      body: {user: "{{ username }}", code: "{{ totp }}"}
+      extract:
+        access_token: {pointer: /token}
 "#;
 
 fn problems(yaml: &str) -> Vec<String> {
@@ -45,9 +45,9 @@ fn minimal_profile_loads_and_knows_which_steps_send_a_code() {
 fn undefined_value_is_reported_with_its_field_path() {
     let yaml = MINIMAL.replace(
         r#"code: "{{ totp }}"}
-  extract"#,
+      extract"#,
         r#"code: "{{ otp }}"}
-  extract"#,
+      extract"#,
     );
     let got = problems(&yaml);
     assert_eq!(got.len(), 1, "{got:?}");
@@ -148,14 +148,14 @@ fn extraction_template_cannot_use_a_code() {
             "access_token: {pointer: /token}",
             "access_token: {pointer: /token}\n        nonce: {value: \"{{ totp }}\"}",
             "login.steps[0].extract.nonce.value: extraction templates may use only values \
-             known after the response; 'totp' is a code generated for a request",
+                 known after the response; 'totp' is a code generated for a request",
         ),
         (
             "totp in an extraction value, before any secret",
             "{pointer: /secret, as: base32Secret}",
             "{value: \"{{ totp }}\", as: base32Secret}",
             "enroll.steps[0].extract.totp_secret.value: extraction templates may use only \
-             values known after the response; 'totp' is a code generated for a request",
+                 values known after the response; 'totp' is a code generated for a request",
         ),
     ]);
     // Where `totp` is not defined either, it is reported once, not also
@@ -177,60 +177,60 @@ fn reserved_names_must_be_read_with_the_kind_the_engine_stores_them_by() {
             "access_token: {pointer: /token}",
             "access_token: {pointer: /token, as: jwtExp}",
             "login.steps[0].extract.access_token.as: 'access_token' is a token and must be \
-             read as string (the default), not jwtExp; to read its expiry, extract \
-             'expires_at' with as: jwtExp",
+                 read as string (the default), not jwtExp; to read its expiry, extract \
+                 'expires_at' with as: jwtExp",
         ),
         (
             "refresh token read as an expiry",
             "access_token: {pointer: /token}",
             "access_token: {pointer: /token}\n        refresh_token: {pointer: /rt, as: epochSeconds}",
             "login.steps[0].extract.refresh_token.as: 'refresh_token' is a token and must be \
-             read as string (the default), not epochSeconds; to read its expiry, extract \
-             'refresh_expires_at' with as: epochSeconds",
+                 read as string (the default), not epochSeconds; to read its expiry, extract \
+                 'refresh_expires_at' with as: epochSeconds",
         ),
         (
             "access token read as a secret",
             "access_token: {pointer: /token}",
             "access_token: {pointer: /token, as: otpauthUri}",
             "login.steps[0].extract.access_token.as: 'access_token' is a token and must be \
-             read as string (the default), not otpauthUri",
+                 read as string (the default), not otpauthUri",
         ),
         (
             "expiry read as text",
             "access_token: {pointer: /token}",
             "access_token: {pointer: /token}\n        expires_at: {pointer: /exp}",
             "login.steps[0].extract.expires_at.as: 'expires_at' is an expiry and must be read \
-             as expiresIn, epochSeconds, epochMillis, rfc3339 or jwtExp, not string",
+                 as expiresIn, epochSeconds, epochMillis, rfc3339 or jwtExp, not string",
         ),
         (
             "refresh expiry read as recovery codes",
             "access_token: {pointer: /token}",
             "access_token: {pointer: /token}\n        refresh_expires_at: {pointer: /exp, as: recoveryCodes}",
             "login.steps[0].extract.refresh_expires_at.as: 'refresh_expires_at' is an expiry \
-             and must be read as expiresIn, epochSeconds, epochMillis, rfc3339 or jwtExp, not \
-             recoveryCodes",
+                 and must be read as expiresIn, epochSeconds, epochMillis, rfc3339 or jwtExp, not \
+                 recoveryCodes",
         ),
         (
             "reenroll flag read as a time",
             "access_token: {pointer: /token}",
             "access_token: {pointer: /token}\n        reenroll_required: {pointer: /r, as: epochMillis}",
             "login.steps[0].extract.reenroll_required.as: 'reenroll_required' must be read as \
-             string (the default), not epochMillis: the session looks for the text 'true'",
+                 string (the default), not epochMillis: the session looks for the text 'true'",
         ),
         (
             "secret read as a time",
             "{pointer: /secret, as: base32Secret}",
             "{pointer: /secret, as: expiresIn}",
             "enroll.steps[0].extract.totp_secret.as: 'totp_secret' must be read as \
-             base32Secret or otpauthUri, not expiresIn (otherwise it shadows the TOTP secret \
-             instead of setting it)",
+                 base32Secret or otpauthUri, not expiresIn (otherwise it shadows the TOTP secret \
+                 instead of setting it)",
         ),
         (
             "recovery codes read as a time",
             "{pointer: /secret, as: base32Secret}",
             "{pointer: /secret, as: base32Secret}\n        recovery_codes: {pointer: /codes, as: rfc3339}",
             "enroll.steps[0].extract.recovery_codes.as: 'recovery_codes' must be read as \
-             recoveryCodes, not rfc3339",
+                 recoveryCodes, not rfc3339",
         ),
     ]);
 }
@@ -277,11 +277,11 @@ fn names_cannot_shadow_template_functions() {
     assert_ne!(extracted, MINIMAL, "fixture has an extract block");
     let got = problems(&extracted);
     assert!(
-        got.iter().any(|p| p.ends_with(
-            ".extract.dict: 'dict' shadows the template function 'dict'; extract it under another name"
-        )),
-        "{got:?}"
-    );
+            got.iter().any(|p| p.ends_with(
+                ".extract.dict: 'dict' shadows the template function 'dict'; extract it under another name"
+            )),
+            "{got:?}"
+        );
 }
 
 #[test]
@@ -329,7 +329,7 @@ fn secret_values_are_usable_and_their_names_checked() {
     assert!(
         got.iter().any(|p| p
             == "login.steps[0].extract.client_secret: 'client_secret' shadows the secret \
-                value 'client_secret'; extract it under another name"),
+                    value 'client_secret'; extract it under another name"),
         "{got:?}"
     );
 }
@@ -355,7 +355,7 @@ fn an_extraction_fallback_is_checked_like_the_extraction() {
         (
             "{pointer: secret, as: base32Secret}",
             "enroll.steps[0].extract.totp_secret.fallback.pointer: a JSON pointer is empty or \
-             starts with '/'",
+                 starts with '/'",
         ),
         (
             "{header: \"a b\", as: base32Secret}",
@@ -364,8 +364,8 @@ fn an_extraction_fallback_is_checked_like_the_extraction() {
         (
             "{pointer: /s, as: rfc3339}",
             "enroll.steps[0].extract.totp_secret.fallback.as: 'totp_secret' must be read as \
-             base32Secret or otpauthUri, not rfc3339 (otherwise it shadows the TOTP secret \
-             instead of setting it)",
+                 base32Secret or otpauthUri, not rfc3339 (otherwise it shadows the TOTP secret \
+                 instead of setting it)",
         ),
     ];
     for (fallback, want) in cases {
@@ -385,36 +385,36 @@ fn extraction_cannot_shadow_a_variable_or_an_input() {
             "access_token: {pointer: /token}",
             "access_token: {pointer: /token}\n        org: {pointer: /org}",
             "login.steps[0].extract.org: 'org' shadows the profile variable 'org'; extract it \
-             under another name",
+                 under another name",
         ),
         (
             "shadows the password",
             "access_token: {pointer: /token}",
             "access_token: {pointer: /token}\n        password: {pointer: /pw}",
             "login.steps[0].extract.password: 'password' shadows the input 'password'; an \
-             input cannot be extracted",
+                 input cannot be extracted",
         ),
         (
             "shadows the code",
             "access_token: {pointer: /token}",
             "access_token: {pointer: /token}\n        totp: {pointer: /code}",
             "login.steps[0].extract.totp: 'totp' shadows the input 'totp'; an input cannot be \
-             extracted",
+                 extracted",
         ),
         (
             "shadows the recovery code",
             "access_token: {pointer: /token}",
             "access_token: {pointer: /token}\n        recovery_code: {pointer: /code}",
             "login.steps[0].extract.recovery_code: 'recovery_code' shadows the input \
-             'recovery_code'; an input cannot be extracted",
+                 'recovery_code'; an input cannot be extracted",
         ),
         (
             "shadows the TOTP secret input with text",
             "access_token: {pointer: /token}",
             "access_token: {pointer: /token}\n        totp_secret: {pointer: /s}",
             "login.steps[0].extract.totp_secret.as: 'totp_secret' must be read as \
-             base32Secret or otpauthUri, not string (otherwise it shadows the TOTP secret \
-             instead of setting it)",
+                 base32Secret or otpauthUri, not string (otherwise it shadows the TOTP secret \
+                 instead of setting it)",
         ),
     ]);
 }
@@ -424,7 +424,7 @@ fn every_problem_is_reported_at_once() {
     let yaml = format!("variables: {{org: acme}}\n{MINIMAL}").replacen(
         "access_token: {pointer: /token}",
         "access_token: {header: X Token, as: jwtExp}\n        \
-         org: {value: \"{{ totp }}\"}",
+             org: {value: \"{{ totp }}\"}",
         1,
     );
     let got = problems(&yaml);
@@ -450,17 +450,17 @@ fn legitimate_extractions_still_load() {
     let yaml = format!("variables: {{org: acme}}\n{MINIMAL}").replacen(
         "access_token: {pointer: /token}",
         "access_token: {header: X-Auth-Token}\n        \
-             refresh_token: {pointer: /rt, optional: true}\n        \
-             expires_at: {value: \"600\", as: expiresIn}\n        \
-             refresh_expires_at: {pointer: /rt, as: jwtExp, optional: true}\n        \
-             reenroll_required: {pointer: /reenroll, optional: true}\n        \
-             issued: {pointer: /iat, as: epochSeconds}\n        \
-             tenant: {value: \"{{ org }}-{{ username }}-{{ totp_secret }}\"}",
+                 refresh_token: {pointer: /rt, optional: true}\n        \
+                 expires_at: {value: \"600\", as: expiresIn}\n        \
+                 refresh_expires_at: {pointer: /rt, as: jwtExp, optional: true}\n        \
+                 reenroll_required: {pointer: /reenroll, optional: true}\n        \
+                 issued: {pointer: /iat, as: epochSeconds}\n        \
+                 tenant: {value: \"{{ org }}-{{ username }}-{{ totp_secret }}\"}",
         1,
     ) + "recoveryLogin:\n  steps:\n    - method: POST\n      path: /recover\n      \
-           body: {code: \"{{ recovery_code }}\"}\n      extract:\n        \
-           access_token: {pointer: /token}\n        \
-           spent: {value: \"{{ recovery_code }}\"}\n";
+               body: {code: \"{{ recovery_code }}\"}\n      extract:\n        \
+               access_token: {pointer: /token}\n        \
+               spent: {value: \"{{ recovery_code }}\"}\n";
     let p = Profile::from_yaml("test.yaml", &yaml).unwrap_or_else(|e| panic!("{e}"));
     assert!(p.step_info(FlowKind::Login)[0].uses_totp());
     assert!(!p.step_info(FlowKind::RecoveryLogin)[0].uses_totp());
