@@ -62,6 +62,9 @@ pub struct Metrics {
     pub proxy_upstream_duration: Histogram,
     /// 1 for the current session mode, 0 for the others.
     pub session_mode: Family<ModeLabels, Gauge>,
+    /// The vendor's clock minus ours, as the engine last measured it from
+    /// the vendor's `Date` headers (absent until measured).
+    pub vendor_clock_offset_seconds: Gauge<f64, AtomicU64>,
 }
 
 fn latency_buckets() -> impl Iterator<Item = f64> {
@@ -138,6 +141,13 @@ impl Metrics {
             "1 for how this replica gets its token (shared-holder, shared-follower, standalone)",
             session_mode.clone(),
         );
+        let vendor_clock_offset_seconds = Gauge::<f64, AtomicU64>::default();
+        registry.register_with_unit(
+            "vendor_clock_offset",
+            "The vendor's clock minus ours, measured from its Date headers; TOTP codes are computed on the vendor's time",
+            Unit::Seconds,
+            vendor_clock_offset_seconds.clone(),
+        );
         Self {
             registry,
             logins,
@@ -150,6 +160,7 @@ impl Metrics {
             proxy_requests,
             proxy_upstream_duration,
             session_mode,
+            vendor_clock_offset_seconds,
         }
     }
 

@@ -205,6 +205,15 @@ pub async fn run_with(
                 flow: attempt.as_str(),
             })
             .observe(started.elapsed().as_secs_f64());
+        if let Some(offset_ms) = prepared.engine.clock_offset_ms() {
+            // Milliseconds to seconds for the gauge; the precision loss is nil
+            // for any offset a vendor could have.
+            #[allow(clippy::cast_precision_loss)]
+            shared
+                .metrics
+                .vendor_clock_offset_seconds
+                .set(offset_ms as f64 / 1000.0);
+        }
 
         match result {
             Ok(new_session) => {
