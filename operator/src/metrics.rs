@@ -15,9 +15,6 @@ type Labels = Vec<(&'static str, &'static str)>;
 /// `namespace` and `name` of an ApiCredential.
 type CredentialLabels = Vec<(&'static str, String)>;
 
-/// Fewer recovery codes than this is "low".
-pub const RECOVERY_CODES_LOW: u32 = 3;
-
 /// What one credential's gauges show.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub struct CredentialFigures {

@@ -64,7 +64,7 @@ pub fn enrolled_ok() -> Desired {
 /// `RecoveryCodesLow`, a Warning Event) while they still work; the
 /// `otpilot_operator_recovery_codes_remaining` gauge and the chart's
 /// `OtpilotRecoveryCodesLow` alert show the same.
-pub const RECOVERY_CODES_LOW: u32 = crate::metrics::RECOVERY_CODES_LOW;
+pub const RECOVERY_CODES_LOW: u32 = 3;
 
 /// `Enrolled` for an enrolled credential holding `codes` recovery codes
 /// (pure): still True, with a warning reason when codes run low or out.
