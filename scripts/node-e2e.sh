@@ -7,6 +7,9 @@
 set -euo pipefail
 
 ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
+# shellcheck source=lib/node-lock.sh
+. "$ROOT/scripts/lib/node-lock.sh"
+node_lock_reexec "$ROOT/scripts/node-e2e.sh" "$@"
 cd "$ROOT"
 export OTPILOT_NODE_DIR=${OTPILOT_NODE_DIR:-$ROOT/.otpilot/node}
 SNAPSHOT=${OTPILOT_NODE_DIR%/}.host-before

@@ -26,6 +26,11 @@ STATE=${OTPILOT_LOCAL_DIR:-$ROOT/.otpilot/local}
 export OTPILOT_CP_DIR=$STATE/control-plane
 export OTPILOT_NODE_DIR=$STATE/node
 NODE=${OTPILOT_LOCAL_NODE:-$([ "$(id -u)" = 0 ] && echo 1 || echo 0)}
+if [ "$NODE" = 1 ]; then
+  # shellcheck source=lib/node-lock.sh
+  . "$ROOT/scripts/lib/node-lock.sh"
+  node_lock_reexec "$ROOT/scripts/run-local.sh" "$@"
+fi
 SIM_PORT=${OTPILOT_SIM_PORT:-8443}
 SIM_ADMIN_PORT=${OTPILOT_SIM_ADMIN_PORT:-8444}
 API_PORT=${OTPILOT_SIDECAR_API_PORT:-8181}
