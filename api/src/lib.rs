@@ -17,6 +17,7 @@ pub mod profile;
 pub mod reference;
 pub mod runtime_secret;
 pub mod schema;
+pub mod secret_value_flag;
 pub mod session;
 pub mod sidecar;
 

@@ -161,6 +161,12 @@ pub struct TryArgs {
     /// File holding the account's API key.
     #[arg(long)]
     pub api_key_file: Option<PathBuf>,
+    /// A vendor secret value the profile declares in `secretValues` (e.g.
+    /// Conduit's `client_secret`), `NAME=FILE` (repeatable): the file's
+    /// text, as an ApiCredential's `spec.secretValues` gives it.
+    #[arg(long = "secret-value", value_name = "NAME=FILE",
+          value_parser = otpilot_api::secret_value_flag::parse_secret_value_flag)]
+    pub secret_values: Vec<(String, PathBuf)>,
     /// PEM file of the CA that signs the vendor's server certificate.
     #[arg(long)]
     pub server_ca: Option<PathBuf>,

@@ -204,6 +204,59 @@ async fn an_interrupted_enrollment_resumes_from_the_state_file() {
 }
 
 #[tokio::test(flavor = "multi_thread")]
+async fn a_vendor_secret_value_is_sent_from_its_file_and_never_shown() {
+    const CLIENT_SECRET: &str = "cli-conduit-client-secret-7f3a";
+    let v = Vendored::start_with(otpilot_sim::Vendor::Conduit, |config| {
+        config.with_client_credentials("otpilot-cli", CLIENT_SECRET)
+    })
+    .await;
+    std::fs::write(v.path("client-secret"), format!("{CLIENT_SECRET}\n")).expect("file");
+    let secret_value = format!("client_secret={}", path_str(&v.path("client-secret")));
+    let client = [
+        "--var",
+        "client_id=otpilot-cli",
+        "--secret-value",
+        &secret_value,
+    ];
+    let mut values = vec![CLIENT_SECRET.to_owned()];
+
+    // Without the client secret the vendor refuses the application.
+    let refused = v
+        .try_flow("conduit", "enroll", &["--var", "client_id=otpilot-cli"])
+        .await;
+    assert_eq!(refused.code, Some(1), "{}", refused.all());
+
+    let enroll = v.try_flow("conduit", "enroll", &client).await;
+    enroll.assert_ok();
+    let login = v.try_flow("conduit", "login", &client).await;
+    login.assert_ok();
+    assert!(
+        login.stdout.contains("Logged in: access token"),
+        "{}",
+        login.stdout
+    );
+
+    // A name the profile does not declare is refused before any call.
+    let unknown = format!("client_token={}", path_str(&v.path("client-secret")));
+    let typo = v
+        .try_flow("conduit", "login", &["--secret-value", &unknown])
+        .await;
+    assert_eq!(typo.code, Some(1), "{}", typo.all());
+    assert!(
+        typo.stderr
+            .contains("no secret value named 'client_token' (it uses client_secret)"),
+        "{}",
+        typo.stderr
+    );
+
+    values.extend(v.secret_values());
+    for run in [&refused, &enroll, &login, &typo] {
+        assert_no_secrets(&run.all(), &values, "output");
+    }
+    v.sim.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread")]
 async fn login_without_an_enrollment_says_what_to_do() {
     let v = Vendored::start(otpilot_sim::Vendor::Goaxr).await;
     let run = v.try_flow("goaxr", "login", &[]).await;

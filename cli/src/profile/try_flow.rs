@@ -37,6 +37,28 @@ fn read_secret(path: &Path, what: &str) -> anyhow::Result<SecretString> {
     ))
 }
 
+/// The `--secret-value` files' texts, each a name the profile declares:
+/// a value the profile never uses is a mistake worth stopping for.
+fn secret_values(
+    args: &TryArgs,
+    profile: &Profile,
+) -> anyhow::Result<BTreeMap<String, SecretString>> {
+    if let Some(problem) =
+        profile.undeclared_secret_value(args.secret_values.iter().map(|(name, _)| name.as_str()))
+    {
+        bail!("--secret-value: {problem}");
+    }
+    args.secret_values
+        .iter()
+        .map(|(name, path)| {
+            Ok((
+                name.clone(),
+                read_secret(path, &format!("{name} secret value"))?,
+            ))
+        })
+        .collect()
+}
+
 /// `name=value` pairs of `--var`.
 pub fn parse_vars(vars: &[String]) -> anyhow::Result<BTreeMap<String, String>> {
     vars.iter()
@@ -123,6 +145,7 @@ pub async fn run(args: &TryArgs) -> anyhow::Result<()> {
             ..TotpOverrides::default()
         },
         variables: parse_vars(&args.vars)?,
+        secret_values: secret_values(args, &profile)?,
         ..Inputs::default()
     };
     let mut run = open(&engine, flow, &inputs, &mut state)?;

@@ -94,10 +94,18 @@ pub struct Vendored {
 
 impl Vendored {
     pub async fn start(vendor: Vendor) -> Self {
+        Self::start_with(vendor, |config| config).await
+    }
+
+    /// [`Vendored::start`] with the simulator's configuration adjusted
+    /// (e.g. Conduit's client validation).
+    pub async fn start_with(vendor: Vendor, adjust: impl FnOnce(SimConfig) -> SimConfig) -> Self {
         install_crypto_provider();
-        let mut config = SimConfig::new(vendor)
-            .with_period(Duration::from_secs(PERIOD_SECS))
-            .with_account(AccountSpec::new(USERNAME, PASSWORD, API_KEY));
+        let mut config = adjust(
+            SimConfig::new(vendor)
+                .with_period(Duration::from_secs(PERIOD_SECS))
+                .with_account(AccountSpec::new(USERNAME, PASSWORD, API_KEY)),
+        );
         let mut identity = None;
         if vendor.requires_mtls() {
             let ca = ClientCa::generate("otpilot cli test client CA").expect("client CA");
