@@ -4,6 +4,7 @@
 #   -> scripts/node.sh down -> the host must match the snapshot.
 # Needs root. Fails, never skips, when the node cannot start. On failure the node's logs
 # (kubelet, containerd, API server...) are kept in $OTPILOT_NODE_DIR.
+# Arguments go to nextest, e.g. to run some of the cases: scripts/node-e2e.sh -E 'test(seed)'.
 set -euo pipefail
 
 ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
@@ -44,5 +45,5 @@ export OTPILOT_NODE_KUBECONFIG
 say "node up in $(( $(date +%s) - started ))s"
 cargo build --quiet --locked -p otpilot-operator -p otpilot-sidecar
 scripts/node/images.sh
-cargo nextest run --locked -p otpilot-tests --features node-e2e --test node_e2e --no-fail-fast
+cargo nextest run --locked -p otpilot-tests --features node-e2e --test node_e2e --no-fail-fast "$@"
 say "end-to-end tests passed in $(( $(date +%s) - started ))s"

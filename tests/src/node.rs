@@ -48,6 +48,13 @@ fn run(command: &mut Command) -> String {
 /// `helm upgrade --install` of charts/otpilot with the node's images (never pulled), waiting
 /// until the operator Pods are Ready. Idempotent: every test calls it.
 pub fn install_chart() {
+    install_chart_with(&[]);
+}
+
+/// [`install_chart`] with further `--set` values (`key=value`); the values not given are the
+/// chart's defaults again (no `--reuse-values`), so a test that changes a setting does not
+/// leave it to the next one.
+pub fn install_chart_with(extra_values: &[&str]) {
     let kubeconfig = std::env::var(NODE_KUBECONFIG_ENV).expect(NODE_KUBECONFIG_ENV);
     let root = repo_root();
     let bin = run(&mut Command::new(
@@ -69,8 +76,12 @@ pub fn install_chart() {
         .arg(root.join("charts/otpilot"))
         .args(["--namespace", RELEASE_NAMESPACE, "--create-namespace"])
         .args(["--wait", "--timeout", "180s", "--kubeconfig", &kubeconfig]);
-    for value in set {
-        command.args(["--set", &value]);
+    for value in set
+        .iter()
+        .map(String::as_str)
+        .chain(extra_values.iter().copied())
+    {
+        command.args(["--set", value]);
     }
     run(&mut command);
 }

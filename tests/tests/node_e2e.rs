@@ -14,72 +14,18 @@ use k8s_openapi::api::apps::v1::Deployment;
 use k8s_openapi::api::batch::v1::Job;
 use k8s_openapi::api::core::v1::{Pod, Secret};
 use kube::api::{ListParams, Patch, PatchParams, PostParams};
+use node_support::held_back::{assert_app_waiting, failed_startup_probe_events};
+use node_support::workloads::{
+    AUDD_USERS, SIDECAR, all_ready, app_command, injected_deployment, the_answered_calls,
+};
 use node_support::*;
 use otpilot_api::ApiCredential;
+use otpilot_sim::Vendor;
 use otpilot_tests::node::{
-    APP_IMAGE, RELEASE_NAMESPACE, container, container_log, describe_pod, events, pods_of,
-    wait_for_pod,
+    APP_IMAGE, RELEASE_NAMESPACE, container, container_log, describe_pod, pods_of, wait_for_pod,
 };
 use otpilot_tests::webhook::wait_until_webhook_answers;
 use serde_json::json;
-
-const SIDECAR: &str = "otpilot-sidecar";
-
-fn all_ready(pod: &Pod) -> bool {
-    let status = pod.status.clone().unwrap_or_default();
-    status.phase.as_deref() == Some("Running")
-        && status
-            .init_container_statuses
-            .iter()
-            .flatten()
-            .all(|c| c.ready)
-        && status.container_statuses.iter().flatten().all(|c| c.ready)
-}
-
-fn injected_deployment(name: &str, replicas: i32) -> Deployment {
-    serde_json::from_value(json!({
-        "apiVersion": "apps/v1", "kind": "Deployment",
-        "metadata": {"name": name},
-        "spec": {
-            "replicas": replicas,
-            "selector": {"matchLabels": {"app": name}},
-            "template": {
-                "metadata": {"labels": {"app": name}, "annotations": {"otpilot.dev/inject": CREDENTIAL}},
-                "spec": {
-                    "terminationGracePeriodSeconds": 2,
-                    "containers": [{"name": "app", "image": APP_IMAGE, "imagePullPolicy": "Never",
-                                    "command": app_command(false)}]
-                }
-            }
-        }
-    }))
-    .expect("Deployment")
-}
-
-/// The app's calls answered by the vendor after unix time `after`, once there is one.
-async fn the_answered_calls(world: &World, pod: &str, after: i64) -> Vec<i64> {
-    // Up to a minute past `after` (the rotation case waits for a certificate to expire).
-    let wait = (after - jiff::Timestamp::now().as_second())
-        .max(0)
-        .unsigned_abs()
-        + 60;
-    let deadline = std::time::Instant::now() + Duration::from_secs(wait);
-    loop {
-        let log = container_log(&world.ns, pod, "app").await;
-        let calls: Vec<i64> = answered_calls(&log)
-            .into_iter()
-            .filter(|t| *t > after)
-            .collect();
-        if !calls.is_empty() {
-            return calls;
-        }
-        assert!(
-            std::time::Instant::now() < deadline,
-            "pod {pod}: no call answered by the vendor after {after}; app log:\n{log}"
-        );
-        tokio::time::sleep(Duration::from_secs(1)).await;
-    }
-}
 
 #[tokio::test]
 async fn the_operator_runs_as_pods_and_its_webhook_answers_through_its_service() {
@@ -110,7 +56,10 @@ async fn injected_pods_start_the_app_after_the_sidecar_is_ready_and_reach_the_ve
     world
         .ns
         .api::<Deployment>()
-        .create(&PostParams::default(), &injected_deployment("app", 2))
+        .create(
+            &PostParams::default(),
+            &injected_deployment("app", 2, AUDD_USERS),
+        )
         .await
         .expect("create the Deployment");
     // The replicas share one vendor session (docs/shared-session.md): one
@@ -259,7 +208,14 @@ async fn a_job_with_the_sidecar_completes() {
 async fn a_pod_whose_credential_is_not_ready_is_refused_with_a_readable_message() {
     let world = world("not-ready", LONG_LIVED).await;
     // Nothing listens on port 1: this credential can never enroll.
-    create_credential(&world.ns, "unreachable", "https://10.88.0.1:1", &LONG_LIVED).await;
+    create_credential(
+        &world.ns,
+        "unreachable",
+        "https://10.88.0.1:1",
+        Vendor::Audd,
+        &LONG_LIVED,
+    )
+    .await;
     let credential = wait_for_condition(&world.ns, "unreachable", "False").await;
     println!(
         "ApiCredential unreachable: {:?}",
@@ -309,7 +265,10 @@ async fn a_renewed_client_certificate_reaches_the_running_sidecar_without_a_rest
     world
         .ns
         .api::<Deployment>()
-        .create(&PostParams::default(), &injected_deployment("rotating", 1))
+        .create(
+            &PostParams::default(),
+            &injected_deployment("rotating", 1, AUDD_USERS),
+        )
         .await
         .expect("create the Deployment");
     let name = pods_of(&world.ns, "rotating", 1)
@@ -378,19 +337,7 @@ async fn a_wrong_password_keeps_the_app_from_starting_and_the_events_say_why() {
         .await
         .expect("create the Pod");
     // The kubelet reports each failed startup probe as an event, with the probe's answer.
-    let deadline = std::time::Instant::now() + Duration::from_secs(120);
-    let events = loop {
-        let events = events(&world.ns, "locked-out").await;
-        if events.iter().any(|e| e.contains("Startup probe failed")) {
-            break events;
-        }
-        assert!(
-            std::time::Instant::now() < deadline,
-            "no failed startup probe reported; events:\n  {}",
-            events.join("\n  ")
-        );
-        tokio::time::sleep(Duration::from_secs(1)).await;
-    };
+    let events = failed_startup_probe_events(&world.ns, "locked-out").await;
     // A few more probe periods: the app must still not have started.
     tokio::time::sleep(Duration::from_secs(5)).await;
     let pod = world
@@ -401,14 +348,7 @@ async fn a_wrong_password_keeps_the_app_from_starting_and_the_events_say_why() {
         .expect("get Pod");
     println!("{}", describe_pod(&pod));
     println!("  events:\n    {}", events.join("\n    "));
-    let app = container(&pod, "app").expect("app container status");
-    assert!(!app.started.unwrap_or(false), "the app container started");
-    assert!(
-        app.state
-            .as_ref()
-            .is_some_and(|s| s.running.is_none() && s.terminated.is_none()),
-        "the app container is not waiting"
-    );
+    assert_app_waiting(&pod);
     let sidecar_log = container_log(&world.ns, "locked-out", SIDECAR).await;
     for (what, text) in [
         ("the Pod's events", events.join("\n")),
@@ -418,4 +358,21 @@ async fn a_wrong_password_keeps_the_app_from_starting_and_the_events_say_why() {
         assert_no_secrets(what, &text);
         assert!(!text.contains(WRONG), "{what} holds the (wrong) password");
     }
+}
+
+/// A new TOTP seed (re-enrollment on request) while a Deployment runs: picked up by the
+/// running sidecar, which logs in with it, without a restart (node_support::reenroll).
+#[tokio::test]
+async fn a_new_seed_reaches_the_running_sidecar_without_a_restart() {
+    node_support::reenroll::case().await;
+}
+
+/// `webhook.whenNotReady: Inject`: the Pod is admitted, its app held back with the sidecar's
+/// reason in the events, and started once the credential is Ready (node_support::held_back).
+/// Named to sort last: nextest runs this binary's tests one at a time in name order, and the
+/// setting it changes is put back by the next test's chart install (a rollout); run last, no
+/// test pays for that.
+#[tokio::test]
+async fn when_not_ready_inject_admits_the_pod_and_holds_the_app_until_the_credential_is_ready() {
+    node_support::held_back::case().await;
 }

@@ -1,6 +1,12 @@
 //! One end-to-end case's world on the node: the chart installed, a namespace, a simulated
 //! vendor on the host at the bridge address, its server CA and the login Secret, a ClientCA
-//! registered at the vendor, and a Ready ApiCredential.
+//! registered at the vendor (for a vendor that requires mTLS), and a Ready ApiCredential.
+
+pub mod chart;
+pub mod held_back;
+pub mod reenroll;
+pub mod seeds;
+pub mod workloads;
 
 use std::collections::BTreeMap;
 use std::net::{IpAddr, Ipv4Addr, SocketAddr};
@@ -10,8 +16,8 @@ use k8s_openapi::api::core::v1::{ConfigMap, Secret};
 use kube::Api;
 use kube::api::{ObjectMeta, PostParams};
 use otpilot_api::{ApiCredential, ClientCA};
-use otpilot_sim::{AccountSpec, SimConfig, SimHandle, Vendor};
-use otpilot_tests::node::{BRIDGE_ADDRESS, install_chart, nodes_line};
+use otpilot_sim::{AccountSpec, Faults, SimConfig, SimHandle, Vendor};
+use otpilot_tests::node::{BRIDGE_ADDRESS, nodes_line};
 use otpilot_tests::{TestCluster, TestNamespace};
 use serde_json::json;
 
@@ -35,32 +41,80 @@ pub struct World {
 pub struct CertificateLife(pub &'static str, pub &'static str);
 pub const LONG_LIVED: CertificateLife = CertificateLife("2160h", "720h");
 
+/// What a case's world is made of.
+pub struct Setup {
+    /// AUDD (mTLS: a ClientCA and a client certificate) or a vendor without mTLS.
+    pub vendor: Vendor,
+    /// The client certificate's lifetime, for a vendor that requires mTLS.
+    pub life: CertificateLife,
+    /// The vendor's access token lifetime, when not its default.
+    pub access_token_lifetime: Option<Duration>,
+    /// `--set` values for the shared chart install, beyond the node's images.
+    pub chart_values: &'static [&'static str],
+    /// The vendor answers 503 to everything (faults) from before the credential exists until
+    /// the test clears its faults; the credential is then not waited for.
+    pub vendor_down: bool,
+}
+
+impl Setup {
+    pub const fn audd(life: CertificateLife) -> Self {
+        Setup {
+            vendor: Vendor::Audd,
+            life,
+            access_token_lifetime: None,
+            chart_values: &[],
+            vendor_down: false,
+        }
+    }
+}
+
+/// The world of most cases: AUDD, the chart's defaults, a Ready credential.
 pub async fn world(test: &str, life: CertificateLife) -> World {
+    world_with(test, Setup::audd(life)).await
+}
+
+pub async fn world_with(test: &str, setup: Setup) -> World {
     let cluster = TestCluster::connect_node()
         .await
         .expect("the node cluster (OTPILOT_NODE_KUBECONFIG)");
     println!("{}", nodes_line(&cluster.client()).await);
-    install_chart();
+    chart::install(&cluster, setup.chart_values).await;
     let ns = cluster.namespace(test).await.expect("namespace");
     println!("namespace {}", ns.name());
-    let mut config = SimConfig::new(Vendor::Audd)
+    let mut config = SimConfig::new(setup.vendor)
         .with_period(Duration::from_secs(PERIOD_SECS))
         .with_account(AccountSpec::new(USERNAME, PASSWORD, API_KEY));
+    if let Some(access) = setup.access_token_lifetime {
+        let refresh = config.refresh_token_lifetime;
+        config = config.with_token_lifetimes(access, refresh);
+    }
     // On the bridge: Pods (operator and sidecars) reach the host there.
     config.vendor_addr = SocketAddr::new(IpAddr::V4(Ipv4Addr::from(BRIDGE_ADDRESS)), 0);
     let sim = otpilot_sim::spawn(config)
         .await
         .expect("the simulator binds the bridge address (is the node up?)");
-    println!("vendor (AUDD simulator) at {}", sim.base_url());
+    println!("vendor ({} simulator) at {}", setup.vendor, sim.base_url());
     create_inputs(&ns, &sim).await;
-    let ca_pem = client_ca(&cluster, &ns).await;
-    sim.admin()
-        .expect("admin client")
-        .register_client_ca(&ca_pem)
-        .await
-        .expect("register the ClientCA at the vendor");
-    create_credential(&ns, CREDENTIAL, &sim.base_url(), &life).await;
-    wait_until_ready(&ns, CREDENTIAL).await;
+    let admin = sim.admin().expect("admin client");
+    if setup.vendor.requires_mtls() {
+        let ca_pem = client_ca(&cluster, &ns).await;
+        admin
+            .register_client_ca(&ca_pem)
+            .await
+            .expect("register the ClientCA at the vendor");
+    }
+    if setup.vendor_down {
+        let down = Faults {
+            down: true,
+            ..Faults::default()
+        };
+        admin.set_faults(&down).await.expect("take the vendor down");
+        println!("vendor down (503 to every call) until the test brings it back");
+    }
+    create_credential(&ns, CREDENTIAL, &sim.base_url(), setup.vendor, &setup.life).await;
+    if !setup.vendor_down {
+        wait_until_ready(&ns, CREDENTIAL).await;
+    }
     World { cluster, ns, sim }
 }
 
@@ -134,31 +188,37 @@ async fn client_ca(cluster: &TestCluster, ns: &TestNamespace) -> String {
     }
 }
 
+/// An ApiCredential for the world's account at `vendor` (its built-in profile), with a client
+/// certificate from the namespace's ClientCA when the vendor requires mTLS.
 pub async fn create_credential(
     ns: &TestNamespace,
     name: &str,
     base_url: &str,
+    vendor: Vendor,
     life: &CertificateLife,
 ) {
+    let mut spec = json!({
+        "profile": vendor.as_str(),
+        "baseUrl": base_url,
+        "serverCa": {"name": CA_CONFIG_MAP, "key": "ca.crt"},
+        "username": USERNAME,
+        "passwordSecretRef": {"name": LOGIN_SECRET, "key": "password"},
+        "apiKeySecretRef": {"name": LOGIN_SECRET, "key": "api-key"},
+        "totp": {"period": PERIOD_SECS},
+    });
+    if vendor.requires_mtls() {
+        spec["clientCertificate"] = json!({
+            "caRef": ns.name(),
+            "subject": {"commonName": USERNAME},
+            "duration": life.0,
+            "renewBefore": life.1,
+        });
+    }
     let credential: ApiCredential = serde_json::from_value(json!({
         "apiVersion": "otpilot.dev/v1alpha1",
         "kind": "ApiCredential",
         "metadata": {"name": name},
-        "spec": {
-            "profile": "audd",
-            "baseUrl": base_url,
-            "serverCa": {"name": CA_CONFIG_MAP, "key": "ca.crt"},
-            "username": USERNAME,
-            "passwordSecretRef": {"name": LOGIN_SECRET, "key": "password"},
-            "apiKeySecretRef": {"name": LOGIN_SECRET, "key": "api-key"},
-            "totp": {"period": PERIOD_SECS},
-            "clientCertificate": {
-                "caRef": ns.name(),
-                "subject": {"commonName": USERNAME},
-                "duration": life.0,
-                "renewBefore": life.1,
-            }
-        }
+        "spec": spec,
     }))
     .expect("ApiCredential");
     ns.api::<ApiCredential>()
@@ -220,25 +280,6 @@ pub async fn runtime_certificate(ns: &TestNamespace) -> Vec<u8> {
         .get("tls.crt")
         .map(|b| b.0.clone())
         .unwrap_or_default()
-}
-
-/// An app container (busybox) that says when it started, then calls the vendor through the
-/// sidecar's proxy every 2 s (`call <unix time>: <answer>`), or once when `once`.
-pub fn app_command(once: bool) -> Vec<String> {
-    let call = r#"echo "call $(date +%s): $(wget -qO- "$OTPILOT_PROXY_URL/users" 2>&1)""#;
-    let script = if once {
-        format!(
-            "echo \"app started $(date +%s)\"; {call}; wget -qO- \"$OTPILOT_PROXY_URL/users\" >/dev/null"
-        )
-    } else {
-        format!("echo \"app started $(date +%s)\"; while true; do {call}; sleep 2; done")
-    };
-    vec!["sh".to_owned(), "-c".to_owned(), script]
-}
-
-/// Unix times of the app's calls the vendor answered (its user list).
-pub fn answered_calls(log: &str) -> Vec<i64> {
-    otpilot_tests::node::answered_calls(log, USERNAME)
 }
 
 /// Fails when a secret value shows up in `text` (logs, events, statuses).
