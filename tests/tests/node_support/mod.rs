@@ -3,7 +3,7 @@
 //! registered at the vendor, and a Ready ApiCredential.
 
 use std::collections::BTreeMap;
-use std::net::{IpAddr, Ipv4Addr, SocketAddr};
+use std::net::SocketAddr;
 use std::time::{Duration, Instant};
 
 use k8s_openapi::api::core::v1::{ConfigMap, Secret};
@@ -11,7 +11,7 @@ use kube::Api;
 use kube::api::{ObjectMeta, PostParams};
 use otpilot_api::{ApiCredential, ClientCA};
 use otpilot_sim::{AccountSpec, SimConfig, SimHandle, Vendor};
-use otpilot_tests::node::{BRIDGE_ADDRESS, install_chart, nodes_line};
+use otpilot_tests::node::{host_address, install_chart, nodes_line};
 use otpilot_tests::{TestCluster, TestNamespace};
 use serde_json::json;
 
@@ -46,8 +46,8 @@ pub async fn world(test: &str, life: CertificateLife) -> World {
     let mut config = SimConfig::new(Vendor::Audd)
         .with_period(Duration::from_secs(PERIOD_SECS))
         .with_account(AccountSpec::new(USERNAME, PASSWORD, API_KEY));
-    // On the bridge: Pods (operator and sidecars) reach the host there.
-    config.vendor_addr = SocketAddr::new(IpAddr::V4(Ipv4Addr::from(BRIDGE_ADDRESS)), 0);
+    // On the bridge (or OTPILOT_NODE_HOST_ADDRESS): Pods (operator and sidecars) reach the host there.
+    config.vendor_addr = SocketAddr::new(host_address(), 0);
     let sim = otpilot_sim::spawn(config)
         .await
         .expect("the simulator binds the bridge address (is the node up?)");
