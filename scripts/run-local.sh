@@ -233,10 +233,16 @@ if [ "$NODE" = 1 ]; then
   KUBECONFIG=$KUBECONFIG_FILE PATH="$BIN:$PATH" sh -c "$token_command" \
     | python3 -c 'import json,sys; json.load(sys.stdin)["tokenType"]' \
     || { say "GET /token from inside the Pod gave no token"; exit 1; }
-  # The operator's Pods are on the node's bridge, which the host is on too.
-  operator_ip=$(kubectl -n otpilot-system get pods -l app.kubernetes.io/component=operator \
-    -o jsonpath='{.items[0].status.podIP}')
-  metrics_url=http://$operator_ip:8080/metrics
+  # The operator's Pods are on the node's bridge, which the host is on too. The leader (of
+  # two replicas) is the one reconciling: its metrics carry the credential's gauges.
+  metrics_url=""
+  for ip in $(kubectl -n otpilot-system get pods -l app.kubernetes.io/component=operator \
+      -o jsonpath='{.items[*].status.podIP}'); do
+    if curl -fsS "http://$ip:8080/metrics" | grep -q '^otpilot_operator_leader 1'; then
+      metrics_url=http://$ip:8080/metrics
+    fi
+  done
+  [ -n "$metrics_url" ] || { say "no operator Pod reports otpilot_operator_leader 1"; exit 1; }
   curl -fsS "$metrics_url" | grep -q '^otpilot_operator_credential_ready{' \
     || { say "$metrics_url has no otpilot_operator_credential_ready"; exit 1; }
   say "ready $(( $(date +%s) - started ))s after the build"
@@ -248,7 +254,7 @@ otpilot is running locally on a one-node cluster, vendor $VENDOR. Try:
   cluster         kubectl get pods -A -o wide; kubectl get clientca,apicred -A -o wide
   the token       $token_command
   the app         kubectl -n demo logs deploy/demo-app -c app   (the vendor's answer via the proxy)
-  metrics         curl $metrics_url   (the operator)
+  metrics         curl $metrics_url   (the operator, its leader Pod)
   operator        kubectl -n otpilot-system logs deploy/otpilot
   sidecar         kubectl -n demo logs deploy/demo-app -c otpilot-sidecar
   vendor          $sim_url ($VENDOR simulator, on the node's bridge), admin $admin_url
