@@ -8,6 +8,20 @@
 set -euo pipefail
 
 ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
+# The script's arguments go to nextest (e.g. -E 'test(seed)').
+run_e2e_tests() {
+  cargo nextest run --locked -p otpilot-tests --features node-e2e --test node_e2e --no-fail-fast "$@"
+}
+# Another cluster instead of the local node (kind in .github/workflows/e2e-kind.yml): with
+# OTPILOT_E2E_EXTERNAL=1, only the tests run, against OTPILOT_NODE_KUBECONFIG; the images must be
+# loaded there and OTPILOT_NODE_HOST_ADDRESS set (tests/src/node.rs lists the variables).
+if [ "${OTPILOT_E2E_EXTERNAL:-0}" = 1 ]; then
+  : "${OTPILOT_NODE_KUBECONFIG:?OTPILOT_E2E_EXTERNAL=1 needs the kubeconfig of the cluster}"
+  export OTPILOT_NODE_KUBECONFIG
+  cd "$ROOT"
+  run_e2e_tests "$@"
+  exit
+fi
 # shellcheck source=lib/node-lock.sh
 . "$ROOT/scripts/lib/node-lock.sh"
 node_lock_reexec "$ROOT/scripts/node-e2e.sh" "$@"
@@ -45,5 +59,5 @@ export OTPILOT_NODE_KUBECONFIG
 say "node up in $(( $(date +%s) - started ))s"
 cargo build --quiet --locked -p otpilot-operator -p otpilot-sidecar
 scripts/node/images.sh
-cargo nextest run --locked -p otpilot-tests --features node-e2e --test node_e2e --no-fail-fast "$@"
+run_e2e_tests "$@"
 say "end-to-end tests passed in $(( $(date +%s) - started ))s"

@@ -58,6 +58,11 @@ echo "rustls + ring only"
 section "clippy"
 cargo clippy --workspace --all-targets --all-features --locked -- -D warnings
 
+section "docs"
+# Every public item of the library crates documented (#![warn(missing_docs)]), and no broken
+# intra-doc links: rustdoc's warnings are errors.
+RUSTDOCFLAGS="-D warnings" cargo doc --no-deps --workspace --locked --quiet
+
 section "build tests"
 cargo nextest run --workspace --locked --no-run
 

@@ -78,6 +78,8 @@ pub struct ApiCredentialSpec {
     pub profile: String,
 
     /// The vendor's API base URL, e.g. https://api.vendor.example/v1.
+    // The doc is the CRD field's description: plain text for `kubectl explain`.
+    #[allow(rustdoc::bare_urls)]
     #[x_kube(validation = Rule::new("isURL(self) && url(self).getScheme() == 'https'").message("baseUrl must be an https:// URL"))]
     pub base_url: String,
 

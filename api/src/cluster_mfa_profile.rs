@@ -34,6 +34,9 @@ use crate::profile::ProfileSpec;
     )
 )]
 pub struct ClusterMfaProfileSpec {
+    // The profile's fields are the spec's own (flattened): ProfileSpec documents them, and
+    // a doc here would reach the CRD schema.
+    #[allow(missing_docs)]
     #[serde(flatten)]
     pub profile: ProfileSpec,
 }

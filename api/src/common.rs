@@ -87,7 +87,10 @@ pub struct SecretValue {
 
 /// Whether a condition holds: "True", "False" or "Unknown".
 pub mod condition_status {
+    /// The condition holds.
     pub const TRUE: &str = "True";
+    /// The condition does not hold.
     pub const FALSE: &str = "False";
+    /// Not known (yet).
     pub const UNKNOWN: &str = "Unknown";
 }

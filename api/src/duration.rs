@@ -15,10 +15,12 @@ pub struct Duration(String);
 pub const DURATION_PATTERN: &str = r"^([0-9]+(\.[0-9]+)?(h|m|s|ms))+$";
 
 impl Duration {
+    /// A duration from its Go-duration text (not checked: see `Duration::parse`).
     pub fn new(text: impl Into<String>) -> Self {
         Self(text.into())
     }
 
+    /// The text as written.
     pub fn as_str(&self) -> &str {
         &self.0
     }

@@ -17,7 +17,12 @@ pub enum LeaseDecision {
     /// Nobody holds it, or the holder let it expire: take it.
     Take,
     /// Someone else holds it until about this instant.
-    Wait { holder: String, until: Timestamp },
+    Wait {
+        /// Who holds it.
+        holder: String,
+        /// When its claim runs out, unless renewed.
+        until: Timestamp,
+    },
 }
 
 /// Decides from the Lease's spec (pure).

@@ -4,6 +4,8 @@
 //! fields become the CRD descriptions users read with `kubectl explain`;
 //! implementation notes are `//` comments.
 
+#![warn(missing_docs)]
+
 pub mod api_credential;
 pub mod client_ca;
 pub mod cluster_mfa_profile;

@@ -105,6 +105,9 @@ pub struct ProfileSpec {
 }
 
 /// Which source decides when an access token expires.
+// Each variant's `//` comment is its doc: a `///` doc on a unit variant would change the
+// generated CRD schema (schemars turns a documented enum's plain `enum` list into a `oneOf`).
+#[allow(missing_docs)]
 #[derive(Serialize, Deserialize, JsonSchema, Clone, Copy, Debug, PartialEq, Eq, Default)]
 #[serde(rename_all = "camelCase")]
 pub enum TokenExpiry {
@@ -189,6 +192,9 @@ fn default_period() -> u64 {
 }
 
 /// HMAC algorithm of a TOTP code.
+// Each variant's `//` comment is its doc: a `///` doc on a unit variant would change the
+// generated CRD schema (schemars turns a documented enum's plain `enum` list into a `oneOf`).
+#[allow(missing_docs)]
 #[derive(Serialize, Deserialize, JsonSchema, Clone, Copy, Debug, PartialEq, Eq, Default)]
 pub enum TotpAlgorithm {
     // HMAC-SHA1, what nearly every vendor uses.
@@ -338,6 +344,9 @@ fn is_true(b: &bool) -> bool {
 }
 
 /// HTTP method of a step.
+// Each variant's `//` comment is its doc: a `///` doc on a unit variant would change the
+// generated CRD schema (schemars turns a documented enum's plain `enum` list into a `oneOf`).
+#[allow(missing_docs)]
 #[derive(Serialize, Deserialize, JsonSchema, Clone, Copy, Debug, PartialEq, Eq, Default)]
 #[serde(rename_all = "UPPERCASE")]
 pub enum HttpMethod {
@@ -400,6 +409,9 @@ pub struct BodyMatch {
 }
 
 /// What a response means.
+// Each variant's `//` comment is its doc: a `///` doc on a unit variant would change the
+// generated CRD schema (schemars turns a documented enum's plain `enum` list into a `oneOf`).
+#[allow(missing_docs)]
 #[derive(Serialize, Deserialize, JsonSchema, Clone, Copy, Debug, PartialEq, Eq, Default)]
 #[serde(rename_all = "camelCase")]
 pub enum Outcome {
@@ -494,6 +506,9 @@ pub struct ExtractionFallback {
 }
 
 /// How to interpret an extracted value.
+// Each variant's `//` comment is its doc: a `///` doc on a unit variant would change the
+// generated CRD schema (schemars turns a documented enum's plain `enum` list into a `oneOf`).
+#[allow(missing_docs)]
 #[derive(Serialize, Deserialize, JsonSchema, Clone, Copy, Debug, PartialEq, Eq, Default)]
 #[serde(rename_all = "camelCase")]
 pub enum ValueKind {

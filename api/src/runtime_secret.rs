@@ -132,19 +132,37 @@ impl std::fmt::Debug for RuntimeBundle {
 #[derive(Debug, thiserror::Error, PartialEq, Eq)]
 pub enum RuntimeSecretError {
     #[error("runtime Secret has no key {0}")]
+    /// A required key is absent.
     Missing(&'static str),
     #[error("runtime Secret key {key} is not valid UTF-8")]
-    NotUtf8 { key: &'static str },
+    /// A key's value is not UTF-8.
+    NotUtf8 {
+        /// The key.
+        key: &'static str,
+    },
     #[error("runtime Secret key {key} is malformed: {reason}")]
-    Malformed { key: &'static str, reason: String },
+    /// A key's value does not parse.
+    Malformed {
+        /// The key.
+        key: &'static str,
+        /// What is wrong (never the value).
+        reason: String,
+    },
     #[error(
         "runtime Secret layout version {found} is not supported (this build reads {LAYOUT_VERSION}); \
          run a sidecar of the operator's release"
     )]
-    UnsupportedVersion { found: u32 },
+    /// The layout version is not this build's.
+    UnsupportedVersion {
+        /// The version found.
+        found: u32,
+    },
     #[error("runtime Secret has {present} without {missing}")]
+    /// One of a pair of keys without the other (`tls.crt` / `tls.key`).
     Unpaired {
+        /// The key present.
         present: &'static str,
+        /// The key missing.
         missing: &'static str,
     },
 }

@@ -143,14 +143,25 @@ impl std::fmt::Debug for SessionRecord {
 #[derive(Debug, thiserror::Error, PartialEq, Eq)]
 pub enum SessionSecretError {
     #[error("session Secret has no key {0}")]
+    /// A required key is absent.
     Missing(&'static str),
     #[error("session Secret key {key} is malformed: {reason}")]
-    Malformed { key: &'static str, reason: String },
+    /// A key's value does not parse.
+    Malformed {
+        /// The key.
+        key: &'static str,
+        /// What is wrong (never the value).
+        reason: String,
+    },
     #[error(
         "session Secret layout version {found} is not supported (this build reads {LAYOUT_VERSION}); \
          run sidecars of one release"
     )]
-    UnsupportedVersion { found: u32 },
+    /// The layout version is not this build's.
+    UnsupportedVersion {
+        /// The version found.
+        found: u32,
+    },
 }
 
 fn millis(t: SystemTime) -> String {

@@ -31,8 +31,11 @@ const MAX_PATH_LEN: usize = 1024;
 pub struct InjectRequest {
     /// The ApiCredential's name (same namespace as the Pod).
     pub credential: String,
+    /// Port of the sidecar's local API (`/token`), on the Pod's loopback.
     pub api_port: u16,
+    /// Port of the sidecar's authenticating proxy, on the Pod's loopback.
     pub proxy_port: u16,
+    /// Where the sidecar also writes the token, if asked.
     pub token_file: Option<TokenFile>,
     /// The image to run instead of the installation's (only when allowed).
     pub image: Option<String>,
@@ -55,34 +58,60 @@ pub enum AnnotationError {
         "annotation {INJECT}={value:?} names a credential in another namespace: a Pod can only use \
          an ApiCredential in its own namespace; create one here and name it without '/'"
     )]
-    CrossNamespace { value: String },
+    /// The credential named is in another namespace.
+    CrossNamespace {
+        /// The annotation's value.
+        value: String,
+    },
     #[error(
         "annotation {INJECT}={value:?} is not an ApiCredential name: use the name of an \
          ApiCredential in the Pod's namespace (lowercase letters, digits, '-' and '.')"
     )]
-    InvalidCredentialName { value: String },
+    /// The value is not a valid ApiCredential name.
+    InvalidCredentialName {
+        /// The annotation's value.
+        value: String,
+    },
     #[error(
         "annotation {annotation}={value:?} is not a usable port: use a number from \
          {LOWEST_PORT} to 65535 (the sidecar runs as non-root)"
     )]
+    /// A port annotation is not a usable port.
     InvalidPort {
+        /// The annotation.
         annotation: &'static str,
+        /// Its value.
         value: String,
     },
     #[error(
         "annotations {API_PORT} and {PROXY_PORT} both use port {port}: give the sidecar's API \
          and proxy two different ports"
     )]
-    SamePorts { port: u16 },
+    /// The API and the proxy would share a port.
+    SamePorts {
+        /// The port both ask for.
+        port: u16,
+    },
     #[error("annotation {TOKEN_FILE}={value:?} is not usable: {why}")]
-    InvalidTokenFile { value: String, why: &'static str },
+    /// The token file path cannot be used.
+    InvalidTokenFile {
+        /// The annotation's value.
+        value: String,
+        /// What is wrong with it.
+        why: &'static str,
+    },
     #[error(
         "annotation {SIDECAR_IMAGE} is not allowed by this installation (the chart's \
          webhook.allowSidecarImageOverride is false): remove it to use the installation's sidecar"
     )]
+    /// The installation does not allow a sidecar image override.
     ImageOverrideNotAllowed,
     #[error("annotation {SIDECAR_IMAGE}={value:?} is not an image reference")]
-    InvalidImage { value: String },
+    /// The image override is not an image reference.
+    InvalidImage {
+        /// The annotation's value.
+        value: String,
+    },
 }
 
 /// Parses the injection annotations. `None` when the Pod does not ask for

@@ -41,11 +41,16 @@ fn default_sidecar_binary() -> String {
 #[derive(Debug, thiserror::Error)]
 pub enum ConfigError {
     #[error("failed to read the injection settings (JSON, fields of InjectConfig)")]
+    /// The settings are not valid JSON for InjectConfig.
     Parse(#[source] serde_json::Error),
     #[error("injection setting {field} is {value:?}: {expected}")]
+    /// A setting the API server would refuse in every Pod.
     Invalid {
+        /// The setting.
         field: &'static str,
+        /// Its value.
         value: String,
+        /// What it should be.
         expected: &'static str,
     },
 }
@@ -143,17 +148,21 @@ pub enum WhenNotReady {
 // The defaults are a first estimate (a Rust process with a small HTTP
 // server and TLS client); to be revisited with the sidecar's measured RSS
 // and CPU in BENCHMARKS.md.
+/// The injected sidecar's resource requests and limits (Kubernetes quantities).
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct SidecarResources {
+    /// CPU request.
     #[serde(default = "default_cpu_request")]
     pub cpu_request: String,
+    /// Memory request.
     #[serde(default = "default_memory_request")]
     pub memory_request: String,
     /// No CPU limit by default: throttling a token refresh delays every
     /// request the application makes.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub cpu_limit: Option<String>,
+    /// Memory limit.
     #[serde(default = "default_memory_limit")]
     pub memory_limit: String,
 }

@@ -8,12 +8,19 @@ pub enum Decision {
     /// Admit the Pod with these patch operations (none: untouched), and show
     /// these warnings to whoever created it.
     Allow {
+        /// JSON patch operations on the Pod.
         patch: Vec<PatchOperation>,
+        /// Admission warnings for the Pod's creator.
         warnings: Vec<String>,
     },
     /// Refuse the Pod. The message names what to fix; it never holds secret
     /// material (only names and annotation values).
-    Deny { reason: DenyReason, message: String },
+    Deny {
+        /// Why, for the refusal Event.
+        reason: DenyReason,
+        /// What to fix.
+        message: String,
+    },
 }
 
 impl Decision {

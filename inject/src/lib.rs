@@ -24,6 +24,8 @@
 //! Settings come from [`InjectConfig::from_json`] (the chart's ConfigMap
 //! `<release>-inject`, key `inject.json`).
 
+#![warn(missing_docs)]
+
 pub mod annotations;
 pub mod config;
 pub mod decision;

@@ -14,14 +14,18 @@ use crate::mutate::mutate;
 /// The ApiCredential a request asks for, in the Pod's namespace.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct CredentialKey {
+    /// The Pod's namespace.
     pub namespace: String,
+    /// The ApiCredential's name.
     pub name: String,
 }
 
 /// What the caller's lookup of [`CredentialKey`] found.
 #[derive(Clone, Debug)]
 pub enum CredentialLookup {
+    /// It exists.
     Found(Box<ApiCredential>),
+    /// There is none by that name.
     NotFound,
     /// The API server could not answer; the text is shown to the Pod's
     /// creator (it must hold no secret material: an API error is fine).

@@ -41,8 +41,11 @@ pub const VOLUME_NAMES: [&str; 5] = [
     TOKEN_VOLUME,
 ];
 
+/// Where the sidecar mounts the credential's runtime Secret.
 pub const RUNTIME_DIR: &str = "/var/run/otpilot/runtime";
+/// Where the sidecar mounts the password (one key of the user's Secret).
 pub const PASSWORD_DIR: &str = "/var/run/otpilot/password";
+/// Where the sidecar mounts the API key (one key of the user's Secret).
 pub const API_KEY_DIR: &str = "/var/run/otpilot/api-key";
 /// Files named after the values (snake_case names, which cannot collide
 /// with the kubelet's `..data` entries).
@@ -54,6 +57,7 @@ pub const SIDECAR_MOUNT_PATHS: [&str; 4] =
 /// rather than the Secret's key: a key like `..data` would collide with the
 /// kubelet's own entries in a Secret volume.
 pub const PASSWORD_FILE: &str = "password";
+/// File name of the API key in its volume.
 pub const API_KEY_FILE: &str = "api-key";
 
 // Secret volume files are owned by root; the sidecar reads them as 65532
@@ -188,15 +192,18 @@ pub fn container(
 /// The Secret references the sidecar mounts, taken from the credential's spec.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct SecretRefs {
+    /// The runtime Secret's name (`<credential>-runtime`).
     pub runtime: String,
     /// Absent for vendors whose profile uses no password.
     pub password: Option<SecretKeyRef>,
+    /// Absent for vendors whose profile uses no API key.
     pub api_key: Option<SecretKeyRef>,
     /// `spec.secretValues`: further vendor secrets, by template name.
     pub secret_values: Vec<SecretValue>,
 }
 
 impl SecretRefs {
+    /// The references of `credential`, named `credential_name`.
     pub fn of(credential_name: &str, credential: &ApiCredential) -> Self {
         SecretRefs {
             runtime: runtime_secret_name(credential_name),

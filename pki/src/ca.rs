@@ -25,7 +25,9 @@ pub struct CaMaterial {
     pub cert_pem: String,
     /// The CA private key (PEM, PKCS#8).
     pub key_pem: SecretString,
+    /// Start of the validity window.
     pub not_before: Timestamp,
+    /// End of the validity window.
     pub not_after: Timestamp,
     /// Serial number, upper-case hex.
     pub serial: String,

@@ -17,7 +17,9 @@ pub struct CertInfo {
     pub subject: String,
     /// The issuer, as RFC 4514 text.
     pub issuer: String,
+    /// Start of the validity window.
     pub not_before: Timestamp,
+    /// End of the validity window.
     pub not_after: Timestamp,
     /// Serial number, upper-case hex as `openssl x509 -serial` prints it.
     pub serial: String,

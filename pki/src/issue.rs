@@ -27,7 +27,9 @@ pub struct IssuedCertificate {
     pub chain_pem: String,
     /// The private key (PEM, PKCS#8): what goes in `tls.key`.
     pub key_pem: SecretString,
+    /// Start of the validity window.
     pub not_before: Timestamp,
+    /// End of the validity window.
     pub not_after: Timestamp,
     /// Serial number, upper-case hex.
     pub serial: String,

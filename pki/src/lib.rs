@@ -16,6 +16,8 @@
 //! Keys are ECDSA P-256 (the default), ECDSA P-384 or Ed25519. RSA keys
 //! cannot be generated with the ring backend; an imported RSA CA works.
 
+#![warn(missing_docs)]
+
 mod ca;
 mod error;
 mod info;

@@ -9,9 +9,15 @@ use jiff::{SignedDuration, Timestamp};
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Renewal {
     /// Keep it; renew at `renew_at`.
-    Valid { renew_at: Timestamp },
+    Valid {
+        /// When to renew.
+        renew_at: Timestamp,
+    },
     /// Issue a new one now (the old one still works, except for `NotYetValid`).
-    RenewNow { reason: RenewReason },
+    RenewNow {
+        /// Why now.
+        reason: RenewReason,
+    },
     /// It has expired: issue a new one; nothing can use the old one.
     Expired,
 }

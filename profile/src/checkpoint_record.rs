@@ -26,19 +26,29 @@ pub const RECORD_VERSION: u32 = 1;
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum CheckpointRecordError {
     #[error("the stored checkpoint is not valid JSON of the expected shape: {0}")]
+    /// Not the JSON shape of a checkpoint.
     Malformed(String),
     #[error("the stored checkpoint has format version {found}; this build reads {RECORD_VERSION}")]
-    UnsupportedVersion { found: u32 },
+    /// Written by a newer (or unknown) format version.
+    UnsupportedVersion {
+        /// The version found.
+        found: u32,
+    },
     #[error(
         "the stored checkpoint was taken with a different version of the profile \
          (digest {stored}, now {current}); the interrupted {flow} flow cannot be resumed step by step"
     )]
+    /// The profile changed since the checkpoint was taken.
     ProfileChanged {
+        /// The interrupted flow.
         flow: FlowKind,
+        /// The profile digest the checkpoint recorded.
         stored: String,
+        /// The profile's digest now.
         current: String,
     },
     #[error("the stored checkpoint's TOTP secret is invalid: {0}")]
+    /// The stored TOTP secret does not parse.
     InvalidTotp(String),
 }
 

@@ -12,6 +12,8 @@
 //! # let _ = session; Ok(()) }
 //! ```
 
+#![warn(missing_docs)]
+
 #[cfg(test)]
 mod bad_input;
 pub mod builtin;

@@ -54,31 +54,51 @@ impl std::fmt::Debug for RawInputs {
 #[derive(Debug, thiserror::Error)]
 pub enum InputError {
     #[error("failed to read {what} at {path}: {source}")]
+    /// A file could not be read.
     Read {
+        /// What the file holds (never its content).
         what: &'static str,
+        /// The file.
         path: PathBuf,
         #[source]
+        /// The I/O error.
         source: std::io::Error,
     },
     #[error("failed to parse the runtime Secret: {0}")]
+    /// The runtime Secret is malformed.
     Bundle(#[from] RuntimeSecretError),
     #[error("failed to read the {what} file: it is not UTF-8 text")]
-    NotUtf8 { what: &'static str },
+    /// A file is not UTF-8.
+    NotUtf8 {
+        /// What the file holds.
+        what: &'static str,
+    },
     #[error("failed to read the secret value file {path}: {source}")]
+    /// A `--secret-value` file could not be read.
     ReadSecretValue {
+        /// The file.
         path: PathBuf,
         #[source]
+        /// The I/O error.
         source: std::io::Error,
     },
     #[error("failed to read the secret value file for {name}: it is not UTF-8 text")]
-    SecretValueNotUtf8 { name: String },
+    /// A `--secret-value` file is not UTF-8.
+    SecretValueNotUtf8 {
+        /// The value's name.
+        name: String,
+    },
     #[error("failed to use --secret-value: {0}; fix the name")]
+    /// A `--secret-value` name the profile does not declare.
     UnknownSecretValue(String),
     #[error("failed to load the profile from runtime Secret key profile.yaml: {0}")]
+    /// The profile in the runtime Secret does not load.
     Profile(#[from] LoadError),
     #[error("failed to use the TOTP secret from runtime Secret key totp-secret: {0}")]
+    /// The TOTP secret or parameters are unusable.
     Totp(#[from] TotpError),
     #[error("failed to build the HTTPS client from the runtime Secret's certificates: {0}")]
+    /// The HTTPS client could not be built.
     Client(#[from] ClientError),
 }
 

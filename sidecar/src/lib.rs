@@ -7,6 +7,8 @@
 //! current token, `api` and `proxy` serve, `sharing` shares one session
 //! among replicas, `run` wires them together.
 
+#![warn(missing_docs)]
+
 pub mod api;
 pub mod cli;
 pub mod inputs;

@@ -14,15 +14,30 @@ use crate::cli::ProbeKind;
 #[derive(Debug, thiserror::Error)]
 pub enum ProbeError {
     #[error("failed to reach the sidecar at {addr}: {source}")]
+    /// The connection failed.
     Connect {
+        /// The address probed.
         addr: SocketAddr,
         #[source]
+        /// The I/O error.
         source: std::io::Error,
     },
     #[error("the sidecar at {addr} did not answer within {timeout:?}")]
-    Timeout { addr: SocketAddr, timeout: Duration },
+    /// No answer in time.
+    Timeout {
+        /// The address probed.
+        addr: SocketAddr,
+        /// How long it waited.
+        timeout: Duration,
+    },
     #[error("the sidecar answered {status_line:?}: {body}")]
-    NotOk { status_line: String, body: String },
+    /// An answer other than 200.
+    NotOk {
+        /// The HTTP status line.
+        status_line: String,
+        /// The answer's body.
+        body: String,
+    },
 }
 
 /// The path a probe asks.

@@ -48,8 +48,10 @@ impl std::fmt::Debug for ServedToken {
 #[derive(Debug, thiserror::Error)]
 pub enum RenderError {
     #[error("failed to use the vendor's token: it holds characters an HTTP header cannot carry")]
+    /// The token has characters an HTTP header cannot carry.
     NotAHeaderValue,
     #[error("failed to represent the token's expiry as a timestamp")]
+    /// The expiry is out of the timestamp range.
     Expiry,
 }
 

@@ -22,6 +22,7 @@ pub enum ClusterError {
         "{KUBECONFIG_ENV} is not set: control-plane tests need the test control plane; \
          run them with scripts/test.sh, or start it with `eval \"$(scripts/control-plane.sh up)\"`"
     )]
+    /// `OTPILOT_TEST_KUBECONFIG` is not set.
     NotConfigured,
     #[error(
         "{} is not set: the end-to-end tests need the one-node cluster with real Pods; run them \
@@ -29,27 +30,44 @@ pub enum ClusterError {
          images with scripts/node/images.sh",
         crate::node::NODE_KUBECONFIG_ENV
     )]
+    /// `OTPILOT_NODE_KUBECONFIG` is not set.
     NodeNotConfigured,
     #[error("failed to read the test kubeconfig {path}")]
+    /// The kubeconfig could not be read.
     ReadKubeconfig {
+        /// Its path.
         path: String,
         #[source]
+        /// What kube reported.
         source: kube::config::KubeconfigError,
     },
     #[error("failed to build a client from the test kubeconfig")]
+    /// No client could be built from it.
     Client(#[source] kube::Error),
     #[error("failed to apply CRD {name}")]
+    /// A CRD could not be applied.
     ApplyCrd {
+        /// The CRD.
         name: String,
         #[source]
+        /// The API error.
         source: kube::Error,
     },
     #[error("CRD {name} was not Established within {timeout:?}")]
-    CrdNotEstablished { name: String, timeout: Duration },
+    /// A CRD did not become Established in time.
+    CrdNotEstablished {
+        /// The CRD.
+        name: String,
+        /// How long it waited.
+        timeout: Duration,
+    },
     #[error("failed to create test namespace {name}")]
+    /// The test namespace could not be created.
     CreateNamespace {
+        /// The namespace.
         name: String,
         #[source]
+        /// The API error.
         source: kube::Error,
     },
 }
@@ -111,6 +129,7 @@ impl TestCluster {
         Ok(cluster)
     }
 
+    /// A client for the cluster.
     pub fn client(&self) -> Client {
         self.client.clone()
     }
@@ -175,6 +194,7 @@ pub struct TestNamespace {
 }
 
 impl TestNamespace {
+    /// The namespace's name.
     pub fn name(&self) -> &str {
         &self.name
     }

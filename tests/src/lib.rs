@@ -7,6 +7,8 @@
 //! is deliberately not `KUBECONFIG`: tests must never reach a real cluster by
 //! accident.
 
+#![warn(missing_docs)]
+
 pub mod cluster;
 pub mod node;
 pub mod webhook;

@@ -1,7 +1,22 @@
 //! Support for the end-to-end tests on the one-node cluster (`scripts/node.sh up`): the chart
 //! installed with the operator as Pods, and readable Pod states, events and logs for the test
 //! log (every case prints its Pods' phases and container states).
+//!
+//! The same tests run against another cluster (kind in `.github/workflows/e2e-kind.yml`) when
+//! these variables say where it is; `scripts/node-e2e.sh` sets the first itself for the local
+//! node:
+//!
+//! | variable | what | local node |
+//! |---|---|---|
+//! | `OTPILOT_NODE_KUBECONFIG` | the cluster's kubeconfig | written by `scripts/node.sh up` |
+//! | `OTPILOT_NODE_HOST_ADDRESS` | the host's address as Pods reach it: the simulator binds it | the bridge, 10.88.0.1 |
+//! | `OTPILOT_HELM` | the `helm` binary | the one `scripts/build-control-plane.sh` builds |
+//!
+//! Image names are fixed (`localhost/otpilot/{operator,sidecar,app}:dev`, never pulled): a
+//! cluster must have them loaded under these names (`scripts/node/images.sh` locally, `kind
+//! load docker-image` on kind).
 
+use std::net::{IpAddr, Ipv4Addr};
 use std::path::PathBuf;
 use std::process::Command;
 use std::time::{Duration, Instant};
@@ -16,14 +31,33 @@ use crate::TestNamespace;
 pub const NODE_KUBECONFIG_ENV: &str = "OTPILOT_NODE_KUBECONFIG";
 /// The address of the node's bridge (otpilotcni0): the host as Pods see it.
 pub const BRIDGE_ADDRESS: [u8; 4] = [10, 88, 0, 1];
+/// Overrides [`BRIDGE_ADDRESS`] for another cluster (kind: its Docker network's gateway).
+pub const HOST_ADDRESS_ENV: &str = "OTPILOT_NODE_HOST_ADDRESS";
+/// A `helm` binary to use instead of building one.
+pub const HELM_ENV: &str = "OTPILOT_HELM";
 /// Images `scripts/node/images.sh` imports into the node's containerd.
+/// The operator's image repository (tag [`IMAGE_TAG`]).
 pub const OPERATOR_IMAGE: &str = "localhost/otpilot/operator";
+/// The sidecar's image repository (tag [`IMAGE_TAG`]).
 pub const SIDECAR_IMAGE: &str = "localhost/otpilot/sidecar";
+/// A busybox image for the tests' app containers.
 pub const APP_IMAGE: &str = "localhost/otpilot/app:dev";
+/// The tag of the operator and sidecar images.
 pub const IMAGE_TAG: &str = "dev";
-/// Where the chart runs the operator.
+/// The chart's release name.
 pub const RELEASE: &str = "otpilot";
+/// Where the chart runs the operator.
 pub const RELEASE_NAMESPACE: &str = "otpilot-system";
+
+/// The host's address as Pods reach it: `OTPILOT_NODE_HOST_ADDRESS`, else the node's bridge.
+pub fn host_address() -> IpAddr {
+    match std::env::var(HOST_ADDRESS_ENV) {
+        Ok(text) => text
+            .parse()
+            .unwrap_or_else(|e| panic!("{HOST_ADDRESS_ENV}={text:?} is not an IP address: {e}")),
+        Err(_) => IpAddr::V4(Ipv4Addr::from(BRIDGE_ADDRESS)),
+    }
+}
 
 fn repo_root() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR"))
@@ -57,10 +91,15 @@ pub fn install_chart() {
 pub fn install_chart_with(extra_values: &[&str]) {
     let kubeconfig = std::env::var(NODE_KUBECONFIG_ENV).expect(NODE_KUBECONFIG_ENV);
     let root = repo_root();
-    let bin = run(&mut Command::new(
-        root.join("scripts/build-control-plane.sh"),
-    ));
-    let helm = PathBuf::from(bin.lines().last().unwrap_or_default().trim()).join("helm");
+    let helm = match std::env::var(HELM_ENV) {
+        Ok(helm) => PathBuf::from(helm),
+        Err(_) => {
+            let bin = run(&mut Command::new(
+                root.join("scripts/build-control-plane.sh"),
+            ));
+            PathBuf::from(bin.lines().last().unwrap_or_default().trim()).join("helm")
+        }
+    };
     let set = [
         format!("operator.image.repository={OPERATOR_IMAGE}"),
         format!("operator.image.tag={IMAGE_TAG}"),

@@ -9,7 +9,7 @@ pub mod seeds;
 pub mod workloads;
 
 use std::collections::BTreeMap;
-use std::net::{IpAddr, Ipv4Addr, SocketAddr};
+use std::net::SocketAddr;
 use std::time::{Duration, Instant};
 
 use k8s_openapi::api::core::v1::{ConfigMap, Secret};
@@ -17,7 +17,7 @@ use kube::Api;
 use kube::api::{ObjectMeta, PostParams};
 use otpilot_api::{ApiCredential, ClientCA};
 use otpilot_sim::{AccountSpec, Faults, SimConfig, SimHandle, Vendor};
-use otpilot_tests::node::{BRIDGE_ADDRESS, nodes_line};
+use otpilot_tests::node::{host_address, nodes_line};
 use otpilot_tests::{TestCluster, TestNamespace};
 use serde_json::json;
 
@@ -88,8 +88,8 @@ pub async fn world_with(test: &str, setup: Setup) -> World {
         let refresh = config.refresh_token_lifetime;
         config = config.with_token_lifetimes(access, refresh);
     }
-    // On the bridge: Pods (operator and sidecars) reach the host there.
-    config.vendor_addr = SocketAddr::new(IpAddr::V4(Ipv4Addr::from(BRIDGE_ADDRESS)), 0);
+    // On the bridge (or OTPILOT_NODE_HOST_ADDRESS): Pods (operator and sidecars) reach the host there.
+    config.vendor_addr = SocketAddr::new(host_address(), 0);
     let sim = otpilot_sim::spawn(config)
         .await
         .expect("the simulator binds the bridge address (is the node up?)");
