@@ -178,8 +178,9 @@ fn error_policy(obj: Arc<ApiCredential>, error: &Error, ctx: Arc<Context>) -> Ac
 }
 
 /// The HTTPS settings for this credential's vendor.
-pub fn engine_settings(resolved: &dereference::Resolved) -> HttpSettings {
+pub fn engine_settings(resolved: &dereference::Resolved, timeout: Duration) -> HttpSettings {
     HttpSettings {
+        request_timeout: timeout,
         server_ca_pem: resolved.server_ca.clone(),
         client_identity: resolved.client_certificate.as_ref().map(|c| {
             otpilot_profile::ClientIdentity {
@@ -288,7 +289,7 @@ async fn enroll(obj: &ApiCredential, ctx: &Context, namespace: &str) -> Pass {
     let engine = match Engine::new(
         resolved.profile.clone(),
         &obj.spec.base_url,
-        engine_settings(&resolved),
+        engine_settings(&resolved, ctx.vendor_timeout),
     ) {
         Ok(e) => e.with_timer(ctx.timer.clone()),
         Err(e) => return failed(pass, reasons::INVALID_SECRET, e.to_string(), None, true),
