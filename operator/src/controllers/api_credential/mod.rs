@@ -5,6 +5,7 @@
 //! down) are not reconcile errors: they become conditions, and the object is
 //! requeued with capped backoff, so it recovers on its own once fixed.
 
+mod answer_write;
 mod certificate;
 mod cleanup;
 mod dereference;
