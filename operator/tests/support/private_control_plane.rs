@@ -3,7 +3,8 @@
 //! etcd. The shared control plane other tests run on is never touched.
 
 use std::path::{Path, PathBuf};
-use std::process::{Command, Stdio};
+use std::process::{Child, Command, Stdio};
+use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
 use otpilot_tests::TestCluster;
@@ -12,6 +13,8 @@ use otpilot_tests::TestCluster;
 pub struct PrivateControlPlane {
     dir: tempfile::TempDir,
     kubeconfig: String,
+    /// API servers this test started again: reaped after `down`.
+    restarted: Mutex<Vec<Child>>,
 }
 
 fn script() -> PathBuf {
@@ -42,7 +45,11 @@ impl PrivateControlPlane {
             .join("cp/kubeconfig")
             .to_string_lossy()
             .into_owned();
-        let plane = Self { dir, kubeconfig };
+        let plane = Self {
+            dir,
+            kubeconfig,
+            restarted: Mutex::new(Vec::new()),
+        };
         let cluster = TestCluster::from_kubeconfig(plane.kubeconfig.clone())
             .await
             .expect("connect to the private control plane");
@@ -109,6 +116,8 @@ impl PrivateControlPlane {
 
     /// Starts the kube-apiserver again with `args` (same ports, same
     /// certificates) and waits until it is ready.
+    // The child is kept in `restarted` and reaped in `drop`.
+    #[allow(clippy::zombie_processes)]
     pub async fn start_apiserver(&self, args: &[String], cluster: &TestCluster) {
         let log = std::fs::OpenOptions::new()
             .append(true)
@@ -157,5 +166,14 @@ impl Drop for PrivateControlPlane {
             .env("OTPILOT_CP_DIR", self.dir.path().join("cp"))
             .stdin(Stdio::null())
             .output();
+        for mut child in self
+            .restarted
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .drain(..)
+        {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
     }
 }

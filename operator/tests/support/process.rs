@@ -43,7 +43,7 @@ impl Operator {
         command
             .arg("run")
             .env_clear()
-            .env("KUBECONFIG", &kubeconfig)
+            .env("KUBECONFIG", kubeconfig)
             .env("OTPILOT_NAMESPACE", namespace)
             .env("OTPILOT_WATCH_NAMESPACE", namespace)
             .env("OTPILOT_ADMIN_ADDR", "127.0.0.1:0")
