@@ -172,6 +172,10 @@ async fn vendor_answering_just_over_the_timeout_says_so_and_locks_nothing() {
         message.contains("timed out"),
         "the message says why: {message}"
     );
+    assert!(
+        message.contains("--vendor-timeout-seconds"),
+        "and what a person can change: {message}"
+    );
     // A few more passes with the fault on: retries must not add up to a
     // lock-out or a second enrollment.
     tokio::time::sleep(Duration::from_secs(8)).await;
