@@ -62,6 +62,11 @@ pub struct RunArgs {
     #[arg(long, env = "OTPILOT_LEASE_RENEW_SECONDS", default_value_t = 5)]
     pub lease_renew_seconds: u32,
 
+    /// How long one vendor call may take before it counts as failed, in
+    /// seconds. Raise it for a vendor that answers slowly.
+    #[arg(long, env = "OTPILOT_VENDOR_TIMEOUT_SECONDS", default_value_t = 15)]
+    pub vendor_timeout_seconds: u32,
+
     #[command(flatten)]
     pub webhook: crate::webhook::WebhookArgs,
 }
@@ -73,6 +78,10 @@ impl RunArgs {
 
     pub fn lease_renew(&self) -> Duration {
         Duration::from_secs(u64::from(self.lease_renew_seconds))
+    }
+
+    pub fn vendor_timeout(&self) -> Duration {
+        Duration::from_secs(u64::from(self.vendor_timeout_seconds))
     }
 }
 

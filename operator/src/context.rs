@@ -3,6 +3,7 @@
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
+use std::time::Duration;
 
 use kube::Client;
 use kube::runtime::events::Recorder;
@@ -38,6 +39,8 @@ pub struct Context {
     pub recorder: Recorder,
     /// One per process: no two flows on one seed send codes of one step.
     pub timer: Arc<CodeTimer>,
+    /// The limit on one vendor call.
+    pub vendor_timeout: Duration,
     failures: Mutex<HashMap<String, u32>>,
     /// Per credential, the TOTP secret last checked at the vendor and what
     /// was found: refusals add up across passes, so a check interrupted by
@@ -64,9 +67,16 @@ impl Context {
             metrics,
             recorder,
             timer,
+            vendor_timeout: otpilot_profile::HttpSettings::default().request_timeout,
             failures: Mutex::new(HashMap::new()),
             seed_checks: Mutex::new(HashMap::new()),
         }
+    }
+
+    /// The same context with `timeout` as the limit on one vendor call.
+    pub fn with_vendor_timeout(mut self, timeout: Duration) -> Self {
+        self.vendor_timeout = timeout;
+        self
     }
 
     /// Records one more consecutive failure of `key`; returns the count.

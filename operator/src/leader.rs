@@ -99,7 +99,22 @@ pub async fn hold(api: &Api<Lease>, settings: &LeaseSettings) -> LeaderError {
     let mut last_renewal = tokio::time::Instant::now();
     loop {
         tokio::time::sleep(settings.renew_every).await;
-        match try_acquire_or_renew(api, settings).await {
+        // A renewal the API server never answers (etcd stalled, a network
+        // partition) must not outlive the Lease: another replica may take
+        // over once it expires, and two leaders would enroll twice.
+        let remaining = settings.duration.saturating_sub(last_renewal.elapsed());
+        let Ok(attempt) =
+            tokio::time::timeout(remaining, try_acquire_or_renew(api, settings)).await
+        else {
+            return LeaderError::Lost {
+                name: settings.name.clone(),
+                reason: format!(
+                    "not renewed within {} s (the API server did not answer)",
+                    settings.duration.as_secs()
+                ),
+            };
+        };
+        match attempt {
             Ok(true) => last_renewal = tokio::time::Instant::now(),
             Ok(false) => {
                 return LeaderError::Lost {

@@ -116,15 +116,18 @@ async fn run(args: RunArgs) -> anyhow::Result<()> {
         },
     );
     let timer = Arc::new(CodeTimer::new(Arc::new(SystemClock)));
-    let ctx = Arc::new(Context::new(
-        client,
-        args.namespace.clone(),
-        args.watch_namespace.clone(),
-        args.client_ca_selector.clone(),
-        metrics.clone(),
-        recorder,
-        timer,
-    ));
+    let ctx = Arc::new(
+        Context::new(
+            client,
+            args.namespace.clone(),
+            args.watch_namespace.clone(),
+            args.client_ca_selector.clone(),
+            metrics.clone(),
+            recorder,
+            timer,
+        )
+        .with_vendor_timeout(args.vendor_timeout()),
+    );
 
     let drain_expired = async {
         shutdown.cancelled().await;

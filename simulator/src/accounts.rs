@@ -57,6 +57,14 @@ pub struct Account {
     pub accepted_codes: u64,
     /// Refresh tokens exchanged successfully.
     pub refreshes: u64,
+    /// Enrollments started (a secret handed out for confirmation).
+    pub enrollments_started: u64,
+    /// Enrollments confirmed (a pending secret turned into the enrolled one).
+    pub enrollments_confirmed: u64,
+    /// Wrong codes (TOTP or recovery) refused, lock-outs or not.
+    pub refused_codes: u64,
+    /// Lock-outs started.
+    pub lockouts: u64,
     // Live refresh tokens (jti → exp, Unix s): one use each.
     refresh_tokens: HashMap<String, u64>,
 }
@@ -92,6 +100,10 @@ impl Account {
             needs_reenrollment: false,
             accepted_codes: 0,
             refreshes: 0,
+            enrollments_started: 0,
+            enrollments_confirmed: 0,
+            refused_codes: 0,
+            lockouts: 0,
             refresh_tokens: HashMap::new(),
         }
     }
@@ -118,6 +130,7 @@ impl Account {
                 self.enrolled_secret = Some(pending.secret);
                 self.enrolled_secret_id = Some(pending.id);
                 self.needs_reenrollment = false;
+                self.enrollments_confirmed += 1;
                 true
             }
             None => false,
@@ -127,6 +140,7 @@ impl Account {
     /// Starts enrolling `secret`. A new secret starts a new replay history.
     pub fn set_pending(&mut self, id: String, secret: Vec<u8>) {
         self.pending = Some(PendingSecret { id, secret });
+        self.enrollments_started += 1;
         if !self.is_enrolled() {
             self.last_step = None;
         }
@@ -190,6 +204,10 @@ impl Account {
             live_refresh_tokens: self.refresh_tokens.len(),
             accepted_codes: self.accepted_codes,
             refreshes: self.refreshes,
+            enrollments_started: self.enrollments_started,
+            enrollments_confirmed: self.enrollments_confirmed,
+            refused_codes: self.refused_codes,
+            lockouts: self.lockouts,
         }
     }
 }
@@ -247,6 +265,19 @@ pub struct AccountState {
     /// Refresh tokens exchanged successfully so far.
     #[serde(default)]
     pub refreshes: u64,
+    /// Enrollments started (a secret handed out for confirmation): more
+    /// than one for one identity is a second enrollment.
+    #[serde(default)]
+    pub enrollments_started: u64,
+    /// Enrollments confirmed (MFA turned on with a new secret).
+    #[serde(default)]
+    pub enrollments_confirmed: u64,
+    /// Wrong codes (TOTP or recovery) refused so far; replays not counted.
+    #[serde(default)]
+    pub refused_codes: u64,
+    /// Lock-outs started so far.
+    #[serde(default)]
+    pub lockouts: u64,
 }
 
 /// Why an account could not be created.

@@ -131,7 +131,11 @@ pub fn check_recovery(
 fn record_failure(state: &AppState, account: &mut Account) {
     let config = &state.config;
     account.failures += 1;
+    account.refused_codes += 1;
     if config.lockout_threshold > 0 && account.failures >= config.lockout_threshold {
+        if account.locked_until_ms.is_none() {
+            account.lockouts += 1;
+        }
         let window = u64::try_from(config.lockout_window.as_millis()).unwrap_or(u64::MAX);
         account.locked_until_ms = Some(state.now_ms().saturating_add(window));
     }
@@ -213,6 +217,39 @@ mod tests {
             Ok(Accepted::Recovery { left: 0 })
         );
         assert_eq!(check(&state, &id, "AAAAA-BBBBB"), Err(Refused::Invalid));
+    }
+
+    #[test]
+    fn the_admin_counts_enrollments_refusals_and_lock_outs() {
+        let config = SimConfig::new(Vendor::Audd).with_lockout(2, Duration::from_secs(10));
+        let (state, clock, id) = setup(config);
+        let counts = |state: &AppState| {
+            let a = state.accounts.with_id(&id, |a| a.state()).expect("account");
+            (
+                a.enrollments_started,
+                a.enrollments_confirmed,
+                a.refused_codes,
+                a.lockouts,
+            )
+        };
+        // setup() confirmed a secret without starting through set_pending.
+        assert_eq!(counts(&state), (0, 1, 0, 0));
+        state
+            .accounts
+            .with_id(&id, |a| a.set_pending("t".into(), SECRET.to_vec()));
+        assert_eq!(counts(&state), (1, 1, 0, 0));
+        assert_eq!(check(&state, &id, "00000000"), Err(Refused::Invalid));
+        assert_eq!(check(&state, &id, "00000000"), Err(Refused::Invalid));
+        // Refused while locked: not a wrong code, not a new lock-out.
+        assert!(matches!(
+            check(&state, &id, "00000000"),
+            Err(Refused::Locked { .. })
+        ));
+        assert_eq!(counts(&state), (1, 1, 2, 1));
+        clock.set_secs(59 + 10);
+        assert_eq!(check(&state, &id, CODE_T59), Ok(Accepted::Totp { step: 1 }));
+        assert_eq!(check(&state, &id, CODE_T59), Err(Refused::Reused));
+        assert_eq!(counts(&state), (1, 1, 2, 1), "a replay is no wrong code");
     }
 
     #[test]

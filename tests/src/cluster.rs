@@ -108,7 +108,9 @@ impl TestCluster {
         Self::from_kubeconfig(path).await
     }
 
-    async fn from_kubeconfig(path: String) -> Result<Self, ClusterError> {
+    /// Connects to the control plane of the kubeconfig at `path` (a private
+    /// control plane a test started for itself).
+    pub async fn from_kubeconfig(path: String) -> Result<Self, ClusterError> {
         install_crypto_provider();
         let kubeconfig =
             Kubeconfig::read_from(&path).map_err(|source| ClusterError::ReadKubeconfig {

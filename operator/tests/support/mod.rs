@@ -3,8 +3,12 @@
 
 #![allow(dead_code)] // each test binary uses a different part
 
+pub mod faults;
+mod private_control_plane;
 mod process;
 
+#[allow(unused_imports)] // only the control-plane fault tests use it
+pub use private_control_plane::PrivateControlPlane;
 pub use process::Operator;
 
 use std::collections::BTreeMap;

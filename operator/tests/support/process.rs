@@ -25,6 +25,17 @@ impl Operator {
         let kubeconfig = std::env::var(otpilot_tests::cluster::KUBECONFIG_ENV).expect(
             "OTPILOT_TEST_KUBECONFIG is not set: run `eval \"$(scripts/control-plane.sh up)\"` first",
         );
+        Self::start_on(&kubeconfig, namespace, lease, env).await
+    }
+
+    /// Starts an operator against the control plane of `kubeconfig` (a
+    /// private one, for tests that break their control plane).
+    pub async fn start_on(
+        kubeconfig: &str,
+        namespace: &str,
+        lease: &str,
+        env: &[(&str, &str)],
+    ) -> Self {
         let dir = tempfile::tempdir().expect("temp dir");
         let log = dir.path().join("operator.log");
         let file = std::fs::File::create(&log).expect("log file");
@@ -32,7 +43,7 @@ impl Operator {
         command
             .arg("run")
             .env_clear()
-            .env("KUBECONFIG", &kubeconfig)
+            .env("KUBECONFIG", kubeconfig)
             .env("OTPILOT_NAMESPACE", namespace)
             .env("OTPILOT_WATCH_NAMESPACE", namespace)
             .env("OTPILOT_ADMIN_ADDR", "127.0.0.1:0")

@@ -16,6 +16,7 @@ use otpilot_api::runtime_secret::{RuntimeBundle, StoredTotp, StoredTotpParams};
 use otpilot_profile::{Checkpoint, Engine, FlowErrorKind, FlowKind, Inputs};
 use secrecy::{ExposeSecret, SecretString};
 
+use super::answer_write;
 use super::dereference::Resolved;
 use super::failure::EnrollmentError;
 use super::looking;
@@ -235,11 +236,14 @@ pub async fn run_enroll_flow(
                 run = engine.resume(checkpoint, &inputs)?;
             }
         }
-        // The answer is recorded first thing: values the vendor hands out
-        // once (goaxr's recovery codes) are lost only by a crash inside
-        // this one Secret write.
+        // The answer is recorded first thing, through an API-server outage
+        // too: values the vendor hands out once (goaxr's recovery codes)
+        // are lost only by the process ending inside this one Secret write.
         failpoint::point(&format!("enroll-answered-step-{index}")).await;
-        persist(secrets_api, credential, run.checkpoint(), engine, stored).await?;
+        answer_write::retrying(&name, || {
+            persist(secrets_api, credential, run.checkpoint(), engine, stored)
+        })
+        .await?;
         failpoint::point(&format!("enroll-after-step-{index}")).await;
     };
     let params = enrollment

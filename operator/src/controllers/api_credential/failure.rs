@@ -207,7 +207,13 @@ pub fn refused_input(reason: &str) -> bool {
 /// The condition message: the failure, plus what to do where the reason
 /// alone does not say it.
 pub fn message(error: &EnrollmentError, reason: &str) -> String {
+    let text = error.to_string();
     let fix = match reason {
+        reasons::VENDOR_UNREACHABLE if says_timed_out(&text) => {
+            "The vendor did not answer within the operator's vendor timeout: check that it is \
+             up and reachable; if it is only slow, raise the operator's --vendor-timeout-seconds \
+             (OTPILOT_VENDOR_TIMEOUT_SECONDS)"
+        }
         reasons::CLIENT_CERTIFICATE_REJECTED => {
             "The vendor refused the client certificate in the TLS handshake: register the \
              ClientCA's certificate (its status.certificate) with the vendor"
@@ -224,9 +230,15 @@ pub fn message(error: &EnrollmentError, reason: &str) -> String {
              allow-list the egress IP addresses of the operator and the sidecars (the nodes' \
              or the NAT gateway's)"
         }
-        _ => return error.to_string(),
+        _ => return text,
     };
-    format!("{error}. {fix}")
+    format!("{text}. {fix}")
+}
+
+/// Whether a failure to reach the vendor was a call that got no answer in
+/// time (pure): the transport's own words, after retries or after sending.
+pub fn says_timed_out(message: &str) -> bool {
+    message.contains("timed out")
 }
 
 /// The condition reason for a flow failure (pure).
@@ -276,6 +288,28 @@ mod tests {
         ];
         for (message, want) in cases {
             assert_eq!(is_client_certificate_refusal(message), want, "{message}");
+        }
+    }
+
+    #[test]
+    fn timeouts_are_told_apart_from_other_outages() {
+        let cases = [
+            (
+                "could not reach the vendor after 4 attempt(s): timed out: operation timed out",
+                true,
+            ),
+            (
+                "whether the step took effect is unknown (timed out after sending)",
+                true,
+            ),
+            (
+                "could not reach the vendor after 4 attempt(s): could not connect: refused",
+                false,
+            ),
+            ("the vendor answered HTTP 503: error: unavailable", false),
+        ];
+        for (message, want) in cases {
+            assert_eq!(says_timed_out(message), want, "{message}");
         }
     }
 
