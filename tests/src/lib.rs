@@ -7,6 +7,7 @@
 //! is deliberately not `KUBECONFIG`: tests must never reach a real cluster by
 //! accident.
 
+pub mod artifacts;
 pub mod cluster;
 pub mod node;
 pub mod webhook;
