@@ -14,7 +14,8 @@ and in base64 (its raw bytes, and its base32 text). Values shorter than
 
 Prints only counts and where (file:line and the kind of secret), never a
 value. Exit 0: nothing found; 1: secrets found; 2: nothing to scan with
-(no ledger, an empty ledger, or no files), which proves nothing.
+(no ledger, an empty ledger, no files, or a PATH that does not exist),
+which proves nothing.
 """
 
 import argparse
@@ -75,6 +76,11 @@ def files_under(paths):
                     yield os.path.join(root, name)
         elif os.path.isfile(path):
             yield path
+        else:
+            # A log that should be there and is not (an unmatched glob for
+            # the audit log) would make the scan pass on less than it says.
+            print(f"secret-scan: {path} does not exist", file=sys.stderr)
+            sys.exit(2)
 
 
 def scan(wanted, files):
@@ -95,7 +101,8 @@ def scan(wanted, files):
                 check=False,
             )
             if result.returncode > 1:
-                sys.exit(f"secret-scan: grep failed: {result.stderr.decode(errors='replace')}")
+                print(f"secret-scan: grep failed: {result.stderr.decode(errors='replace')}", file=sys.stderr)
+                sys.exit(2)
             for line in result.stdout.decode(errors="replace").splitlines():
                 # file:line:match; the file name may hold ':', the match may too.
                 for value, kind in wanted.items():

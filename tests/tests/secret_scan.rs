@@ -100,13 +100,21 @@ fn a_clean_run_passes_and_short_values_are_counted_not_matched() {
 }
 
 #[test]
-fn a_scan_with_no_ledger_or_no_files_fails() {
+fn a_scan_with_no_ledger_no_files_or_a_missing_file_fails() {
     let dir = tempfile::tempdir().expect("tempdir");
     let run = dir.path().join("run");
     write(&run.join("a.log"), "x\n");
     let (code, out) = scan(&dir.path().join("missing"), &[&run]);
     assert_eq!(code, Some(2), "{out}");
     let ledger = ledger(dir.path());
-    let (code, out) = scan(&ledger, &[&dir.path().join("empty-dir-missing")]);
+    let (code, out) = scan(&ledger, &[&dir.path().join("missing.log")]);
+    assert_eq!(code, Some(2), "{out}");
+    // A missing file beside present ones (an audit log never written).
+    let (code, out) = scan(&ledger, &[&run, &dir.path().join("audit.log")]);
+    assert_eq!(code, Some(2), "{out}");
+    assert!(out.contains("does not exist"), "{out}");
+    let empty = dir.path().join("empty");
+    std::fs::create_dir(&empty).expect("dir");
+    let (code, out) = scan(&ledger, &[&empty]);
     assert_eq!(code, Some(2), "{out}");
 }
