@@ -8,7 +8,7 @@
 #                                    # unless OTPILOT_KEEP_LOGS=1 (logs kept for a failure)
 #   scripts/control-plane.sh status
 #
-# State (certificates, data, logs, PIDs) lives in $OTPILOT_CP_DIR
+# State (certificates, data, logs, the audit log, PIDs) lives in $OTPILOT_CP_DIR
 # (default: <repo>/.otpilot/control-plane). Binaries come from
 # scripts/build-control-plane.sh (built once, cached).
 set -euo pipefail
@@ -87,6 +87,34 @@ current-context: otpilot-test
 KC
 }
 
+# The audit log the whole-run secret scan reads (scripts/secret-scan.py):
+# full requests and responses for Events, otpilot's resources (with /status)
+# and Leases; nothing for Secrets, which legitimately hold secrets; nothing
+# else (volume).
+write_audit_policy() {
+  cat > "$DIR/audit-policy.yaml" <<'POLICY'
+apiVersion: audit.k8s.io/v1
+kind: Policy
+omitStages: [RequestReceived]
+rules:
+- level: None
+  resources:
+  - group: ""
+    resources: [secrets]
+- level: RequestResponse
+  resources:
+  - group: ""
+    resources: [events]
+  - group: events.k8s.io
+    resources: [events]
+  - group: otpilot.dev
+    resources: ["*", "*/status"]
+  - group: coordination.k8s.io
+    resources: [leases]
+- level: None
+POLICY
+}
+
 up() {
   if alive kube-apiserver; then
     log "already running in $DIR"
@@ -99,6 +127,7 @@ up() {
   cd "$DIR"
   echo "$bin" > bin-dir
   issue_certificates
+  write_audit_policy
 
   local etcd_port peer_port kcm_port
   etcd_port=$(free_port); peer_port=$(free_port); API_PORT=$(free_port); kcm_port=$(free_port)
@@ -127,6 +156,8 @@ up() {
     --authorization-mode=RBAC \
     --disable-admission-plugins=ServiceAccount \
     --allow-privileged=true \
+    --audit-policy-file="$DIR/audit-policy.yaml" --audit-log-path="$DIR/audit.log" \
+    --audit-log-maxsize=500 --audit-log-maxbackup=10 \
     >"$DIR/kube-apiserver.log" 2>&1 &
   echo $! > "$DIR/kube-apiserver.pid"
   write_kubeconfig

@@ -1,7 +1,8 @@
 //! The sidecar process's local API, its command line and its inputs:
 //! the request header `/token` demands, the exec probe, loopback-only
-//! binding, and Secret-volume rotation (a good set picked up, a bad set
-//! refused with the last good one kept).
+//! binding (connections to the machine's other addresses refused), and
+//! Secret-volume rotation (a good set picked up, a bad set refused with the
+//! last good one kept).
 
 mod common;
 
@@ -141,6 +142,57 @@ fn non_loopback_addresses_are_refused_at_start() {
         let err = String::from_utf8_lossy(&out.stderr);
         assert!(err.contains("not a loopback address"), "{flag}: {err}");
     }
+}
+
+/// The machine's own non-loopback IPv4 addresses (`ip -4 addr`, scope global).
+fn non_loopback_addresses() -> Vec<std::net::IpAddr> {
+    let out = Command::new("ip")
+        .args(["-4", "-o", "addr", "show", "scope", "global"])
+        .output()
+        .expect("`ip` runs");
+    assert!(out.status.success(), "ip -4 addr failed");
+    String::from_utf8_lossy(&out.stdout)
+        .lines()
+        .filter_map(|line| {
+            let mut words = line.split_whitespace();
+            words.find(|w| *w == "inet")?;
+            words.next()?.split('/').next()?.parse().ok()
+        })
+        .collect()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_ports_refuse_connections_to_the_machines_other_addresses() {
+    let v = vendor("goaxr", Vendor::Goaxr, VendorOptions::default()).await;
+    let mounts = Mounts::new(&v.bundle());
+    let sidecar = Sidecar::spawn(&mounts.args());
+    sidecar.wait_ready(Duration::from_secs(20)).await;
+    let addresses = non_loopback_addresses();
+    assert!(
+        !addresses.is_empty(),
+        "this machine has no non-loopback IPv4 address to try"
+    );
+    // Only a connect to the machine's own address: nothing leaves it.
+    for ip in addresses {
+        for (name, port) in [("api", sidecar.api.port()), ("proxy", sidecar.proxy.port())] {
+            let target = std::net::SocketAddr::new(ip, port);
+            let result = tokio::time::timeout(
+                Duration::from_secs(5),
+                tokio::net::TcpStream::connect(target),
+            )
+            .await
+            .expect("a refusal is immediate");
+            let error = result.expect_err(&format!("the {name} port answered on {target}"));
+            assert_eq!(
+                error.kind(),
+                std::io::ErrorKind::ConnectionRefused,
+                "{name} on {target}"
+            );
+        }
+        // The same ports do answer on loopback.
+        assert_eq!(sidecar.status("/healthz").await.0, 200);
+    }
+    v.sim.shutdown().await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -85,6 +85,8 @@ impl std::fmt::Debug for Account {
 
 impl Account {
     fn new(spec: &AccountSpec) -> Self {
+        crate::ledger::record(crate::ledger::SecretKind::Password, &spec.password);
+        crate::ledger::record(crate::ledger::SecretKind::ApiKey, &spec.api_key);
         Self {
             id: new_id(),
             username: spec.username.clone(),
@@ -139,6 +141,11 @@ impl Account {
 
     /// Starts enrolling `secret`. A new secret starts a new replay history.
     pub fn set_pending(&mut self, id: String, secret: Vec<u8>) {
+        // Every vendor's seed passes here, whoever generated it.
+        crate::ledger::record(
+            crate::ledger::SecretKind::TotpSeed,
+            &crate::totp::to_base32(&secret),
+        );
         self.pending = Some(PendingSecret { id, secret });
         self.enrollments_started += 1;
         if !self.is_enrolled() {
@@ -385,7 +392,7 @@ pub fn recovery_codes(format: RecoveryFormat, n: usize) -> Vec<String> {
             .map(|_| char::from(alphabet[rng.random_range(0..alphabet.len())]))
             .collect()
     };
-    (0..n)
+    let codes: Vec<String> = (0..n)
         .map(|_| match format {
             RecoveryFormat::FusionAuth => format!("{}-{}", pick(UPPER, 5), pick(UPPER, 5)),
             RecoveryFormat::Conduit => {
@@ -395,7 +402,11 @@ pub fn recovery_codes(format: RecoveryFormat, n: usize) -> Vec<String> {
                 format!("{}-{}-{}", pick(LOWER, 4), pick(LOWER, 4), pick(LOWER, 4))
             }
         })
-        .collect()
+        .collect();
+    for code in &codes {
+        crate::ledger::record(crate::ledger::SecretKind::RecoveryCode, code);
+    }
+    codes
 }
 
 #[cfg(test)]

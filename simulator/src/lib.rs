@@ -35,6 +35,7 @@ pub mod clock;
 pub mod config;
 pub mod error;
 pub mod faults;
+pub mod ledger;
 pub mod mfa;
 pub mod serve;
 pub mod state;
@@ -224,6 +225,9 @@ pub async fn spawn(config: SimConfig) -> Result<SimHandle, SpawnError> {
     let pki = ServerPki::for_addresses(config.server_ca.as_ref(), extra)?;
     let vendor = config.vendor;
     let (vendor_bind, admin_bind) = (config.vendor_addr, config.admin_addr);
+    if let Some(client) = &config.client_credentials {
+        ledger::record(ledger::SecretKind::ClientSecret, &client.secret);
+    }
     let state = build_state(config)?;
     let verifier = Arc::new(DynamicClientVerifier::new(
         state.client_cas.clone(),

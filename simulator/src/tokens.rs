@@ -137,6 +137,7 @@ impl TokenIssuer {
         };
         let token = jsonwebtoken::encode(&Header::new(Algorithm::HS256), &claims, &self.encoding)
             .map_err(|_| TokenError::Invalid)?;
+        crate::ledger::record(crate::ledger::SecretKind::Token, &token);
         Ok((token, claims))
     }
 

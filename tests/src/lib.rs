@@ -9,6 +9,7 @@
 
 #![warn(missing_docs)]
 
+pub mod artifacts;
 pub mod cluster;
 pub mod node;
 pub mod webhook;

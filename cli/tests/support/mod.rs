@@ -81,6 +81,15 @@ pub async fn cli(args: &[&str], extra_env: &[(&str, &str)]) -> Run {
         .await
         .expect("kubectl-otpilot finished within 180 s")
         .expect("run kubectl-otpilot");
+    // For the whole-run secret scan (when OTPILOT_RUN_ARTIFACTS is set);
+    // not what `--show-secrets` was asked to print.
+    if !args.contains(&"--show-secrets") {
+        otpilot_tests::artifacts::keep(
+            "kubectl-otpilot",
+            std::process::id(),
+            &[output.stdout.as_slice(), output.stderr.as_slice()].concat(),
+        );
+    }
     Run::from(output)
 }
 

@@ -95,6 +95,13 @@ impl Operator {
 
 impl Drop for Operator {
     fn drop(&mut self) {
+        // For the whole-run secret scan (when OTPILOT_RUN_ARTIFACTS is set).
+        otpilot_tests::artifacts::keep_process(
+            "operator",
+            self.child.id(),
+            self.log_text().as_bytes(),
+            None,
+        );
         let _ = self.child.kill();
         let _ = self.child.wait();
     }

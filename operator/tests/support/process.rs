@@ -159,6 +159,15 @@ impl Operator {
 
 impl Drop for Operator {
     fn drop(&mut self) {
+        // For the whole-run secret scan (when OTPILOT_RUN_ARTIFACTS is set).
+        otpilot_tests::artifacts::keep_process(
+            "operator",
+            self.child.id(),
+            self.log_text().as_bytes(),
+            self.admin
+                .as_deref()
+                .and_then(|url| url.strip_prefix("http://")?.parse().ok()),
+        );
         let _ = self.child.kill();
         let _ = self.child.wait();
     }

@@ -389,6 +389,13 @@ pub struct Sidecar {
 
 impl Drop for Sidecar {
     fn drop(&mut self) {
+        // For the whole-run secret scan (when OTPILOT_RUN_ARTIFACTS is set).
+        otpilot_tests::artifacts::keep_process(
+            "sidecar",
+            self.child.id(),
+            self.output().as_bytes(),
+            Some(self.api),
+        );
         let _ = self.child.kill();
         let _ = self.child.wait();
     }
