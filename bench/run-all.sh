@@ -8,7 +8,7 @@
 # Not part of the test suite; loopback only.
 #
 # Environment:
-#   BENCH_QUICK=1  a short run of each (about 10 minutes in all): checks that
+#   BENCH_QUICK=1  a short run of each (100 credentials, 3 s wrk runs): checks that
 #                  the benchmarks work; its figures are not for BENCHMARKS.md
 #   BENCH_OUT      output directory (default target/bench/<UTC time>)
 # Each script's own variables (BENCH_DURATION, BENCH_OPERATOR_COUNTS, ...)
