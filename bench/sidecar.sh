@@ -5,16 +5,21 @@
 #    hyper server returning a constant body, measured in the same run;
 #  - RSS idle, and after 1 M /token requests;
 #  - proxy overhead: the proxy vs calling the simulated vendor directly;
-#  - release binary size; time from process start to ready.
+#  - release binary size; CPU time per 1,000 /token requests (sidecar and
+#    constant server, from /proc/PID/stat);
+#  - time to first token: process start to ready, and the vendor round trips
+#    it took (the simulator's GET /stats), on loopback and with 100 ms of
+#    vendor latency.
 #
 # Needs wrk (apt-get install wrk). Loopback only. Environment:
 #   BENCH_DURATION (default 15s) length of each measured wrk run
 #   BENCH_TOTAL    (default 1000000) /token requests before the RSS reading
+#   BENCH_SKIP_BUILD=1 use the release binaries already in target/release
 set -euo pipefail
 cd "$(dirname "$0")/.."
 command -v wrk >/dev/null || { echo "bench/sidecar.sh: wrk is needed (apt-get install wrk)" >&2; exit 1; }
 command -v curl >/dev/null || { echo "bench/sidecar.sh: curl is needed" >&2; exit 1; }
-for port in 18180 18181 18182; do
+for port in 18180 18181 18182 18183 18184; do
   if (exec 3<>"/dev/tcp/127.0.0.1/$port") 2>/dev/null; then
     echo "bench/sidecar.sh: port $port is in use (a previous run still going?)" >&2; exit 1
   fi
@@ -27,7 +32,7 @@ PROXY=127.0.0.1:18182
 CONST=127.0.0.1:18180
 T=target/release
 
-cargo build --release -q -p otpilot-sidecar --bin otpilot-sidecar \
+[ "${BENCH_SKIP_BUILD:-0}" = 1 ] || cargo build --release -q -p otpilot-sidecar --bin otpilot-sidecar \
   --example constant_server --example bench_vendor
 
 WORK=$(mktemp -d)
@@ -39,6 +44,22 @@ cleanup() {
 }
 trap cleanup EXIT
 
+vendor_calls() { curl -sf --max-time 5 "$ADMIN_URL/stats" | sed -n 's/.*"vendorRequests":\([0-9]*\).*/\1/p'; }
+cpu_ms() { awk '{ print ($14 + $15) * 1000 / '"$(getconf CLK_TCK)"' }' "/proc/$1/stat"; }
+# start_sidecar API_ADDR PROXY_ADDR LOG: starts a sidecar, waits for ready,
+# prints "PID MS CALLS" (ms from spawn to ready, vendor calls meanwhile).
+start_sidecar() {
+  local calls0 t0 t1 pid
+  calls0=$(vendor_calls)
+  t0=$(date +%s%N)
+  $T/otpilot-sidecar run --runtime-dir "$WORK/runtime" --password-file "$WORK/password" \
+    --api-key-file "$WORK/api-key" --api-addr "$1" --proxy-addr "$2" >"$3" 2>&1 &
+  pid=$!
+  until ! kill -0 "$pid" 2>/dev/null || $T/otpilot-sidecar probe ready --api-addr "$1" 2>/dev/null; do sleep 0.002; done
+  t1=$(date +%s%N)
+  kill -0 "$pid" 2>/dev/null || { cat "$3" >&2; echo "the sidecar exited" >&2; exit 1; }
+  echo "$pid $(((t1 - t0) / 1000000)) $(($(vendor_calls) - calls0))"
+}
 rss_kib() { awk '/^(VmRSS|RssAnon|RssFile):/ {printf "%s%s ", (n++ ? "" : ""), $1 $2} END {print ""}' "/proc/$1/status"; }
 # wrk --latency: requests/s, p50 and p99 in ms, total requests.
 wrk_summary() {
@@ -61,32 +82,34 @@ grep -q '^READY' "$WORK/vendor.out" || { cat "$WORK/vendor.out"; echo "vendor fi
 BASE_URL=$(sed -n 's/^BASE_URL=//p' "$WORK/vendor.out")
 ADMIN_URL=$(sed -n 's/^ADMIN_URL=//p' "$WORK/vendor.out")
 
-start=$(date +%s%N)
-$T/otpilot-sidecar run --runtime-dir "$WORK/runtime" --password-file "$WORK/password" \
-  --api-key-file "$WORK/api-key" --api-addr "$API" --proxy-addr "$PROXY" >"$WORK/sidecar.log" 2>&1 &
-SIDECAR=$!
+read -r SIDECAR ttft_ms ttft_calls < <(start_sidecar "$API" "$PROXY" "$WORK/sidecar.log")
 PIDS+=($SIDECAR)
-until ! kill -0 "$SIDECAR" 2>/dev/null || $T/otpilot-sidecar probe ready --api-addr "$API" 2>/dev/null; do sleep 0.002; done
-ready=$(date +%s%N)
-kill -0 "$SIDECAR" 2>/dev/null || { cat "$WORK/sidecar.log" >&2; echo "the sidecar exited" >&2; exit 1; }
-echo "start_to_ready_ms=$(((ready - start) / 1000000)) (includes one Conduit login: 2 HTTPS calls to the simulator)"
+echo "start_to_ready_ms=$ttft_ms vendor_round_trips=$ttft_calls (loopback, no added latency)"
+FIRST_LOGIN=$(date +%s)
 sleep 2
 echo "rss_idle_kib=$(rss_kib $SIDECAR)"
 
 $T/examples/constant_server "$CONST" &
-PIDS+=($!)
+CONST_PID=$!
+PIDS+=($CONST_PID)
 sleep 0.3
 
 # Warm-up, then the two measured runs back to back.
 wrk -t2 -c64 -d2s -H 'Otpilot-Request: true' "http://$API/token" >/dev/null
 wrk -t2 -c64 -d2s "http://$CONST/" >/dev/null
+t_cpu0=$(cpu_ms "$SIDECAR")
 wrk -t2 -c64 -d"$DUR" --latency -H 'Otpilot-Request: true' "http://$API/token" >"$WORK/token.txt"
+t_cpu1=$(cpu_ms "$SIDECAR")
+c_cpu0=$(cpu_ms "$CONST_PID")
 wrk -t2 -c64 -d"$DUR" --latency "http://$CONST/" >"$WORK/const.txt"
+c_cpu1=$(cpu_ms "$CONST_PID")
 read -r t_rps t_p50 t_p99 t_n < <(wrk_summary "$WORK/token.txt")
 read -r c_rps c_p50 c_p99 c_n < <(wrk_summary "$WORK/const.txt")
 echo "token: rps=$t_rps p50_ms=$t_p50 p99_ms=$t_p99"
 echo "constant hyper server: rps=$c_rps p50_ms=$c_p50 p99_ms=$c_p99"
 awk -v a="$t_rps" -v b="$c_rps" 'BEGIN { printf "ratio_rps=%.3f\n", a / b }'
+awk -v a="$t_cpu0" -v b="$t_cpu1" -v n="$t_n" -v c="$c_cpu0" -v d="$c_cpu1" -v m="$c_n" \
+  'BEGIN { printf "cpu_ms_per_1000: token=%.1f constant=%.1f ratio=%.2f\n", (b - a) * 1000 / n, (d - c) * 1000 / m, ((b - a) / n) / ((d - c) / m) }'
 
 done_requests=$t_n
 while [ "$done_requests" -lt "$TOTAL" ]; do
@@ -123,3 +146,14 @@ echo "vendor direct, 20 ms latency: rps=$d_rps p50_ms=$d_p50 p99_ms=$d_p99"
 echo "through the proxy, 20 ms latency: rps=$p_rps p50_ms=$p_p50 p99_ms=$p_p99"
 awk -v a="$p_p50" -v b="$d_p50" -v c="$p_rps" -v d="$d_rps" \
   'BEGIN { printf "proxy_overhead_p50_20ms=%+.1f%% proxy_rps_ratio_20ms=%.3f\n", (a / b - 1) * 100, c / d }'
+
+# Time to first token with 100 ms on every vendor call (a vendor across the
+# internet): a second sidecar on other ports, after the first one's TOTP
+# step has passed (the account accepts each code once).
+wait_s=$((FIRST_LOGIN + 31 - $(date +%s)))
+[ "$wait_s" -le 0 ] || sleep "$wait_s"
+curl -sf --max-time 5 -X PUT -H 'Content-Type: application/json' \
+  -d '{"latencyMs":100}' "$ADMIN_URL/faults" >/dev/null
+read -r SIDECAR2 ttft_ms ttft_calls < <(start_sidecar 127.0.0.1:18183 127.0.0.1:18184 "$WORK/sidecar2.log")
+PIDS+=($SIDECAR2)
+echo "start_to_ready_ms_100ms_vendor=$ttft_ms vendor_round_trips=$ttft_calls"

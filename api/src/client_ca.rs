@@ -128,6 +128,7 @@ pub struct InvalidNamespaceSelector(pub String);
 #[derive(KubeSchema, Serialize, Deserialize, Clone, Debug, PartialEq)]
 #[x_kube(crates(kube_core = "::kube_core"))]
 #[x_kube(validation = Rule::new("!has(self.renewBefore) || duration(self.renewBefore) < duration(self.duration)").message("renewBefore must be shorter than duration"))]
+#[x_kube(validation = Rule::new("duration(self.duration) > duration('0s')").message("duration must be longer than 0s"))]
 #[serde(rename_all = "camelCase")]
 pub struct GeneratedCA {
     /// Subject of the CA certificate.

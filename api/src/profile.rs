@@ -13,9 +13,17 @@
 // - `deny_unknown_fields` turns typos in hand-written YAML into load errors;
 //   the API server prunes unknown fields of custom resources anyway.
 // - No I/O and no validation here: the engine (`otpilot-profile`) validates.
+//   A few of its structural checks (a flow has steps, an extraction has one
+//   source, statuses are HTTP statuses, the token lifetime's range) are also
+//   schema rules, so that the API server refuses such a ClusterMfaProfile at
+//   apply time with the same words. Rules stay O(1) boolean tests: the API
+//   server refuses a CRD whose estimated CEL cost (rules inside unbounded
+//   lists and maps) exceeds its budget, and `body` (free-form JSON) is
+//   invisible to CEL, so "body and form" is left to the engine.
 
 use std::collections::BTreeMap;
 
+use kube_derive::KubeSchema;
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
@@ -64,6 +72,7 @@ pub struct ProfileSpec {
     /// combines with an extracted `expires_at` and the JWT's `exp` claim is
     /// `tokenExpiry`'s choice.
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(range(min = 1, max = 31_622_400))]
     pub token_lifetime_seconds: Option<u64>,
 
     /// Which source decides when an access token expires: `firstFound`
@@ -215,6 +224,7 @@ pub enum TotpAlgorithm {
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct Flow {
     /// The steps, in order.
+    #[schemars(length(min = 1))]
     pub steps: Vec<Step>,
 
     /// `enroll` only: generate the TOTP secret here, before the first step,
@@ -369,6 +379,7 @@ pub enum HttpMethod {
 pub struct ResponseRule {
     /// HTTP statuses this rule matches. Empty matches every status.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    #[schemars(inner(range(min = 100, max = 599)))]
     pub status: Vec<u16>,
 
     /// Further condition on the JSON response body.
@@ -441,7 +452,9 @@ pub enum Outcome {
 
 /// Where a value comes from in a response, and how to read it. Exactly one
 /// of `pointer`, `header` and `value` is set.
-#[derive(Serialize, Deserialize, JsonSchema, Clone, Debug, PartialEq, Default)]
+#[derive(Serialize, Deserialize, KubeSchema, Clone, Debug, PartialEq, Default)]
+#[x_kube(crates(kube_core = "::kube_core"))]
+#[x_kube(validation = Rule::new("has(self.pointer) ? !(has(self.header) || has(self.value)) : has(self.header) != has(self.value)").message("set exactly one of pointer, header and value"))]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct Extraction {
     /// JSON pointer (RFC 6901) into the response body, e.g.
@@ -489,7 +502,9 @@ pub struct Extraction {
 
 /// Where [`Extraction::fallback`] reads. Exactly one of `pointer` and
 /// `header` is set.
-#[derive(Serialize, Deserialize, JsonSchema, Clone, Debug, PartialEq, Default)]
+#[derive(Serialize, Deserialize, KubeSchema, Clone, Debug, PartialEq, Default)]
+#[x_kube(crates(kube_core = "::kube_core"))]
+#[x_kube(validation = Rule::new("has(self.pointer) != has(self.header)").message("set exactly one of pointer and header"))]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct ExtractionFallback {
     /// JSON pointer (RFC 6901) into the response body.

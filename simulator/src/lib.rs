@@ -39,6 +39,7 @@ pub mod ledger;
 pub mod mfa;
 pub mod serve;
 pub mod state;
+pub mod stats;
 pub mod testing;
 pub mod tls;
 pub mod tokens;
@@ -51,10 +52,12 @@ pub use config::{
     AccountSpec, ClientCredentials, ServerCaMaterial, SimConfig, TotpAlgorithm, TotpParams, Vendor,
 };
 pub use faults::Faults;
+pub use stats::Stats;
 
 use crate::accounts::{AccountError, AccountStore};
 use crate::faults::FaultStore;
 use crate::state::{AppState, SharedState};
+use crate::stats::StatsStore;
 use crate::tls::{ClientCaStore, DynamicClientVerifier, ServerPki, TlsError};
 use crate::tokens::TokenIssuer;
 
@@ -184,6 +187,10 @@ pub fn vendor_router(state: SharedState) -> Router {
             faults::apply,
         ))
         .layer(CatchPanicLayer::custom(error::panic_response))
+        .layer(axum::middleware::from_fn_with_state(
+            state.clone(),
+            stats::count,
+        ))
         // Outermost, so a 500 from a panic carries the vendor's Date too.
         .layer(axum::middleware::from_fn_with_state(
             state,
@@ -208,6 +215,7 @@ pub fn build_state(config: SimConfig) -> Result<SharedState, SpawnError> {
         tokens: TokenIssuer::new(),
         faults: FaultStore::default(),
         client_cas,
+        stats: StatsStore::default(),
     }))
 }
 

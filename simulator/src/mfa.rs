@@ -166,6 +166,7 @@ mod tests {
             tokens: TokenIssuer::new(),
             faults: FaultStore::default(),
             client_cas: Arc::new(ClientCaStore::default()),
+            stats: crate::stats::StatsStore::default(),
         };
         let id = state
             .accounts

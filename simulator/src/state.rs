@@ -6,6 +6,7 @@ use std::sync::Arc;
 use crate::accounts::AccountStore;
 use crate::config::SimConfig;
 use crate::faults::FaultStore;
+use crate::stats::StatsStore;
 use crate::tls::ClientCaStore;
 use crate::tokens::{Claims, TokenError, TokenIssuer, TokenKind};
 
@@ -22,6 +23,8 @@ pub struct AppState {
     pub faults: FaultStore,
     /// Registered client CAs (AUDD mTLS).
     pub client_cas: Arc<ClientCaStore>,
+    /// Request counters (admin `GET /stats`).
+    pub stats: StatsStore,
 }
 
 /// What handlers hold.

@@ -217,3 +217,14 @@ async fn goaxr_password_login_is_http_basic_only() {
     assert_eq!(status, 401);
     assert_eq!(password_login(&sim).await["type"], "FULL");
 }
+
+#[tokio::test]
+async fn every_vendor_request_is_counted_in_the_admin_stats() {
+    let sim = Sim::start(fast_config(Vendor::Goaxr)).await;
+    let before = sim.admin().stats().await.expect("stats").vendor_requests;
+    password_login(&sim).await;
+    // A refused call is a round trip too.
+    totp_login(&sim, "not-a-challenge", "000000").await;
+    let after = sim.admin().stats().await.expect("stats").vendor_requests;
+    assert_eq!(after - before, 2);
+}

@@ -135,6 +135,11 @@ impl AdminClient {
         Ok(())
     }
 
+    /// The request counters (vendor calls since start-up).
+    pub async fn stats(&self) -> Result<crate::Stats, AdminError> {
+        self.send(self.http.get(self.url("/stats"))).await
+    }
+
     /// What the simulator advertises (vendor, TOTP parameters, lifetimes).
     pub async fn config(&self) -> Result<AdvertisedConfig, AdminError> {
         self.send(self.http.get(self.url("/config"))).await

@@ -64,6 +64,7 @@ pub fn router(state: SharedState) -> Router {
             get(|| async { Json(json!({ "status": "ok" })) }),
         )
         .route("/config", get(config))
+        .route("/stats", get(stats))
         .route("/accounts", post(create_account).get(list_accounts))
         .route("/accounts/{id}", get(get_account))
         .route("/accounts/{id}/mfa", delete(reset_mfa))
@@ -182,6 +183,10 @@ async fn list_client_cas(State(state): State<SharedState>) -> Json<ClientCas> {
     Json(ClientCas {
         subjects: state.client_cas.subjects(),
     })
+}
+
+async fn stats(State(state): State<SharedState>) -> Json<crate::stats::Stats> {
+    Json(state.stats.get())
 }
 
 async fn get_faults(State(state): State<SharedState>) -> Json<Faults> {
