@@ -11,14 +11,14 @@
 #    it took (the simulator's GET /stats), on loopback and with 100 ms of
 #    vendor latency.
 #
-# Needs wrk (apt-get install wrk). Loopback only. Environment:
+# Installs wrk (Debian package) when it is missing. Loopback only. Environment:
 #   BENCH_DURATION (default 15s) length of each measured wrk run
 #   BENCH_TOTAL    (default 1000000) /token requests before the RSS reading
 #   BENCH_SKIP_BUILD=1 use the release binaries already in target/release
 set -euo pipefail
 cd "$(dirname "$0")/.."
-command -v wrk >/dev/null || { echo "bench/sidecar.sh: wrk is needed (apt-get install wrk)" >&2; exit 1; }
-command -v curl >/dev/null || { echo "bench/sidecar.sh: curl is needed" >&2; exit 1; }
+source scripts/lib/debian-packages.sh
+ensure_debian_packages bench wrk curl
 for port in 18180 18181 18182 18183 18184; do
   if (exec 3<>"/dev/tcp/127.0.0.1/$port") 2>/dev/null; then
     echo "bench/sidecar.sh: port $port is in use (a previous run still going?)" >&2; exit 1
