@@ -16,12 +16,17 @@ pub const LEDGER_ENV: &str = "OTPILOT_SECRET_LEDGER";
 /// What a ledger line holds (the scan reports the kind, never the value).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum SecretKind {
+    /// An account's password.
     Password,
+    /// An account's API key.
     ApiKey,
+    /// An OAuth client secret.
     ClientSecret,
     /// Base32 text, as the vendor hands it out.
     TotpSeed,
+    /// A recovery (backup) code.
     RecoveryCode,
+    /// An access or refresh token the simulator issued.
     Token,
 }
 
