@@ -37,6 +37,10 @@ struct Setup {
     _operator_namespace: TestNamespace,
     config_name: String,
     scope: String,
+    /// The webhook's address and the CA of its serving certificate, for
+    /// requests that do not come from the API server.
+    addr: String,
+    ca_pem: String,
     _dir: tempfile::TempDir,
 }
 
@@ -75,7 +79,7 @@ fn webhook_configuration(name: &str, url: &str, scope: &str, ca_pem: Option<&str
         "webhooks": [{
             "name": "inject.otpilot.dev",
             "admissionReviewVersions": ["v1"],
-            "sideEffects": "NoneOnDryRun",
+            "sideEffects": "None",
             "failurePolicy": "Fail",
             "timeoutSeconds": 10,
             "reinvocationPolicy": "IfNeeded",
@@ -99,33 +103,64 @@ async fn create_configuration(cluster: &TestCluster, configuration: Value) {
 }
 
 impl Setup {
+    /// The operator, watching its own namespace only (no controller touches
+    /// the test's apps), with the default inject settings.
     async fn start(test_name: &str) -> Setup {
         let cluster = TestCluster::with_crds().await.expect("test control plane");
+        let scope = format!("{:08x}", rand::random::<u32>());
+        Self::launch(cluster, test_name, scope, None, json!({"sidecarImage": IMAGE})).await
+    }
+
+    /// The operator watching a fresh namespace the webhook serves (its
+    /// controllers, the session grants among them, act there), with these
+    /// inject settings.
+    async fn start_watching(
+        test_name: &str,
+        apps_name: &str,
+        settings: Value,
+    ) -> (Setup, TestNamespace) {
+        let cluster = TestCluster::with_crds().await.expect("test control plane");
+        let scope = format!("{:08x}", rand::random::<u32>());
+        let apps = scoped_namespace(&cluster, apps_name, &scope).await;
+        let setup = Self::launch(cluster, test_name, scope, Some(apps.name()), settings).await;
+        if let Err(last) = wait_until_webhook_answers(&apps).await {
+            panic!(
+                "the API server never got the operator's answer within 30 s (last: {last}); operator log:\n{}",
+                setup.operator.log_text()
+            );
+        }
+        (setup, apps)
+    }
+
+    async fn launch(
+        cluster: TestCluster,
+        test_name: &str,
+        scope: String,
+        watch: Option<&str>,
+        settings: Value,
+    ) -> Setup {
         let operator_namespace = cluster
             .namespace(&format!("{test_name}-operator"))
             .await
             .expect("operator namespace");
-        let scope = format!("{:08x}", rand::random::<u32>());
         let dir = tempfile::tempdir().expect("temp dir");
         let ca_pem = write_serving_certificate(dir.path());
-        let settings = dir.path().join("inject.json");
-        std::fs::write(&settings, json!({"sidecarImage": IMAGE}).to_string())
-            .expect("write inject.json");
+        let settings_path = dir.path().join("inject.json");
+        std::fs::write(&settings_path, settings.to_string()).expect("write inject.json");
         let port = free_port();
         let addr = format!("127.0.0.1:{port}");
         let ns = operator_namespace.name().to_owned();
         let cert_dir = dir.path().display().to_string();
-        let settings = settings.display().to_string();
-        let operator = Operator::start_with(
-            &ns,
-            "otpilot-operator",
-            &[
-                ("OTPILOT_WEBHOOK_ADDR", addr.as_str()),
-                ("OTPILOT_WEBHOOK_CERT_DIR", cert_dir.as_str()),
-                ("OTPILOT_INJECT_CONFIG", settings.as_str()),
-            ],
-        )
-        .await;
+        let settings_path = settings_path.display().to_string();
+        let mut env = vec![
+            ("OTPILOT_WEBHOOK_ADDR", addr.as_str()),
+            ("OTPILOT_WEBHOOK_CERT_DIR", cert_dir.as_str()),
+            ("OTPILOT_INJECT_CONFIG", settings_path.as_str()),
+        ];
+        if let Some(watch) = watch {
+            env.push(("OTPILOT_WATCH_NAMESPACE", watch));
+        }
+        let operator = Operator::start_with(&ns, "otpilot-operator", &env).await;
         let config_name = format!("otpilot-operator-webhook-test-{scope}");
         create_configuration(
             &cluster,
@@ -143,6 +178,8 @@ impl Setup {
             _operator_namespace: operator_namespace,
             config_name,
             scope,
+            addr,
+            ca_pem,
             _dir: dir,
         }
     }
@@ -304,49 +341,72 @@ async fn the_pods_of_deployments_and_jobs_get_the_native_sidecar() {
 }
 
 #[tokio::test]
-async fn a_missing_credential_is_refused_counted_and_reported_on_the_pods_controller() {
+async fn a_missing_credential_is_refused_counted_and_reported_by_the_pods_controller_alone() {
     let setup = Setup::start("webhook-refuses").await;
     let namespace = setup.namespace("webhook-refuses-apps").await;
     let ns = namespace.name().to_owned();
 
-    let mut owned = pod_json("owned", json!({INJECT: "nowhere"}));
-    owned["metadata"]["ownerReferences"] = json!([{
-        "apiVersion": "apps/v1", "kind": "ReplicaSet", "name": "web-5d8f",
-        "uid": "0b6c7f3e-1d2a-4c5b-9e8f-7a6b5c4d3e2f", "controller": true
-    }]);
-    let message = refusal(create_pod(&namespace, owned).await);
+    let message = refusal(create_pod(&namespace, pod_json("bare", json!({INJECT: "nowhere"}))).await);
     assert!(
         message.contains(&format!(
-            "ApiCredential nowhere not found in namespace {ns}"
+            "ApiCredential nowhere in namespace {ns} is missing or not Ready"
         )),
         "{message}"
     );
 
-    let deadline = Instant::now() + Duration::from_secs(30);
-    loop {
+    // The webhook writes nothing (sideEffects: None): the ReplicaSet
+    // controller records FailedCreate with the webhook's message itself.
+    let deployment: Deployment = serde_json::from_value(json!({
+        "metadata": {"name": "web"},
+        "spec": {"replicas": 1, "selector": {"matchLabels": {"app": "web"}},
+                 "template": {
+                     "metadata": {"labels": {"app": "web"}, "annotations": {INJECT: "nowhere"}},
+                     "spec": pod_json("", json!({}))["spec"].clone()
+                 }}
+    }))
+    .expect("Deployment");
+    namespace
+        .api::<Deployment>()
+        .create(&PostParams::default(), &deployment)
+        .await
+        .expect("create Deployment");
+    let deadline = Instant::now() + Duration::from_secs(60);
+    let events = loop {
         let metrics = setup.operator.metrics().await;
         let events = namespace
             .api::<Event>()
             .list(&ListParams::default())
             .await
             .expect("list Events");
-        let on_owner = events.items.iter().any(|e| {
-            e.reason.as_deref() == Some("CredentialNotFound")
-                && e.involved_object.name.as_deref() == Some("web-5d8f")
-                && e.message.as_deref().is_some_and(|m| m.contains("nowhere"))
+        let failed_create = events.items.iter().any(|e| {
+            e.reason.as_deref() == Some("FailedCreate")
+                && e.involved_object.kind.as_deref() == Some("ReplicaSet")
+                && e.message.as_deref().is_some_and(|m| {
+                    m.contains("ApiCredential nowhere in namespace") && m.contains("missing or not Ready")
+                })
         });
         let counted = metrics
             .contains("otpilot_operator_webhook_denials_total{reason=\"CredentialNotFound\"}");
-        if on_owner && counted {
-            break;
+        if failed_create && counted {
+            break events;
         }
         assert!(
             Instant::now() < deadline,
-            "no Warning Event on the ReplicaSet ({on_owner}) or no denial metric ({counted}) within 30 s:\n{metrics}\n{}",
+            "no FailedCreate Event on the ReplicaSet ({failed_create}) or no denial metric ({counted}) within 60 s:\n{metrics}\n{}",
             setup.operator.log_text()
         );
         tokio::time::sleep(Duration::from_millis(200)).await;
-    }
+    };
+    let own: Vec<_> = events
+        .items
+        .iter()
+        .filter(|e| {
+            e.reporting_component.as_deref() == Some("otpilot-operator")
+                || e.source.as_ref().and_then(|s| s.component.as_deref()) == Some("otpilot-operator")
+                || e.reason.as_deref() == Some("CredentialNotFound")
+        })
+        .collect();
+    assert!(own.is_empty(), "the webhook recorded Events: {own:?}");
     setup.stop().await;
 }
 
@@ -361,7 +421,7 @@ async fn a_pod_in_another_namespace_cannot_use_the_credential() {
         refusal(create_pod(&other, pod_json("borrower", json!({INJECT: "vendor"}))).await);
     assert!(
         message.contains(&format!(
-            "ApiCredential vendor not found in namespace {}",
+            "ApiCredential vendor in namespace {} is missing or not Ready",
             other.name()
         )),
         "{message}"
@@ -491,6 +551,34 @@ async fn may(
         .is_some_and(|s| s.allowed)
 }
 
+/// The `otpilot-session-vendor` RoleBinding's subjects once they are `want`
+/// (the grants follow the Pods through a watch); panics after 30 s.
+async fn wait_for_subjects(setup: &Setup, namespace: &TestNamespace, want: &[&str]) {
+    use k8s_openapi::api::rbac::v1::RoleBinding;
+    let deadline = Instant::now() + Duration::from_secs(30);
+    loop {
+        let binding = namespace
+            .api::<RoleBinding>()
+            .get_opt("otpilot-session-vendor")
+            .await
+            .expect("get RoleBinding");
+        let subjects: Vec<String> = binding
+            .iter()
+            .flat_map(|b| b.subjects.iter().flatten())
+            .map(|s| s.name.clone())
+            .collect();
+        if subjects == want {
+            return;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "the RoleBinding lists {subjects:?}, not {want:?}, after 30 s; operator log:\n{}",
+            setup.operator.log_text()
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
 #[tokio::test]
 async fn an_injected_pods_service_account_may_use_exactly_its_credentials_shared_session() {
     use k8s_openapi::api::coordination::v1::Lease;
@@ -498,10 +586,16 @@ async fn an_injected_pods_service_account_may_use_exactly_its_credentials_shared
     use k8s_openapi::api::rbac::v1::RoleBinding;
     use otpilot_api::ApiCredential;
 
-    let setup = Setup::start("webhook-session").await;
-    let namespace = setup.namespace("webhook-session-apps").await;
+    // The operator reconciles this namespace: the test's credential becomes
+    // not Ready (there is no vendor), so its Pods are injected regardless.
+    let (setup, namespace) = Setup::start_watching(
+        "webhook-session",
+        "webhook-session-apps",
+        json!({"sidecarImage": IMAGE, "whenNotReady": "Inject"}),
+    )
+    .await;
     create_credential(&namespace, "vendor", "True", FIELD_MANAGER).await;
-    for sa in ["app", "batch", "dry"] {
+    for sa in ["app", "batch", "dry", "forger"] {
         let account: ServiceAccount =
             serde_json::from_value(json!({"metadata": {"name": sa}})).expect("ServiceAccount");
         namespace
@@ -532,7 +626,14 @@ async fn an_injected_pods_service_account_may_use_exactly_its_credentials_shared
         )
         .await
         .expect("a dry run is admitted");
+    // The marker annotation set by hand skips the webhook: no sidecar, no grant.
+    let mut forged = pod_json("forged", json!({"otpilot.dev/injected": "vendor"}));
+    forged["spec"]["serviceAccountName"] = json!("forger");
+    create_pod(&namespace, forged)
+        .await
+        .expect("a Pod without the inject annotation is admitted untouched");
 
+    wait_for_subjects(&setup, &namespace, &["app", "batch"]).await;
     let credential = namespace
         .api::<ApiCredential>()
         .get("vendor")
@@ -575,17 +676,6 @@ async fn an_injected_pods_service_account_may_use_exactly_its_credentials_shared
         ["layout-version"],
         "nothing published yet"
     );
-    let subjects: Vec<_> = binding
-        .subjects
-        .iter()
-        .flatten()
-        .map(|s| s.name.clone())
-        .collect();
-    assert_eq!(
-        subjects,
-        ["app", "batch"],
-        "each ServiceAccount once; dry runs change nothing"
-    );
 
     let ns = namespace.name();
     let session_secret = ("get", "", "secrets", "vendor-session");
@@ -601,7 +691,9 @@ async fn an_injected_pods_service_account_may_use_exactly_its_credentials_shared
         );
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
-    assert!(!may(&setup.cluster, ns, "dry", session_secret).await);
+    for sa in ["dry", "forger"] {
+        assert!(!may(&setup.cluster, ns, sa, session_secret).await, "{sa}");
+    }
     for other in [
         ("get", "", "secrets", "vendor-runtime"),
         ("get", "", "secrets", "vendor-login"),
@@ -611,5 +703,157 @@ async fn an_injected_pods_service_account_may_use_exactly_its_credentials_shared
     ] {
         assert!(!may(&setup.cluster, ns, "app", other).await, "{other:?}");
     }
+
+    // An account leaves the binding with its last Pod; one of two Pods of
+    // an account going changes nothing.
+    let pods = namespace.api::<Pod>();
+    let now = DeleteParams {
+        grace_period_seconds: Some(0),
+        ..DeleteParams::default()
+    };
+    pods.delete("c", &now).await.expect("delete c");
+    wait_for_subjects(&setup, &namespace, &["app"]).await;
+    pods.delete("a", &now).await.expect("delete a");
+    pods.delete("b", &now).await.expect("delete b");
+    wait_for_subjects(&setup, &namespace, &[]).await;
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while may(&setup.cluster, ns, "app", session_secret).await {
+        assert!(Instant::now() < deadline, "the grant was never taken back");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    setup.stop().await;
+}
+
+/// A made-up AdmissionReview: Pod `pod_name` created in `namespace`, asking
+/// for `credential`, running as `service_account`, owned by a ReplicaSet.
+fn forged_review(namespace: &str, credential: &str, service_account: &str) -> Value {
+    json!({
+        "apiVersion": "admission.k8s.io/v1",
+        "kind": "AdmissionReview",
+        "request": {
+            "uid": "0d3c1e5f-forged-0000-0000-000000000000",
+            "kind": {"group": "", "version": "v1", "kind": "Pod"},
+            "resource": {"group": "", "version": "v1", "resource": "pods"},
+            "namespace": namespace,
+            "operation": "CREATE",
+            "userInfo": {"username": "system:serviceaccount:kube-system:replicaset-controller"},
+            "object": {
+                "metadata": {
+                    "generateName": "web-5d8f-",
+                    "annotations": {INJECT: credential},
+                    "ownerReferences": [{
+                        "apiVersion": "apps/v1", "kind": "ReplicaSet", "name": "web-5d8f",
+                        "uid": "0b6c7f3e-1d2a-4c5b-9e8f-7a6b5c4d3e2f", "controller": true
+                    }]
+                },
+                "spec": {
+                    "serviceAccountName": service_account,
+                    "containers": [{"name": "app", "image": "app:1"}]
+                }
+            },
+            "oldObject": null,
+            "dryRun": false
+        }
+    })
+}
+
+/// POSTs `review` to the webhook port directly, as any Pod of the cluster
+/// could; returns the `response` object.
+async fn post_to_webhook(setup: &Setup, review: &Value) -> Value {
+    support::install_crypto_provider();
+    let ca = reqwest::Certificate::from_pem(setup.ca_pem.as_bytes()).expect("CA");
+    let client = reqwest::Client::builder()
+        .tls_certs_only([ca])
+        .build()
+        .expect("HTTPS client");
+    let answer: Value = client
+        .post(format!("https://{}/inject", setup.addr))
+        .json(review)
+        .send()
+        .await
+        .expect("the webhook answers")
+        .json()
+        .await
+        .expect("an AdmissionReview");
+    answer["response"].clone()
+}
+
+#[tokio::test]
+async fn a_forged_review_changes_nothing_anywhere_and_learns_nothing_about_other_namespaces() {
+    use k8s_openapi::api::coordination::v1::Lease;
+    use k8s_openapi::api::rbac::v1::{Role, RoleBinding};
+    use otpilot_api::ApiCredential;
+
+    let setup = Setup::start("webhook-forged").await;
+    let victim = setup.namespace("webhook-forged-victim").await;
+    let ns = victim.name().to_owned();
+    // No controller touches this namespace: the conditions stay as set.
+    create_credential(&victim, "open", "True", FIELD_MANAGER).await;
+    create_credential(&victim, "pending", "False", FIELD_MANAGER).await;
+    let stranger = format!("made-up-{:08x}", rand::random::<u32>());
+
+    // A Pod of a Ready credential: admitted with the sidecar, and nothing
+    // is granted to the made-up account.
+    let open = post_to_webhook(&setup, &forged_review(&ns, "open", &stranger)).await;
+    assert_eq!(open["allowed"], true, "{open}");
+
+    // Exists but not Ready, then the same name once it does not exist: the
+    // same answer, byte for byte.
+    let not_ready = post_to_webhook(&setup, &forged_review(&ns, "pending", &stranger)).await;
+    victim
+        .api::<ApiCredential>()
+        .delete("pending", &DeleteParams::default())
+        .await
+        .expect("delete the credential");
+    let missing = post_to_webhook(&setup, &forged_review(&ns, "pending", &stranger)).await;
+    assert_eq!(not_ready["allowed"], false, "{not_ready}");
+    assert_eq!(
+        serde_json::to_vec(&not_ready["status"]).expect("json"),
+        serde_json::to_vec(&missing["status"]).expect("json"),
+        "the answers differ: {not_ready} vs {missing}"
+    );
+    assert_eq!(not_ready["warnings"], missing["warnings"]);
+    let message = not_ready["status"]["message"].as_str().expect("a message");
+    assert!(message.contains("missing or not Ready"), "{message}");
+
+    // Nothing was written: no session object, no Event, in the claimed
+    // namespace or anywhere else for the made-up account.
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    let none = ListParams::default();
+    let leases = victim.api::<Lease>().list(&none).await.expect("Leases");
+    let roles = victim.api::<Role>().list(&none).await.expect("Roles");
+    let bindings = victim.api::<RoleBinding>().list(&none).await.expect("RoleBindings");
+    let sessions: Vec<_> = victim
+        .api::<Secret>()
+        .list(&none)
+        .await
+        .expect("Secrets")
+        .items
+        .into_iter()
+        .filter_map(|s| s.metadata.name)
+        .filter(|name| name.ends_with("-session"))
+        .collect();
+    assert!(leases.items.is_empty(), "{:?}", leases.items);
+    assert!(roles.items.is_empty(), "{:?}", roles.items);
+    assert!(bindings.items.is_empty(), "{:?}", bindings.items);
+    assert!(sessions.is_empty(), "{sessions:?}");
+    let events = victim.api::<Event>().list(&none).await.expect("Events");
+    let about_pods: Vec<_> = events
+        .items
+        .iter()
+        .filter(|e| e.involved_object.name.as_deref() == Some("web-5d8f"))
+        .collect();
+    assert!(about_pods.is_empty(), "{about_pods:?}");
+    let everywhere = Api::<RoleBinding>::all(setup.cluster.client())
+        .list(&none)
+        .await
+        .expect("every RoleBinding");
+    let granted: Vec<_> = everywhere
+        .items
+        .iter()
+        .filter(|b| b.subjects.iter().flatten().any(|s| s.name == stranger))
+        .filter_map(|b| b.metadata.name.clone())
+        .collect();
+    assert!(granted.is_empty(), "{stranger} was bound by {granted:?}");
     setup.stop().await;
 }
