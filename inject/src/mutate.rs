@@ -34,10 +34,7 @@ pub fn mutate(pod: &Pod, credential: Option<&ApiCredential>, config: &InjectConf
     let namespace = pod.metadata.namespace.as_deref().unwrap_or_default();
     let name = &request.credential;
     let Some(credential) = credential else {
-        return Decision::deny(
-            DenyReason::CredentialNotFound,
-            unavailable(name, namespace),
-        );
+        return Decision::deny(DenyReason::CredentialNotFound, unavailable(name, namespace));
     };
     if credential.metadata.namespace.as_deref() != Some(namespace) {
         return Decision::deny(
@@ -49,10 +46,7 @@ pub fn mutate(pod: &Pod, credential: Option<&ApiCredential>, config: &InjectConf
         );
     }
     if credential.metadata.name.as_deref() != Some(name.as_str()) {
-        return Decision::deny(
-            DenyReason::CredentialNotFound,
-            unavailable(name, namespace),
-        );
+        return Decision::deny(DenyReason::CredentialNotFound, unavailable(name, namespace));
     }
     let mut warnings = Vec::new();
     if !is_ready(credential) {

@@ -82,7 +82,11 @@ fn a_missing_and_a_not_ready_credential_get_the_same_answer_byte_for_byte() {
             .ready_condition("False", "SecretNotFound", "Secret vendor-login not found")
             .build(),
         credential()
-            .ready_condition("False", "VendorUnreachable", "connect to 10.0.0.7:443 refused")
+            .ready_condition(
+                "False",
+                "VendorUnreachable",
+                "connect to 10.0.0.7:443 refused",
+            )
             .build(),
     ] {
         let (_, not_ready) = denied(mutate(&pod().injecting().build(), Some(&cred), &config()));
@@ -194,7 +198,8 @@ fn invalid_annotations_are_refused_naming_the_annotation() {
 }
 
 #[test]
-fn a_host_network_host_pid_or_non_linux_pod_is_refused_and_a_shared_process_namespace_warned_about() {
+fn a_host_network_host_pid_or_non_linux_pod_is_refused_and_a_shared_process_namespace_warned_about()
+{
     let mut host = pod().injecting().build();
     host.spec.as_mut().expect("spec").host_network = Some(true);
     let (reason, message) = denied(mutate(&host, Some(&credential().build()), &config()));

@@ -4,9 +4,7 @@ mod support;
 
 use k8s_openapi::api::core::v1::Pod;
 use kube::core::admission::{AdmissionResponse, AdmissionReview};
-use otpilot_inject::review::{
-    CredentialKey, CredentialLookup, credential_to_look_up, review,
-};
+use otpilot_inject::review::{CredentialKey, CredentialLookup, credential_to_look_up, review};
 use otpilot_inject::sidecar::CONTAINER_NAME;
 use pretty_assertions::assert_eq;
 use serde_json::json;

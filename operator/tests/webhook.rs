@@ -108,7 +108,14 @@ impl Setup {
     async fn start(test_name: &str) -> Setup {
         let cluster = TestCluster::with_crds().await.expect("test control plane");
         let scope = format!("{:08x}", rand::random::<u32>());
-        Self::launch(cluster, test_name, scope, None, json!({"sidecarImage": IMAGE})).await
+        Self::launch(
+            cluster,
+            test_name,
+            scope,
+            None,
+            json!({"sidecarImage": IMAGE}),
+        )
+        .await
     }
 
     /// The operator watching a fresh namespace the webhook serves (its
@@ -346,7 +353,8 @@ async fn a_missing_credential_is_refused_counted_and_reported_by_the_pods_contro
     let namespace = setup.namespace("webhook-refuses-apps").await;
     let ns = namespace.name().to_owned();
 
-    let message = refusal(create_pod(&namespace, pod_json("bare", json!({INJECT: "nowhere"}))).await);
+    let message =
+        refusal(create_pod(&namespace, pod_json("bare", json!({INJECT: "nowhere"}))).await);
     assert!(
         message.contains(&format!(
             "ApiCredential nowhere in namespace {ns} is missing or not Ready"
@@ -382,7 +390,8 @@ async fn a_missing_credential_is_refused_counted_and_reported_by_the_pods_contro
             e.reason.as_deref() == Some("FailedCreate")
                 && e.involved_object.kind.as_deref() == Some("ReplicaSet")
                 && e.message.as_deref().is_some_and(|m| {
-                    m.contains("ApiCredential nowhere in namespace") && m.contains("missing or not Ready")
+                    m.contains("ApiCredential nowhere in namespace")
+                        && m.contains("missing or not Ready")
                 })
         });
         let counted = metrics
@@ -402,7 +411,8 @@ async fn a_missing_credential_is_refused_counted_and_reported_by_the_pods_contro
         .iter()
         .filter(|e| {
             e.reporting_component.as_deref() == Some("otpilot-operator")
-                || e.source.as_ref().and_then(|s| s.component.as_deref()) == Some("otpilot-operator")
+                || e.source.as_ref().and_then(|s| s.component.as_deref())
+                    == Some("otpilot-operator")
                 || e.reason.as_deref() == Some("CredentialNotFound")
         })
         .collect();
@@ -822,7 +832,11 @@ async fn a_forged_review_changes_nothing_anywhere_and_learns_nothing_about_other
     let none = ListParams::default();
     let leases = victim.api::<Lease>().list(&none).await.expect("Leases");
     let roles = victim.api::<Role>().list(&none).await.expect("Roles");
-    let bindings = victim.api::<RoleBinding>().list(&none).await.expect("RoleBindings");
+    let bindings = victim
+        .api::<RoleBinding>()
+        .list(&none)
+        .await
+        .expect("RoleBindings");
     let sessions: Vec<_> = victim
         .api::<Secret>()
         .list(&none)

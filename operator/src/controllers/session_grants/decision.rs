@@ -213,7 +213,12 @@ mod tests {
         let app = service_account_subject("team-a", "app");
         let web = service_account_subject("team-a", "web");
         let stranger = service_account_subject("team-b", "app");
-        let cases: Vec<(&str, Option<Option<Vec<Subject>>>, Vec<Subject>, BindingChange)> = vec![
+        let cases: Vec<(
+            &str,
+            Option<Option<Vec<Subject>>>,
+            Vec<Subject>,
+            BindingChange,
+        )> = vec![
             ("no binding, no Pod", None, vec![], BindingChange::Keep),
             (
                 "no binding, a Pod",
@@ -251,12 +256,7 @@ mod tests {
                 vec![],
                 BindingChange::Replace(vec![]),
             ),
-            (
-                "already empty",
-                Some(None),
-                vec![],
-                BindingChange::Keep,
-            ),
+            ("already empty", Some(None), vec![], BindingChange::Keep),
             (
                 "a subject added by hand is taken out",
                 Some(Some(vec![app.clone(), stranger.clone()])),

@@ -125,7 +125,9 @@ fn error_policy(credential: Arc<ApiCredential>, error: &Error, ctx: Arc<Context>
         retry_in_s = delay.as_secs(),
         "session grants failed"
     );
-    ctx.metrics
-        .reconcile_failed(CONTROLLER, otpilot_api::conditions::reasons::KUBERNETES_ERROR);
+    ctx.metrics.reconcile_failed(
+        CONTROLLER,
+        otpilot_api::conditions::reasons::KUBERNETES_ERROR,
+    );
     Action::requeue(delay)
 }

@@ -154,7 +154,10 @@ pub async fn bind(
         );
         let result = match (change.clone(), current) {
             (BindingChange::Keep, _) => return Ok(change),
-            (BindingChange::Create(subjects) | BindingChange::Replace(subjects), Some(mut binding)) => {
+            (
+                BindingChange::Create(subjects) | BindingChange::Replace(subjects),
+                Some(mut binding),
+            ) => {
                 binding.subjects = Some(subjects);
                 // The read resourceVersion: a concurrent writer → 409 → again.
                 bindings
