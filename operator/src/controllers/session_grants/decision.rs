@@ -213,12 +213,14 @@ mod tests {
         let app = service_account_subject("team-a", "app");
         let web = service_account_subject("team-a", "web");
         let stranger = service_account_subject("team-b", "app");
-        let cases: Vec<(
-            &str,
+        // (case, the current subjects (None: no binding), desired, change)
+        type Case = (
+            &'static str,
             Option<Option<Vec<Subject>>>,
             Vec<Subject>,
             BindingChange,
-        )> = vec![
+        );
+        let cases: Vec<Case> = vec![
             ("no binding, no Pod", None, vec![], BindingChange::Keep),
             (
                 "no binding, a Pod",
