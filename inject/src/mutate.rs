@@ -84,10 +84,26 @@ pub fn mutate(pod: &Pod, credential: Option<&ApiCredential>, config: &InjectConf
                 .to_owned(),
         );
     }
+    if runs_as_default(spec) {
+        warnings.push(format!(
+            "the Pod runs as ServiceAccount default: the operator grants it ApiCredential \
+             {name}'s shared session, and with it every Pod of namespace {namespace} that runs \
+             as default; give the Pod a ServiceAccount of its own (spec.serviceAccountName)"
+        ));
+    }
     match patch(spec, &request, &refs, config, &mut warnings) {
         Ok(patch) => Decision::Allow { patch, warnings },
         Err(error) => Decision::deny(DenyReason::InvalidRequest, error.to_string()),
     }
+}
+
+/// A Pod that names no ServiceAccount runs as `default` (the API server
+/// fills that in before the webhook sees it).
+fn runs_as_default(spec: &PodSpec) -> bool {
+    spec.service_account_name
+        .as_deref()
+        .or(spec.service_account.as_deref())
+        .is_none_or(|name| name.is_empty() || name == "default")
 }
 
 /// A Pod carrying the marker annotation or the sidecar container was

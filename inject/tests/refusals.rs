@@ -233,3 +233,24 @@ fn a_host_network_host_pid_or_non_linux_pod_is_refused_and_a_shared_process_name
         "{warnings:?}"
     );
 }
+
+#[test]
+fn a_pod_running_as_the_default_service_account_is_admitted_with_a_warning_saying_so() {
+    let cases = [
+        (None, true),
+        (Some(""), true),
+        (Some("default"), true),
+        (Some("web"), false),
+    ];
+    for (account, warned) in cases {
+        let mut pod = pod().injecting().build();
+        pod.spec.as_mut().expect("spec").service_account_name = account.map(str::to_owned);
+        let (_, warnings) = injected(&pod, &credential().build(), &config());
+        let says_so = warnings.iter().any(|w| {
+            w.contains("ServiceAccount default")
+                && w.contains("every Pod of namespace payments")
+                && w.contains("spec.serviceAccountName")
+        });
+        assert_eq!(says_so, warned, "{account:?}: {warnings:?}");
+    }
+}
