@@ -119,6 +119,11 @@ for bad in "operator.replicas=1" "podDisruptionBudget.minAvailable=3"; do
   grep -q "node drains block" <<<"$out" || die "--set $bad failed without saying why: $out"
   log "   refused: $bad"
 done
+if out=$("$BIN/helm" template "$RELEASE" "$CHART" --set webhook.networkPolicy.enabled=true --kube-version "$VERSION" 2>&1); then
+  die "a NetworkPolicy without the API server's sources was accepted: it would cut the webhook off"
+fi
+grep -q "apiServerCIDRs or apiServerPeers" <<<"$out" || die "the source-less NetworkPolicy failed without saying why: $out"
+log "   refused: webhook.networkPolicy.enabled=true without apiServerCIDRs or apiServerPeers"
 
 log "3. server-side dry-run of every rendered object"
 # The chart's CRDs for real (a dry-run CRD would not serve its resources),
@@ -244,8 +249,13 @@ deny  escalate rbac.authorization.k8s.io roles $TEAM_A otpilot-session-vendor
 # default cluster-wide binding that includes kube-system, as the Secrets do;
 # rbac.secretNamespaces narrows both (5b).
 allow create coordination.k8s.io leases kube-system
+# Pods: list and watch only, for the session grants (which ServiceAccounts
+# run injected Pods); no get, no writes, no exec.
+allow list   core pods -
+allow watch  core pods $TEAM_A
 deny  get    core pods $TEAM_A
 deny  create core pods $TEAM_A
+deny  delete core pods $TEAM_A web
 deny  create core pods $TEAM_A web exec
 deny  create core serviceaccounts $TEAM_A default token
 deny  list   core nodes -
@@ -259,7 +269,7 @@ TABLE
 log "4b. helm upgrade to every feature on (ci/all-values.yaml)"
 helm upgrade "$RELEASE" "$CHART" --namespace "$NS" -f "$CHART/ci/all-values.yaml" >/dev/null
 for object in "certificate/$FULLNAME-webhook" "issuer/$FULLNAME-selfsigned" "servicemonitor/$FULLNAME" \
-              "prometheusrule/$FULLNAME" "rolebinding/$FULLNAME-secrets"; do
+              "prometheusrule/$FULLNAME" "rolebinding/$FULLNAME-secrets" "networkpolicy/$FULLNAME"; do
   kubectl -n "$NS" get "$object" >/dev/null || die "$object missing after upgrade"
 done
 kubectl get clientca "$KEPT_CLIENT_CA" >/dev/null || die "the default ClientCA is missing after upgrade"
@@ -288,6 +298,8 @@ deny  create rbac.authorization.k8s.io roles kube-system
 deny  create coordination.k8s.io leases kube-system
 deny  update coordination.k8s.io leases kube-system kube-controller-manager
 deny  get    admissionregistration.k8s.io mutatingwebhookconfigurations - $FULLNAME
+allow watch  core pods $TEAM_B
+deny  create core pods $TEAM_A
 TABLE
 
 log "4c. helm uninstall leaves only the CRDs (and the ClientCA kept by helm.sh/resource-policy)"

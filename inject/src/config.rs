@@ -134,8 +134,8 @@ impl InjectConfig {
 /// What to do with a Pod whose ApiCredential is not Ready.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Default, Serialize, Deserialize)]
 pub enum WhenNotReady {
-    /// Refuse the Pod with a message naming the credential and why it is not
-    /// Ready. Controllers (Deployments, Jobs) retry with backoff, so the Pod
+    /// Refuse the Pod with a message naming the credential (not why it is
+    /// not Ready: the message is the same as for a missing credential). Controllers (Deployments, Jobs) retry with backoff, so the Pod
     /// appears once the credential is Ready.
     #[default]
     Refuse,

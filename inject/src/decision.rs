@@ -55,8 +55,8 @@ pub enum DenyReason {
     ForbiddenSecret,
     /// The Pod already uses a name, port or path the sidecar needs.
     Conflict,
-    /// The Pod's settings would expose the sidecar's token (hostNetwork) or
-    /// cannot run it (a non-Linux Pod).
+    /// The Pod's settings would expose the sidecar's token (hostNetwork),
+    /// its memory and files (hostPID), or cannot run it (a non-Linux Pod).
     UnsafePod,
     /// The credential could not be looked up (API server error).
     LookupFailed,

@@ -18,8 +18,10 @@
 //! 3. [`review::decide`] for the [`Decision`], then [`review::respond`] (or
 //!    [`review()`] for both at once); send `response.into_review()` as JSON;
 //! 4. on `Decision::Deny { reason, .. }`: count it with `reason.as_str()` as
-//!    the label (a bounded set) and, when [`refusal_event_target`] names the
-//!    Pod's controller, record an Event on it with the message.
+//!    the label (a bounded set). Nothing is written to the API server: the
+//!    webhook is declared `sideEffects: None`, and the Pod's controller
+//!    (ReplicaSet, Job...) records its own `FailedCreate` Event with the
+//!    refusal's message.
 //!
 //! Settings come from [`InjectConfig::from_json`] (the chart's ConfigMap
 //! `<release>-inject`, key `inject.json`).
@@ -37,4 +39,4 @@ pub mod sidecar;
 pub use config::{ConfigError, InjectConfig, SidecarResources, WhenNotReady};
 pub use decision::{Decision, DenyReason};
 pub use mutate::mutate;
-pub use review::{CredentialLookup, credential_to_look_up, refusal_event_target, review};
+pub use review::{CredentialLookup, credential_to_look_up, review};

@@ -34,14 +34,7 @@ pub fn mutate(pod: &Pod, credential: Option<&ApiCredential>, config: &InjectConf
     let namespace = pod.metadata.namespace.as_deref().unwrap_or_default();
     let name = &request.credential;
     let Some(credential) = credential else {
-        return Decision::deny(
-            DenyReason::CredentialNotFound,
-            format!(
-                "ApiCredential {name} not found in namespace {namespace} (named by annotation {}): \
-                 create it in this namespace, or fix the annotation",
-                annotations::INJECT
-            ),
-        );
+        return Decision::deny(DenyReason::CredentialNotFound, unavailable(name, namespace));
     };
     if credential.metadata.namespace.as_deref() != Some(namespace) {
         return Decision::deny(
@@ -53,28 +46,21 @@ pub fn mutate(pod: &Pod, credential: Option<&ApiCredential>, config: &InjectConf
         );
     }
     if credential.metadata.name.as_deref() != Some(name.as_str()) {
-        return Decision::deny(
-            DenyReason::CredentialNotFound,
-            format!(
-                "ApiCredential {name} not found in namespace {namespace} (lookup returned another object)"
-            ),
-        );
+        return Decision::deny(DenyReason::CredentialNotFound, unavailable(name, namespace));
     }
     let mut warnings = Vec::new();
-    if let Err(not_ready) = readiness(credential) {
-        let message =
-            format!("ApiCredential {name} in namespace {namespace} is not Ready ({not_ready})");
+    if !is_ready(credential) {
         match config.when_not_ready {
             WhenNotReady::Refuse => {
                 return Decision::deny(
                     DenyReason::CredentialNotReady,
-                    format!(
-                        "{message}: the Pod is refused until it is; see `kubectl describe apicredential {name} -n {namespace}`"
-                    ),
+                    unavailable(name, namespace),
                 );
             }
             WhenNotReady::Inject => warnings.push(format!(
-                "{message}: the app containers wait for the sidecar's startup probe"
+                "ApiCredential {name} in namespace {namespace} is not Ready: the app containers \
+                 wait for the sidecar's startup probe; see `kubectl get apicredential {name} -n \
+                 {namespace}`"
             )),
         }
     }
@@ -98,10 +84,26 @@ pub fn mutate(pod: &Pod, credential: Option<&ApiCredential>, config: &InjectConf
                 .to_owned(),
         );
     }
+    if runs_as_default(spec) {
+        warnings.push(format!(
+            "the Pod runs as ServiceAccount default: the operator grants it ApiCredential \
+             {name}'s shared session, and with it every Pod of namespace {namespace} that runs \
+             as default; give the Pod a ServiceAccount of its own (spec.serviceAccountName)"
+        ));
+    }
     match patch(spec, &request, &refs, config, &mut warnings) {
         Ok(patch) => Decision::Allow { patch, warnings },
         Err(error) => Decision::deny(DenyReason::InvalidRequest, error.to_string()),
     }
+}
+
+/// A Pod that names no ServiceAccount runs as `default` (the API server
+/// fills that in before the webhook sees it).
+fn runs_as_default(spec: &PodSpec) -> bool {
+    spec.service_account_name
+        .as_deref()
+        .or(spec.service_account.as_deref())
+        .is_none_or(|name| name.is_empty() || name == "default")
 }
 
 /// A Pod carrying the marker annotation or the sidecar container was
@@ -129,19 +131,28 @@ fn annotation_reason(error: &AnnotationError) -> DenyReason {
     }
 }
 
-/// `Err(why)` unless the Ready condition is True. The reason and message
-/// come from the credential's status, which never holds secret material.
-fn readiness(credential: &ApiCredential) -> Result<(), String> {
-    let ready = credential
+/// Whether the Ready condition is True. Why it is not stays out of every
+/// answer: a review can be forged for any namespace (see [`unavailable`]).
+fn is_ready(credential: &ApiCredential) -> bool {
+    credential
         .status
         .as_ref()
-        .and_then(|s| s.conditions.iter().find(|c| c.type_ == READY));
-    match ready {
-        Some(c) if c.status == "True" => Ok(()),
-        Some(c) if c.message.is_empty() => Err(format!("{}: {}", c.status, c.reason)),
-        Some(c) => Err(format!("{}: {}: {}", c.status, c.reason, c.message)),
-        None => Err("no Ready condition yet: the operator has not reconciled it".to_owned()),
-    }
+        .and_then(|s| s.conditions.iter().find(|c| c.type_ == READY))
+        .is_some_and(|c| c.status == "True")
+}
+
+/// The one refusal for a credential that is missing or not Ready. Both say
+/// the same, byte for byte, and carry nothing from the credential's status:
+/// anything that reaches the webhook port can send a review claiming any
+/// namespace, and must not learn from the answer whether a credential
+/// exists there or why it is not Ready. The Pod's creator reads the details
+/// with kubectl, as far as their own rights go.
+pub(crate) fn unavailable(name: &str, namespace: &str) -> String {
+    format!(
+        "ApiCredential {name} in namespace {namespace} is missing or not Ready (named by \
+         annotation {}); see `kubectl get apicredential {name} -n {namespace}`",
+        annotations::INJECT
+    )
 }
 
 /// The recovery Secret is never mounted into a Pod, even when a spec names it.
@@ -174,6 +185,16 @@ fn unsafe_pod(spec: &PodSpec) -> Result<(), String> {
         return Err(format!(
             "the Pod uses hostNetwork: the sidecar's token API on 127.0.0.1 would be open to \
              every process on the node; remove hostNetwork or annotation {}",
+            annotations::INJECT
+        ));
+    }
+    if spec.host_pid == Some(true) {
+        // Every process of the node, and the app containers through it,
+        // could read the sidecar's memory and its password file via /proc.
+        return Err(format!(
+            "the Pod uses hostPID: its containers would see every process of the node, the \
+             sidecar's included, and could read its memory and files through /proc; remove \
+             hostPID or annotation {}",
             annotations::INJECT
         ));
     }

@@ -2,7 +2,7 @@
 //! caller reads the review, looks the credential up (see
 //! [`credential_to_look_up`]) and sends back what [`review`] returns.
 
-use k8s_openapi::api::core::v1::{ObjectReference, Pod};
+use k8s_openapi::api::core::v1::Pod;
 use kube::core::admission::{AdmissionRequest, AdmissionResponse, AdmissionReview, Operation};
 use otpilot_api::ApiCredential;
 
@@ -147,30 +147,4 @@ pub fn review(
     };
     let decision = decide(&request, lookup, config);
     respond(&request, decision)
-}
-
-/// The object an Event about a refused Pod goes on: the Pod's controller
-/// (ReplicaSet, Job, StatefulSet...), which is what a person looks at when
-/// Pods do not appear. `None` for dry-run requests (the webhook declares
-/// `sideEffects: NoneOnDryRun`) and for Pods without a controller, whose
-/// creator already saw the refusal.
-pub fn refusal_event_target(request: &AdmissionRequest<Pod>) -> Option<ObjectReference> {
-    if request.dry_run {
-        return None;
-    }
-    let pod = request.object.as_ref()?;
-    let owner = pod
-        .metadata
-        .owner_references
-        .iter()
-        .flatten()
-        .find(|owner| owner.controller == Some(true))?;
-    Some(ObjectReference {
-        api_version: Some(owner.api_version.clone()),
-        kind: Some(owner.kind.clone()),
-        name: Some(owner.name.clone()),
-        namespace: request.namespace.clone(),
-        uid: Some(owner.uid.clone()),
-        ..ObjectReference::default()
-    })
 }

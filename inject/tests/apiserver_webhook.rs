@@ -237,7 +237,7 @@ async fn a_missing_or_not_ready_credential_is_refused_with_a_message_naming_it()
         refusal(create_pod(&namespace, pod_json("missing", json!({INJECT: "nowhere"}))).await);
     assert!(
         message.contains(&format!(
-            "ApiCredential nowhere not found in namespace {ns}"
+            "ApiCredential nowhere in namespace {ns} is missing or not Ready"
         )),
         "{message}"
     );
@@ -247,12 +247,13 @@ async fn a_missing_or_not_ready_credential_is_refused_with_a_message_naming_it()
         refusal(create_pod(&namespace, pod_json("pending", json!({INJECT: "pending"}))).await);
     assert!(
         message.contains(&format!(
-            "ApiCredential pending in namespace {ns} is not Ready"
+            "ApiCredential pending in namespace {ns} is missing or not Ready"
         )),
         "{message}"
     );
+    // Deliberately not why: the answer to a forged review must not say.
     assert!(
-        message.contains("waiting for the vendor to confirm the TOTP seed"),
+        !message.contains("waiting for the vendor to confirm the TOTP seed"),
         "{message}"
     );
 
@@ -297,7 +298,7 @@ async fn a_pod_in_another_namespace_cannot_use_the_credential() {
         refusal(create_pod(&other, pod_json("borrower", json!({INJECT: "vendor"}))).await);
     assert!(
         message.contains(&format!(
-            "ApiCredential vendor not found in namespace {}",
+            "ApiCredential vendor in namespace {} is missing or not Ready",
             other.name()
         )),
         "{message}"

@@ -22,7 +22,7 @@ fn a_missing_credential_is_refused_naming_it_and_the_namespace() {
     let (reason, message) = denied(mutate(&pod().injecting().build(), None, &config()));
     assert_eq!(reason, DenyReason::CredentialNotFound);
     assert!(
-        message.contains("ApiCredential vendor not found in namespace payments"),
+        message.contains("ApiCredential vendor in namespace payments is missing or not Ready"),
         "{message}"
     );
 }
@@ -55,19 +55,48 @@ fn a_credential_that_is_not_ready_is_refused_or_injected_as_configured() {
         let (reason, message) = denied(mutate(&pod().injecting().build(), Some(&cred), &config()));
         assert_eq!(reason, DenyReason::CredentialNotReady);
         assert!(
-            message.contains("ApiCredential vendor in namespace payments is not Ready"),
+            message.contains("ApiCredential vendor in namespace payments is missing or not Ready"),
             "{message}"
         );
-        assert!(message.contains(why), "{message} should say {why}");
+        // Deliberately without the status: a review can be forged for any
+        // namespace, and the answer must not say why another team's
+        // credential is not Ready.
+        assert!(!message.contains(why), "{message} must not say {why}");
 
         let (patched, warnings) = injected(&pod().injecting().build(), &cred, &inject);
         assert!(sidecar_startup_probe(&patched));
         assert_eq!(warnings.len(), 1);
         assert!(
-            warnings[0].contains(why) && warnings[0].contains("startup probe"),
+            !warnings[0].contains(why) && warnings[0].contains("startup probe"),
             "{warnings:?}"
         );
     }
+}
+
+#[test]
+fn a_missing_and_a_not_ready_credential_get_the_same_answer_byte_for_byte() {
+    let (_, missing) = denied(mutate(&pod().injecting().build(), None, &config()));
+    for cred in [
+        credential().without_status().build(),
+        credential()
+            .ready_condition("False", "SecretNotFound", "Secret vendor-login not found")
+            .build(),
+        credential()
+            .ready_condition(
+                "False",
+                "VendorUnreachable",
+                "connect to 10.0.0.7:443 refused",
+            )
+            .build(),
+    ] {
+        let (_, not_ready) = denied(mutate(&pod().injecting().build(), Some(&cred), &config()));
+        assert_eq!(not_ready, missing);
+    }
+    assert_eq!(
+        missing,
+        "ApiCredential vendor in namespace payments is missing or not Ready (named by \
+         annotation otpilot.dev/inject); see `kubectl get apicredential vendor -n payments`"
+    );
 }
 
 #[test]
@@ -169,7 +198,8 @@ fn invalid_annotations_are_refused_naming_the_annotation() {
 }
 
 #[test]
-fn a_host_network_or_non_linux_pod_is_refused_and_a_shared_process_namespace_warned_about() {
+fn a_host_network_host_pid_or_non_linux_pod_is_refused_and_a_shared_process_namespace_warned_about()
+{
     let mut host = pod().injecting().build();
     host.spec.as_mut().expect("spec").host_network = Some(true);
     let (reason, message) = denied(mutate(&host, Some(&credential().build()), &config()));
@@ -183,6 +213,18 @@ fn a_host_network_or_non_linux_pod_is_refused_and_a_shared_process_namespace_war
     let (reason, _) = denied(mutate(&windows, Some(&credential().build()), &config()));
     assert_eq!(reason, DenyReason::UnsafePod);
 
+    let mut host_pid = pod().injecting().build();
+    host_pid.spec.as_mut().expect("spec").host_pid = Some(true);
+    let (reason, message) = denied(mutate(&host_pid, Some(&credential().build()), &config()));
+    assert_eq!(reason, DenyReason::UnsafePod);
+    assert!(
+        message.contains("hostPID") && message.contains(INJECT),
+        "{message}"
+    );
+    let mut no_host_pid = pod().injecting().build();
+    no_host_pid.spec.as_mut().expect("spec").host_pid = Some(false);
+    injected(&no_host_pid, &credential().build(), &config());
+
     let mut shared = pod().injecting().build();
     shared.spec.as_mut().expect("spec").share_process_namespace = Some(true);
     let (_, warnings) = injected(&shared, &credential().build(), &config());
@@ -190,4 +232,25 @@ fn a_host_network_or_non_linux_pod_is_refused_and_a_shared_process_namespace_war
         warnings.iter().any(|w| w.contains("shareProcessNamespace")),
         "{warnings:?}"
     );
+}
+
+#[test]
+fn a_pod_running_as_the_default_service_account_is_admitted_with_a_warning_saying_so() {
+    let cases = [
+        (None, true),
+        (Some(""), true),
+        (Some("default"), true),
+        (Some("web"), false),
+    ];
+    for (account, warned) in cases {
+        let mut pod = pod().injecting().build();
+        pod.spec.as_mut().expect("spec").service_account_name = account.map(str::to_owned);
+        let (_, warnings) = injected(&pod, &credential().build(), &config());
+        let says_so = warnings.iter().any(|w| {
+            w.contains("ServiceAccount default")
+                && w.contains("every Pod of namespace payments")
+                && w.contains("spec.serviceAccountName")
+        });
+        assert_eq!(says_so, warned, "{account:?}: {warnings:?}");
+    }
 }

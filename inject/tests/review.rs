@@ -4,9 +4,7 @@ mod support;
 
 use k8s_openapi::api::core::v1::Pod;
 use kube::core::admission::{AdmissionResponse, AdmissionReview};
-use otpilot_inject::review::{
-    CredentialKey, CredentialLookup, credential_to_look_up, refusal_event_target, review,
-};
+use otpilot_inject::review::{CredentialKey, CredentialLookup, credential_to_look_up, review};
 use otpilot_inject::sidecar::CONTAINER_NAME;
 use pretty_assertions::assert_eq;
 use serde_json::json;
@@ -109,7 +107,7 @@ fn refusals_carry_the_message_and_a_status_code() {
         response
             .result
             .message
-            .contains("ApiCredential vendor not found in namespace payments"),
+            .contains("ApiCredential vendor in namespace payments is missing or not Ready"),
         "{}",
         response.result.message
     );
@@ -166,45 +164,4 @@ fn a_review_without_a_request_is_invalid() {
     .expect("parses");
     let response = review(empty, &CredentialLookup::NotNeeded, &config());
     assert!(!response.allowed);
-}
-
-#[test]
-fn refusal_events_go_on_the_pods_controller_and_never_for_dry_runs() {
-    let mut owned = pod().injecting().build();
-    owned.metadata.owner_references = Some(vec![
-        serde_json::from_value(json!({
-            "apiVersion": "v1", "kind": "ConfigMap", "name": "not-the-controller", "uid": "u0"
-        }))
-        .expect("owner"),
-        serde_json::from_value(json!({
-            "apiVersion": "apps/v1", "kind": "ReplicaSet", "name": "web-5d8f", "uid": "u1",
-            "controller": true
-        }))
-        .expect("owner"),
-    ]);
-    let request = admission_review(&owned, "CREATE").request.expect("request");
-    let target = refusal_event_target(&request).expect("the ReplicaSet");
-    assert_eq!(
-        (
-            target.kind.as_deref(),
-            target.name.as_deref(),
-            target.namespace.as_deref(),
-            target.uid.as_deref()
-        ),
-        (
-            Some("ReplicaSet"),
-            Some("web-5d8f"),
-            Some(NAMESPACE),
-            Some("u1")
-        )
-    );
-
-    let mut dry_run = admission_review(&owned, "CREATE").request.expect("request");
-    dry_run.dry_run = true;
-    assert_eq!(refusal_event_target(&dry_run), None);
-
-    let bare = admission_review(&pod().injecting().build(), "CREATE")
-        .request
-        .expect("request");
-    assert_eq!(refusal_event_target(&bare), None);
 }

@@ -82,7 +82,6 @@ async fn run(args: RunArgs) -> anyhow::Result<()> {
         inject,
         client.clone(),
         metrics.clone(),
-        &identity,
         shutdown.clone(),
     )
     .await?;

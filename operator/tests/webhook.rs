@@ -9,201 +9,16 @@ mod support;
 
 use std::time::{Duration, Instant};
 
-use k8s_openapi::ByteString;
 use k8s_openapi::api::admissionregistration::v1::MutatingWebhookConfiguration;
 use k8s_openapi::api::apps::v1::Deployment;
 use k8s_openapi::api::batch::v1::Job;
-use k8s_openapi::api::core::v1::{Event, Pod, Secret};
+use k8s_openapi::api::core::v1::{Event, Secret};
 use kube::api::{Api, DeleteParams, ListParams, PostParams};
-use otpilot_api::common::{CertificateSubject, KeyAlgorithm};
-use otpilot_tests::webhook::{
-    SCOPE_LABEL, create_credential, first_pod, scoped_namespace, wait_until_webhook_answers,
-};
-use otpilot_tests::{TestCluster, TestNamespace};
-use secrecy::ExposeSecret;
-use serde_json::{Value, json};
+use otpilot_tests::TestCluster;
+use otpilot_tests::webhook::{create_credential, first_pod};
+use serde_json::json;
 use support::Operator;
-
-const IMAGE: &str = "localhost/otpilot/sidecar:webhook-test";
-/// Field manager of the Ready condition the tests set.
-const FIELD_MANAGER: &str = "webhook-test";
-const INJECT: &str = "otpilot.dev/inject";
-
-/// One operator process serving the webhook, a configuration pointing at it,
-/// and namespaces labelled for it.
-struct Setup {
-    cluster: TestCluster,
-    operator: Operator,
-    _operator_namespace: TestNamespace,
-    config_name: String,
-    scope: String,
-    _dir: tempfile::TempDir,
-}
-
-fn free_port() -> u16 {
-    let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("bind 127.0.0.1:0");
-    listener.local_addr().expect("local addr").port()
-}
-
-/// A CA and a serving certificate for 127.0.0.1 in `dir` (what cert-manager
-/// would mount); returns the CA PEM.
-fn write_serving_certificate(dir: &std::path::Path) -> String {
-    let now = jiff::Timestamp::now();
-    let day = Duration::from_secs(24 * 3600);
-    let subject = CertificateSubject {
-        common_name: "webhook test CA".to_owned(),
-        ..CertificateSubject::default()
-    };
-    let ca = otpilot_pki::generate_ca(&subject, KeyAlgorithm::EcdsaP256, day, now).expect("CA");
-    let leaf = otpilot_pki::issue_server_certificate(&ca, &["127.0.0.1".to_owned()], day, now)
-        .expect("serving certificate");
-    std::fs::write(dir.join("tls.crt"), &leaf.chain_pem).expect("write tls.crt");
-    std::fs::write(dir.join("tls.key"), leaf.key_pem.expose_secret()).expect("write tls.key");
-    ca.cert_pem
-}
-
-fn webhook_configuration(name: &str, url: &str, scope: &str, ca_pem: Option<&str>) -> Value {
-    let mut client_config = json!({"url": url});
-    if let Some(ca) = ca_pem {
-        client_config["caBundle"] =
-            serde_json::to_value(ByteString(ca.as_bytes().to_vec())).expect("caBundle");
-    }
-    json!({
-        "apiVersion": "admissionregistration.k8s.io/v1",
-        "kind": "MutatingWebhookConfiguration",
-        "metadata": {"name": name},
-        "webhooks": [{
-            "name": "inject.otpilot.dev",
-            "admissionReviewVersions": ["v1"],
-            "sideEffects": "NoneOnDryRun",
-            "failurePolicy": "Fail",
-            "timeoutSeconds": 10,
-            "reinvocationPolicy": "IfNeeded",
-            "clientConfig": client_config,
-            "rules": [{"apiGroups": [""], "apiVersions": ["v1"], "operations": ["CREATE"],
-                       "resources": ["pods"], "scope": "Namespaced"}],
-            "namespaceSelector": {"matchLabels": {SCOPE_LABEL: scope}},
-            "matchConditions": [{"name": "annotated",
-                "expression": "has(object.metadata.annotations) && 'otpilot.dev/inject' in object.metadata.annotations"}]
-        }]
-    })
-}
-
-async fn create_configuration(cluster: &TestCluster, configuration: Value) {
-    let configuration: MutatingWebhookConfiguration =
-        serde_json::from_value(configuration).expect("MutatingWebhookConfiguration");
-    Api::<MutatingWebhookConfiguration>::all(cluster.client())
-        .create(&PostParams::default(), &configuration)
-        .await
-        .expect("register the test webhook");
-}
-
-impl Setup {
-    async fn start(test_name: &str) -> Setup {
-        let cluster = TestCluster::with_crds().await.expect("test control plane");
-        let operator_namespace = cluster
-            .namespace(&format!("{test_name}-operator"))
-            .await
-            .expect("operator namespace");
-        let scope = format!("{:08x}", rand::random::<u32>());
-        let dir = tempfile::tempdir().expect("temp dir");
-        let ca_pem = write_serving_certificate(dir.path());
-        let settings = dir.path().join("inject.json");
-        std::fs::write(&settings, json!({"sidecarImage": IMAGE}).to_string())
-            .expect("write inject.json");
-        let port = free_port();
-        let addr = format!("127.0.0.1:{port}");
-        let ns = operator_namespace.name().to_owned();
-        let cert_dir = dir.path().display().to_string();
-        let settings = settings.display().to_string();
-        let operator = Operator::start_with(
-            &ns,
-            "otpilot-operator",
-            &[
-                ("OTPILOT_WEBHOOK_ADDR", addr.as_str()),
-                ("OTPILOT_WEBHOOK_CERT_DIR", cert_dir.as_str()),
-                ("OTPILOT_INJECT_CONFIG", settings.as_str()),
-            ],
-        )
-        .await;
-        let config_name = format!("otpilot-operator-webhook-test-{scope}");
-        create_configuration(
-            &cluster,
-            webhook_configuration(
-                &config_name,
-                &format!("https://{addr}/inject"),
-                &scope,
-                Some(&ca_pem),
-            ),
-        )
-        .await;
-        Setup {
-            cluster,
-            operator,
-            _operator_namespace: operator_namespace,
-            config_name,
-            scope,
-            _dir: dir,
-        }
-    }
-
-    /// A fresh namespace the webhook serves, once the API server calls it.
-    async fn namespace(&self, test_name: &str) -> TestNamespace {
-        let namespace = scoped_namespace(&self.cluster, test_name, &self.scope).await;
-        if let Err(last) = wait_until_webhook_answers(&namespace).await {
-            panic!(
-                "the API server never got the operator's answer within 30 s (last: {last}); operator log:\n{}",
-                self.operator.log_text()
-            );
-        }
-        namespace
-    }
-
-    async fn stop(self) {
-        Api::<MutatingWebhookConfiguration>::all(self.cluster.client())
-            .delete(&self.config_name, &DeleteParams::default())
-            .await
-            .expect("delete the test webhook configuration");
-        drop(self.operator);
-    }
-}
-
-fn pod_json(name: &str, annotations: Value) -> Value {
-    json!({
-        "metadata": {"name": name, "annotations": annotations},
-        "spec": {"containers": [{"name": "app", "image": "app:1"}]}
-    })
-}
-
-async fn create_pod(namespace: &TestNamespace, pod: Value) -> Result<Pod, kube::Error> {
-    let pod: Pod = serde_json::from_value(pod).expect("Pod");
-    namespace
-        .api::<Pod>()
-        .create(&PostParams::default(), &pod)
-        .await
-}
-
-fn refusal(result: Result<Pod, kube::Error>) -> String {
-    match result {
-        Err(kube::Error::Api(status)) => {
-            assert_eq!(status.code, 403, "{status:?}");
-            status.message
-        }
-        Err(other) => panic!("expected the webhook's refusal, got {other}"),
-        Ok(pod) => panic!(
-            "expected a refusal, the Pod was created: {:?}",
-            pod.metadata.name
-        ),
-    }
-}
-
-fn init_containers(pod: &Pod) -> Vec<(String, Option<String>, Option<String>)> {
-    pod.spec
-        .iter()
-        .flat_map(|s| s.init_containers.iter().flatten())
-        .map(|c| (c.name.clone(), c.restart_policy.clone(), c.image.clone()))
-        .collect()
-}
+use support::webhook_server::*;
 
 #[tokio::test]
 async fn an_annotated_pod_gets_the_native_sidecar_and_an_unannotated_pod_is_untouched() {
@@ -304,49 +119,75 @@ async fn the_pods_of_deployments_and_jobs_get_the_native_sidecar() {
 }
 
 #[tokio::test]
-async fn a_missing_credential_is_refused_counted_and_reported_on_the_pods_controller() {
+async fn a_missing_credential_is_refused_counted_and_reported_by_the_pods_controller_alone() {
     let setup = Setup::start("webhook-refuses").await;
     let namespace = setup.namespace("webhook-refuses-apps").await;
     let ns = namespace.name().to_owned();
 
-    let mut owned = pod_json("owned", json!({INJECT: "nowhere"}));
-    owned["metadata"]["ownerReferences"] = json!([{
-        "apiVersion": "apps/v1", "kind": "ReplicaSet", "name": "web-5d8f",
-        "uid": "0b6c7f3e-1d2a-4c5b-9e8f-7a6b5c4d3e2f", "controller": true
-    }]);
-    let message = refusal(create_pod(&namespace, owned).await);
+    let message =
+        refusal(create_pod(&namespace, pod_json("bare", json!({INJECT: "nowhere"}))).await);
     assert!(
         message.contains(&format!(
-            "ApiCredential nowhere not found in namespace {ns}"
+            "ApiCredential nowhere in namespace {ns} is missing or not Ready"
         )),
         "{message}"
     );
 
-    let deadline = Instant::now() + Duration::from_secs(30);
-    loop {
+    // The webhook writes nothing (sideEffects: None): the ReplicaSet
+    // controller records FailedCreate with the webhook's message itself.
+    let deployment: Deployment = serde_json::from_value(json!({
+        "metadata": {"name": "web"},
+        "spec": {"replicas": 1, "selector": {"matchLabels": {"app": "web"}},
+                 "template": {
+                     "metadata": {"labels": {"app": "web"}, "annotations": {INJECT: "nowhere"}},
+                     "spec": pod_json("", json!({}))["spec"].clone()
+                 }}
+    }))
+    .expect("Deployment");
+    namespace
+        .api::<Deployment>()
+        .create(&PostParams::default(), &deployment)
+        .await
+        .expect("create Deployment");
+    let deadline = Instant::now() + Duration::from_secs(60);
+    let events = loop {
         let metrics = setup.operator.metrics().await;
         let events = namespace
             .api::<Event>()
             .list(&ListParams::default())
             .await
             .expect("list Events");
-        let on_owner = events.items.iter().any(|e| {
-            e.reason.as_deref() == Some("CredentialNotFound")
-                && e.involved_object.name.as_deref() == Some("web-5d8f")
-                && e.message.as_deref().is_some_and(|m| m.contains("nowhere"))
+        let failed_create = events.items.iter().any(|e| {
+            e.reason.as_deref() == Some("FailedCreate")
+                && e.involved_object.kind.as_deref() == Some("ReplicaSet")
+                && e.message.as_deref().is_some_and(|m| {
+                    m.contains("ApiCredential nowhere in namespace")
+                        && m.contains("missing or not Ready")
+                })
         });
         let counted = metrics
             .contains("otpilot_operator_webhook_denials_total{reason=\"CredentialNotFound\"}");
-        if on_owner && counted {
-            break;
+        if failed_create && counted {
+            break events;
         }
         assert!(
             Instant::now() < deadline,
-            "no Warning Event on the ReplicaSet ({on_owner}) or no denial metric ({counted}) within 30 s:\n{metrics}\n{}",
+            "no FailedCreate Event on the ReplicaSet ({failed_create}) or no denial metric ({counted}) within 60 s:\n{metrics}\n{}",
             setup.operator.log_text()
         );
         tokio::time::sleep(Duration::from_millis(200)).await;
-    }
+    };
+    let own: Vec<_> = events
+        .items
+        .iter()
+        .filter(|e| {
+            e.reporting_component.as_deref() == Some("otpilot-operator")
+                || e.source.as_ref().and_then(|s| s.component.as_deref())
+                    == Some("otpilot-operator")
+                || e.reason.as_deref() == Some("CredentialNotFound")
+        })
+        .collect();
+    assert!(own.is_empty(), "the webhook recorded Events: {own:?}");
     setup.stop().await;
 }
 
@@ -361,7 +202,7 @@ async fn a_pod_in_another_namespace_cannot_use_the_credential() {
         refusal(create_pod(&other, pod_json("borrower", json!({INJECT: "vendor"}))).await);
     assert!(
         message.contains(&format!(
-            "ApiCredential vendor not found in namespace {}",
+            "ApiCredential vendor in namespace {} is missing or not Ready",
             other.name()
         )),
         "{message}"
@@ -462,154 +303,4 @@ async fn the_operator_managed_certificate_is_stored_and_its_ca_patched_into_the_
         .delete(&config_name, &DeleteParams::default())
         .await
         .expect("delete the test webhook configuration");
-}
-
-/// Whether `user` may `verb` `resource/name` in `namespace` (SubjectAccessReview).
-async fn may(
-    cluster: &TestCluster,
-    namespace: &str,
-    service_account: &str,
-    (verb, group, resource, name): (&str, &str, &str, &str),
-) -> bool {
-    let review: k8s_openapi::api::authorization::v1::SubjectAccessReview =
-        serde_json::from_value(json!({
-            "apiVersion": "authorization.k8s.io/v1",
-            "kind": "SubjectAccessReview",
-            "spec": {
-                "user": format!("system:serviceaccount:{namespace}:{service_account}"),
-                "groups": ["system:serviceaccounts", "system:authenticated"],
-                "resourceAttributes": {"namespace": namespace, "verb": verb,
-                    "group": group, "resource": resource, "name": name}
-            }
-        }))
-        .expect("SubjectAccessReview");
-    Api::<k8s_openapi::api::authorization::v1::SubjectAccessReview>::all(cluster.client())
-        .create(&PostParams::default(), &review)
-        .await
-        .expect("SubjectAccessReview answered")
-        .status
-        .is_some_and(|s| s.allowed)
-}
-
-#[tokio::test]
-async fn an_injected_pods_service_account_may_use_exactly_its_credentials_shared_session() {
-    use k8s_openapi::api::coordination::v1::Lease;
-    use k8s_openapi::api::core::v1::ServiceAccount;
-    use k8s_openapi::api::rbac::v1::RoleBinding;
-    use otpilot_api::ApiCredential;
-
-    let setup = Setup::start("webhook-session").await;
-    let namespace = setup.namespace("webhook-session-apps").await;
-    create_credential(&namespace, "vendor", "True", FIELD_MANAGER).await;
-    for sa in ["app", "batch", "dry"] {
-        let account: ServiceAccount =
-            serde_json::from_value(json!({"metadata": {"name": sa}})).expect("ServiceAccount");
-        namespace
-            .api::<ServiceAccount>()
-            .create(&PostParams::default(), &account)
-            .await
-            .expect("create ServiceAccount");
-    }
-    let pod_of = |name: &str, sa: &str| {
-        let mut pod = pod_json(name, json!({INJECT: "vendor"}));
-        pod["spec"]["serviceAccountName"] = json!(sa);
-        pod
-    };
-    for (name, sa) in [("a", "app"), ("b", "app"), ("c", "batch")] {
-        create_pod(&namespace, pod_of(name, sa))
-            .await
-            .expect("the annotated Pod is admitted");
-    }
-    let dry: Pod = serde_json::from_value(pod_of("d", "dry")).expect("Pod");
-    namespace
-        .api::<Pod>()
-        .create(
-            &PostParams {
-                dry_run: true,
-                ..PostParams::default()
-            },
-            &dry,
-        )
-        .await
-        .expect("a dry run is admitted");
-
-    let credential = namespace
-        .api::<ApiCredential>()
-        .get("vendor")
-        .await
-        .expect("credential");
-    let uid = credential.metadata.uid.clone().expect("uid");
-    let secret = namespace
-        .api::<Secret>()
-        .get("vendor-session")
-        .await
-        .expect("the session Secret exists");
-    let lease = namespace
-        .api::<Lease>()
-        .get("vendor-session")
-        .await
-        .expect("the session Lease exists");
-    let binding = namespace
-        .api::<RoleBinding>()
-        .get("otpilot-session-vendor")
-        .await
-        .expect("the RoleBinding exists");
-    for meta in [&secret.metadata, &lease.metadata, &binding.metadata] {
-        let owner = &meta.owner_references.as_ref().expect("owned")[0];
-        assert_eq!(
-            owner.uid, uid,
-            "owned by the ApiCredential (deleted with it)"
-        );
-        assert_eq!(
-            meta.labels.as_ref().expect("labels")["otpilot.dev/credential"],
-            "vendor"
-        );
-    }
-    assert_eq!(
-        secret
-            .data
-            .as_ref()
-            .expect("data")
-            .keys()
-            .collect::<Vec<_>>(),
-        ["layout-version"],
-        "nothing published yet"
-    );
-    let subjects: Vec<_> = binding
-        .subjects
-        .iter()
-        .flatten()
-        .map(|s| s.name.clone())
-        .collect();
-    assert_eq!(
-        subjects,
-        ["app", "batch"],
-        "each ServiceAccount once; dry runs change nothing"
-    );
-
-    let ns = namespace.name();
-    let session_secret = ("get", "", "secrets", "vendor-session");
-    let session_lease = ("update", "coordination.k8s.io", "leases", "vendor-session");
-    // The authorizer learns of new bindings through its own watch.
-    let deadline = Instant::now() + Duration::from_secs(20);
-    while !(may(&setup.cluster, ns, "app", session_secret).await
-        && may(&setup.cluster, ns, "batch", session_lease).await)
-    {
-        assert!(
-            Instant::now() < deadline,
-            "the RoleBinding never took effect"
-        );
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
-    assert!(!may(&setup.cluster, ns, "dry", session_secret).await);
-    for other in [
-        ("get", "", "secrets", "vendor-runtime"),
-        ("get", "", "secrets", "vendor-login"),
-        ("list", "", "secrets", ""),
-        ("create", "", "secrets", ""),
-        ("delete", "", "secrets", "vendor-session"),
-    ] {
-        assert!(!may(&setup.cluster, ns, "app", other).await, "{other:?}");
-    }
-    setup.stop().await;
 }

@@ -185,7 +185,8 @@ async fn a_replica_without_the_binding_logs_in_alone_and_says_why() {
         &args,
         &[("KUBECONFIG", kubeconfig.display().to_string().as_str())],
     );
-    sidecar.wait_ready(Duration::from_secs(30)).await;
+    // It first waits 15 s for a grant that may be on its way.
+    sidecar.wait_ready(Duration::from_secs(60)).await;
     let (_, readyz) = sidecar.status("/readyz").await;
     assert!(
         readyz.contains("session mode: standalone") && readyz.contains("may not use Lease"),
@@ -202,6 +203,46 @@ async fn a_replica_without_the_binding_logs_in_alone_and_says_why() {
     assert_eq!(
         v.account().await.accepted_codes - enrolled.accepted_codes,
         1
+    );
+}
+
+#[tokio::test]
+async fn a_replica_whose_binding_arrives_a_few_seconds_late_shares_the_session() {
+    use k8s_openapi::api::rbac::v1::RoleBinding;
+    use kube::api::PostParams;
+    use otpilot_api::session::{service_account_subject, session_role_name};
+
+    let env = SessionNamespace::new("shared-session-late").await;
+    let v = vendor("conduit", Vendor::Conduit, VendorOptions::default()).await;
+    let mounts = Mounts::new(&v.bundle());
+    let (kubeconfig, _) = env.kubeconfig_for("stranger").await;
+    let mut args = mounts.args();
+    args.extend(session_args("late", env.ns.name()));
+    let sidecar = Sidecar::spawn_with_env(
+        &args,
+        &[("KUBECONFIG", kubeconfig.display().to_string().as_str())],
+    );
+    // The operator grants the Pod's ServiceAccount after the API server
+    // stored the Pod: here, a few seconds after the sidecar started.
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    let bindings = env.ns.api::<RoleBinding>();
+    let name = session_role_name(CREDENTIAL);
+    let mut binding = bindings.get(&name).await.expect("RoleBinding");
+    binding
+        .subjects
+        .get_or_insert_with(Vec::new)
+        .push(service_account_subject(env.ns.name(), "stranger"));
+    bindings
+        .replace(&name, &PostParams::default(), &binding)
+        .await
+        .expect("bind the late ServiceAccount");
+
+    sidecar.wait_ready(Duration::from_secs(60)).await;
+    let mode = mode_of(&sidecar).await;
+    assert!(
+        matches!(mode.as_deref(), Some("shared-holder" | "shared-follower")),
+        "{mode:?}; output:\n{}",
+        sidecar.output()
     );
 }
 

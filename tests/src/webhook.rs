@@ -99,7 +99,9 @@ pub async fn wait_until_webhook_answers(namespace: &TestNamespace) -> Result<(),
     let mut last = String::new();
     while Instant::now() < deadline {
         match namespace.api::<Pod>().create(&params, &probe).await {
-            Err(kube::Error::Api(status)) if status.message.contains("webhook-probe not found") => {
+            Err(kube::Error::Api(status))
+                if status.message.contains("webhook-probe in namespace") =>
+            {
                 return Ok(());
             }
             other => last = format!("{other:?}"),

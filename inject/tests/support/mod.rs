@@ -77,6 +77,8 @@ pub fn pod() -> PodBuilder {
             },
             spec: Some(PodSpec {
                 containers: vec![container("app")],
+                // A ServiceAccount of its own: no warning about `default`.
+                service_account_name: Some("web".to_owned()),
                 ..PodSpec::default()
             }),
             status: None,

@@ -3,7 +3,7 @@
 pub mod api_credential;
 pub mod client_ca;
 pub mod profile;
-pub mod session_access;
+pub mod session_grants;
 
 use std::sync::Arc;
 
@@ -21,6 +21,7 @@ pub async fn run(ctx: Arc<Context>, shutdown: CancellationToken) {
     tokio::join!(
         client_ca::run(ctx.clone(), shutdown.clone()),
         profile::run(ctx.clone(), shutdown.clone()),
+        session_grants::run(ctx.clone(), shutdown.clone()),
         api_credential::run(ctx, shutdown),
     );
 }

@@ -106,7 +106,6 @@ pub async fn start(
     inject: otpilot_inject::InjectConfig,
     client: kube::Client,
     metrics: std::sync::Arc<crate::metrics::Metrics>,
-    identity: &str,
     shutdown: tokio_util::sync::CancellationToken,
 ) -> anyhow::Result<()> {
     use anyhow::Context as _;
@@ -123,18 +122,10 @@ pub async fn start(
         tracing::warn!(%error, "no webhook serving certificate yet");
     }
     tracing::info!(addr = %listener.local_addr()?, "webhook server listening");
-    let recorder = kube::runtime::events::Recorder::new(
-        client.clone(),
-        kube::runtime::events::Reporter {
-            controller: "otpilot-operator".into(),
-            instance: Some(identity.to_owned()),
-        },
-    );
     let state = WebhookState {
         client,
         config: std::sync::Arc::new(inject),
         metrics,
-        recorder,
     };
     let tls = tls::server_config(args.webhook_cert_dir.clone());
     tokio::spawn(serve(listener, tls, state, shutdown));

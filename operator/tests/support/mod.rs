@@ -6,6 +6,7 @@
 pub mod faults;
 mod private_control_plane;
 mod process;
+pub mod webhook_server;
 
 #[allow(unused_imports)] // only the control-plane fault tests use it
 pub use private_control_plane::PrivateControlPlane;

@@ -87,6 +87,16 @@ pub fn choose_mode(
     Ok(())
 }
 
+/// Whether the start-up checks are worth repeating: the session objects are
+/// missing or forbidden, which is what a sidecar sees when it starts before
+/// the operator has granted its Pod's ServiceAccount (the grant follows the
+/// stored Pod). An unreachable API server is not waited for.
+pub fn grant_may_be_on_its_way(lease: &Probe, secret: &Probe) -> bool {
+    let pending = |p: &Probe| matches!(p, Probe::Forbidden | Probe::Missing);
+    let failed = |p: &Probe| matches!(p, Probe::Failed(_));
+    (pending(lease) || pending(secret)) && !failed(lease) && !failed(secret)
+}
+
 /// Whether a holder whose last successful renewal was `since_renewal` ago
 /// may keep refreshing: it stops well before the Lease could be taken
 /// (two thirds of its duration), so two refreshers never overlap.
@@ -153,6 +163,28 @@ mod tests {
 
     fn at(s: u64) -> SystemTime {
         UNIX_EPOCH + Duration::from_secs(s)
+    }
+
+    #[test]
+    fn only_a_missing_or_forbidden_session_is_waited_for() {
+        let failed = Probe::Failed("connection refused".into());
+        let cases = [
+            (Probe::Found, Probe::Found, false),
+            (Probe::Forbidden, Probe::Forbidden, true),
+            (Probe::Missing, Probe::Missing, true),
+            (Probe::Found, Probe::Forbidden, true),
+            (Probe::Missing, Probe::Found, true),
+            (failed.clone(), Probe::Forbidden, false),
+            (Probe::Missing, failed.clone(), false),
+            (failed.clone(), failed, false),
+        ];
+        for (lease, secret, wait) in cases {
+            assert_eq!(
+                grant_may_be_on_its_way(&lease, &secret),
+                wait,
+                "{lease:?} {secret:?}"
+            );
+        }
     }
 
     fn record(obtained: u64, expires: u64, refresh: Option<u64>) -> SessionRecord {

@@ -23,6 +23,10 @@ use kube_io::SessionObjects;
 
 /// How long the start-up checks and each Lease call may take.
 const API_TIMEOUT: Duration = Duration::from_secs(5);
+/// How long a sidecar that may not use the session yet (or finds it not
+/// created yet) asks again before logging in alone, and how often.
+const GRANT_WAIT: Duration = Duration::from_secs(15);
+const GRANT_RETRY: Duration = Duration::from_millis(500);
 
 /// What `run` was told about sharing.
 #[derive(Debug, Clone)]
@@ -87,15 +91,26 @@ pub async fn choose(config: &SharingConfig) -> Result<SessionObjects, String> {
         identity,
         lease_duration: config.lease_duration,
     };
-    let (lease, secret) = tokio::time::timeout(API_TIMEOUT, objects.probe())
-        .await
-        .unwrap_or_else(|_| {
-            let silent = Probe::Failed(format!(
-                "the API server did not answer within {} s",
-                API_TIMEOUT.as_secs()
-            ));
-            (silent.clone(), silent)
-        });
+    // The operator grants the session to the Pods the API server stored,
+    // moments after this Pod was: a sidecar starting first waits for it.
+    let waiting_since = Instant::now();
+    let (lease, secret) = loop {
+        let (lease, secret) = tokio::time::timeout(API_TIMEOUT, objects.probe())
+            .await
+            .unwrap_or_else(|_| {
+                let silent = Probe::Failed(format!(
+                    "the API server did not answer within {} s",
+                    API_TIMEOUT.as_secs()
+                ));
+                (silent.clone(), silent)
+            });
+        if !decide::grant_may_be_on_its_way(&lease, &secret)
+            || waiting_since.elapsed() >= GRANT_WAIT
+        {
+            break (lease, secret);
+        }
+        tokio::time::sleep(GRANT_RETRY).await;
+    };
     decide::choose_mode(
         Some(credential),
         Ok(()),

@@ -1,14 +1,10 @@
-//! Access to a credential's shared session (`docs/shared-session.md`): the
-//! `<name>-session` Lease and Secret, a Role naming exactly those two, and a
-//! RoleBinding listing the ServiceAccounts of the Pods that use the
-//! credential.
+//! The objects of a credential's shared session (`docs/shared-session.md`):
+//! the `<name>-session` Lease and Secret, a Role naming exactly those two,
+//! and a RoleBinding listing the ServiceAccounts of the Pods that use the
+//! credential, and the writes that keep them so.
 //!
-//! Done by the injection webhook when it admits a Pod (not a dry run): it is
-//! the one place that sees which ServiceAccount a Pod of the credential runs
-//! as, at the moment the Pod is created, so the binding exists before the
-//! sidecar starts. Every write is idempotent and safe against concurrent
-//! webhook replicas (create-if-missing, replace on the read
-//! `resourceVersion`, retry on 409).
+//! Every write is idempotent and safe against a concurrent writer
+//! (create-if-missing, replace on the read `resourceVersion`, retry on 409).
 //!
 //! All four objects are owned by the ApiCredential (deleted with it) with a
 //! non-controller owner reference: a session Secret changing at every token
@@ -26,9 +22,11 @@ use kube::{Api, Client, Resource, ResourceExt};
 use otpilot_api::ApiCredential;
 use otpilot_api::labels;
 use otpilot_api::session::{
-    empty_data, service_account_subject, session_lease_name, session_role_name, session_role_ref,
-    session_role_rules, session_secret_name,
+    empty_data, session_lease_name, session_role_name, session_role_ref, session_role_rules,
+    session_secret_name,
 };
+
+use super::decision::{BindingChange, binding_change};
 
 use crate::context::FIELD_MANAGER;
 
@@ -97,19 +95,6 @@ pub fn role(credential: &ApiCredential) -> Role {
     }
 }
 
-/// The subjects with `subject` added, or `None` when it is already there (pure).
-pub fn with_subject(subjects: Option<&[Subject]>, subject: &Subject) -> Option<Vec<Subject>> {
-    let subjects = subjects.unwrap_or_default();
-    let present = subjects.iter().any(|s| {
-        s.kind == subject.kind && s.name == subject.name && s.namespace == subject.namespace
-    });
-    (!present).then(|| {
-        let mut all = subjects.to_vec();
-        all.push(subject.clone());
-        all
-    })
-}
-
 async fn create_if_missing<K>(api: &Api<K>, object: &K) -> kube::Result<()>
 where
     K: Resource + Clone + serde::de::DeserializeOwned + serde::Serialize + std::fmt::Debug,
@@ -121,13 +106,8 @@ where
     }
 }
 
-/// Ensures the Lease, the session Secret, the Role, and a RoleBinding that
-/// lists ServiceAccount `service_account` of the credential's namespace.
-pub async fn grant(
-    client: &Client,
-    credential: &ApiCredential,
-    service_account: &str,
-) -> kube::Result<()> {
+/// Ensures the Lease, the session Secret and the Role exist.
+pub async fn ensure(client: &Client, credential: &ApiCredential) -> kube::Result<()> {
     let namespace = credential.namespace().unwrap_or_default();
     let (lease, secret) = lease_and_secret(credential);
     // Created once, never overwritten: the sidecars write them.
@@ -150,42 +130,51 @@ pub async fn grant(
             &Patch::Apply(&role),
         )
         .await?;
-    bind(client, credential, &namespace, service_account).await
+    Ok(())
 }
 
-async fn bind(
+/// Makes the RoleBinding's subjects exactly `desired` (creating it when a
+/// Pod needs it), re-reading on a conflict. Returns the change made. The
+/// Lease, Secret and Role must exist already ([`ensure`]) when `desired`
+/// names anyone.
+pub async fn bind(
     client: &Client,
     credential: &ApiCredential,
-    namespace: &str,
-    service_account: &str,
-) -> kube::Result<()> {
-    let bindings = Api::<RoleBinding>::namespaced(client.clone(), namespace);
+    desired: &[Subject],
+) -> kube::Result<BindingChange> {
+    let namespace = credential.namespace().unwrap_or_default();
+    let bindings = Api::<RoleBinding>::namespaced(client.clone(), &namespace);
     let name = session_role_name(&credential.name_any());
-    let subject = service_account_subject(namespace, service_account);
     let mut last = None;
     for _ in 0..ATTEMPTS {
-        let result = match bindings.get_opt(&name).await? {
-            None => {
+        let current = bindings.get_opt(&name).await?;
+        let change = binding_change(
+            current.as_ref().map(|b| b.subjects.as_deref()),
+            desired.to_vec(),
+        );
+        let result = match (change.clone(), current) {
+            (BindingChange::Keep, _) => return Ok(change),
+            (
+                BindingChange::Create(subjects) | BindingChange::Replace(subjects),
+                Some(mut binding),
+            ) => {
+                binding.subjects = Some(subjects);
+                // The read resourceVersion: a concurrent writer → 409 → again.
+                bindings
+                    .replace(&name, &PostParams::default(), &binding)
+                    .await
+            }
+            (BindingChange::Create(subjects) | BindingChange::Replace(subjects), None) => {
                 let binding = RoleBinding {
                     metadata: metadata(credential, name.clone(), None),
                     role_ref: session_role_ref(&credential.name_any()),
-                    subjects: Some(vec![subject.clone()]),
+                    subjects: Some(subjects),
                 };
                 bindings.create(&PostParams::default(), &binding).await
             }
-            Some(mut binding) => match with_subject(binding.subjects.as_deref(), &subject) {
-                None => return Ok(()),
-                Some(subjects) => {
-                    binding.subjects = Some(subjects);
-                    // The read resourceVersion: a concurrent writer → 409 → again.
-                    bindings
-                        .replace(&name, &PostParams::default(), &binding)
-                        .await
-                }
-            },
         };
         match result {
-            Ok(_) => return Ok(()),
+            Ok(_) => return Ok(change),
             Err(kube::Error::Api(status)) if status.code == 409 => last = Some(status),
             Err(error) => return Err(error),
         }
@@ -235,25 +224,5 @@ mod tests {
             role.metadata.name.as_deref(),
             Some("otpilot-session-billing")
         );
-    }
-
-    #[test]
-    fn a_subject_is_added_once() {
-        let app = service_account_subject("team-a", "app");
-        let other_ns = service_account_subject("team-b", "app");
-        let cases: [(&str, Option<Vec<Subject>>, bool); 4] = [
-            ("none yet", None, true),
-            ("empty", Some(vec![]), true),
-            ("present", Some(vec![app.clone()]), false),
-            ("same name elsewhere", Some(vec![other_ns.clone()]), true),
-        ];
-        for (name, subjects, added) in cases {
-            let got = with_subject(subjects.as_deref(), &app);
-            assert_eq!(got.is_some(), added, "{name}");
-            if let Some(all) = got {
-                assert_eq!(all.last(), Some(&app), "{name}");
-                assert_eq!(all.len(), subjects.map_or(0, |s| s.len()) + 1, "{name}");
-            }
-        }
     }
 }
