@@ -7,6 +7,8 @@
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
+use rustls::pki_types::pem::PemObject;
+use rustls::pki_types::{CertificateDer, PrivateKeyDer};
 use rustls::server::{ClientHello, ResolvesServerCert};
 use rustls::sign::CertifiedKey;
 
@@ -37,16 +39,14 @@ pub fn load(dir: &Path) -> Result<CertifiedKey, TlsError> {
     };
     let cert_pem = read(&cert_path)?;
     let key_pem = read(&key_path)?;
-    let chain: Vec<_> = rustls_pemfile::certs(&mut cert_pem.as_slice())
+    let chain: Vec<_> = CertificateDer::pem_slice_iter(&cert_pem)
         .filter_map(Result::ok)
         .collect();
     if chain.is_empty() {
         return Err(TlsError::NoCertificate(cert_path.display().to_string()));
     }
-    let key = rustls_pemfile::private_key(&mut key_pem.as_slice())
-        .ok()
-        .flatten()
-        .ok_or_else(|| TlsError::NoKey(key_path.display().to_string()))?;
+    let key = PrivateKeyDer::from_pem_slice(&key_pem)
+        .map_err(|_| TlsError::NoKey(key_path.display().to_string()))?;
     let signing_key =
         rustls::crypto::ring::sign::any_supported_type(&key).map_err(|source| TlsError::Key {
             path: key_path.display().to_string(),
