@@ -112,4 +112,37 @@ mod tests {
             "{error:?}"
         );
     }
+
+    #[test]
+    fn an_issued_chain_and_its_pkcs8_key_load() {
+        use otpilot_api::common::{CertificateSubject, KeyAlgorithm};
+        use secrecy::ExposeSecret as _;
+        let now = jiff::Timestamp::now();
+        let validity = std::time::Duration::from_secs(3600);
+        let subject = CertificateSubject {
+            common_name: "test CA".to_owned(),
+            ..CertificateSubject::default()
+        };
+        let ca =
+            otpilot_pki::generate_ca(&subject, KeyAlgorithm::EcdsaP256, validity, now).expect("CA");
+        let names = ["otpilot-webhook.otpilot.svc".to_owned()];
+        let leaf = otpilot_pki::issue_server_certificate(&ca, &names, validity, now).expect("leaf");
+        let dir = tempfile::tempdir().expect("temp dir");
+        std::fs::write(dir.path().join("tls.crt"), &leaf.chain_pem).expect("write");
+        std::fs::write(dir.path().join("tls.key"), leaf.key_pem.expose_secret()).expect("write");
+        let key = load(dir.path()).expect("loads");
+        assert_eq!(
+            key.cert.len(),
+            leaf.chain_pem.matches("BEGIN CERTIFICATE").count()
+        );
+        // A certificate where the key should be is no key.
+        std::fs::write(dir.path().join("tls.key"), &leaf.chain_pem).expect("write");
+        let error = load(dir.path()).err().map(|e| e.to_string());
+        assert!(
+            error
+                .as_deref()
+                .is_some_and(|e| e.contains("failed to find a PEM private key")),
+            "{error:?}"
+        );
+    }
 }
