@@ -63,7 +63,7 @@ section "supply chain"
 # the run fails, it never skips. A release is also checked against the live
 # database (SECURITY.md).
 if [ -z "${OTPILOT_ADVISORY_DBS:-}" ] || [ ! -d "$OTPILOT_ADVISORY_DBS" ]; then
-  echo "error: no advisory database snapshot (../shared/advisory-db/advisory-db.bundle beside the repo); cannot check advisories" >&2
+  echo "error: no advisory database snapshot (../shared/advisory-db/advisory-db.bundle beside the repo, or OTPILOT_ADVISORY_BUNDLE); cannot check advisories" >&2
   exit 1
 fi
 cargo deny --version
