@@ -55,6 +55,22 @@ if [ -n "$banned" ]; then
 fi
 echo "rustls + ring only"
 
+section "supply chain"
+# cargo-deny with the checked-in deny.toml: advisories (RustSec), bans (one
+# copy of each crate unless deny.toml says why, no rsa, one TLS stack),
+# licenses (an allow-list) and sources (crates.io only). Offline, against the
+# dated snapshot test-tools.sh cloned from ../shared/advisory-db: without it
+# the run fails, it never skips. A release is also checked against the live
+# database (SECURITY.md).
+if [ -z "${OTPILOT_ADVISORY_DBS:-}" ] || [ ! -d "$OTPILOT_ADVISORY_DBS" ]; then
+  echo "error: no advisory database snapshot (../shared/advisory-db/advisory-db.bundle beside the repo, or OTPILOT_ADVISORY_BUNDLE); cannot check advisories" >&2
+  exit 1
+fi
+cargo deny --version
+snapshot_date=$(git -C "$OTPILOT_ADVISORY_DBS"/advisory-db-* log -1 --format=%cs)
+echo "advisory database snapshot of $snapshot_date ($(( ($(date +%s) - $(date -d "$snapshot_date" +%s)) / 86400 )) days old)"
+cargo deny --offline --locked check advisories bans licenses sources
+
 section "clippy"
 cargo clippy --workspace --all-targets --all-features --locked -- -D warnings
 

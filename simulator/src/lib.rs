@@ -35,6 +35,7 @@ pub mod clock;
 pub mod config;
 pub mod error;
 pub mod faults;
+mod jwt_crypto;
 pub mod ledger;
 pub mod mfa;
 pub mod serve;

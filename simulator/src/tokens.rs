@@ -99,6 +99,7 @@ impl Default for TokenIssuer {
 impl TokenIssuer {
     /// An issuer with a fresh random key.
     pub fn new() -> Self {
+        crate::jwt_crypto::install();
         let mut key = [0_u8; 32];
         rand::rng().fill_bytes(&mut key);
         Self {
@@ -267,5 +268,30 @@ mod tests {
             TokenIssuer::new().verify("garbage", TokenKind::Access, 1001),
             Err(TokenError::Invalid)
         );
+    }
+
+    #[test]
+    fn a_token_with_its_signature_stripped_or_alg_none_is_invalid() {
+        use base64::Engine as _;
+        let issuer = TokenIssuer::new();
+        let (token, _) = issuer
+            .issue(
+                "u1",
+                TokenKind::Access,
+                Duration::from_secs(5),
+                1000,
+                Extra::default(),
+            )
+            .expect("issue");
+        let (signed, _tag) = token.rsplit_once('.').expect("three parts");
+        let (_, claims) = signed.split_once('.').expect("three parts");
+        let b64 = base64::engine::general_purpose::URL_SAFE_NO_PAD;
+        let none = b64.encode(br#"{"alg":"none","typ":"JWT"}"#);
+        for forged in [format!("{signed}."), format!("{none}.{claims}.")] {
+            assert_eq!(
+                issuer.verify(&forged, TokenKind::Access, 1001),
+                Err(TokenError::Invalid)
+            );
+        }
     }
 }

@@ -7,6 +7,8 @@
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
+use rustls::pki_types::pem::PemObject;
+use rustls::pki_types::{CertificateDer, PrivateKeyDer};
 use rustls::server::{ClientHello, ResolvesServerCert};
 use rustls::sign::CertifiedKey;
 
@@ -37,16 +39,14 @@ pub fn load(dir: &Path) -> Result<CertifiedKey, TlsError> {
     };
     let cert_pem = read(&cert_path)?;
     let key_pem = read(&key_path)?;
-    let chain: Vec<_> = rustls_pemfile::certs(&mut cert_pem.as_slice())
+    let chain: Vec<_> = CertificateDer::pem_slice_iter(&cert_pem)
         .filter_map(Result::ok)
         .collect();
     if chain.is_empty() {
         return Err(TlsError::NoCertificate(cert_path.display().to_string()));
     }
-    let key = rustls_pemfile::private_key(&mut key_pem.as_slice())
-        .ok()
-        .flatten()
-        .ok_or_else(|| TlsError::NoKey(key_path.display().to_string()))?;
+    let key = PrivateKeyDer::from_pem_slice(&key_pem)
+        .map_err(|_| TlsError::NoKey(key_path.display().to_string()))?;
     let signing_key =
         rustls::crypto::ring::sign::any_supported_type(&key).map_err(|source| TlsError::Key {
             path: key_path.display().to_string(),
@@ -109,6 +109,39 @@ mod tests {
             error
                 .as_deref()
                 .is_some_and(|e| e.contains("failed to find a PEM certificate")),
+            "{error:?}"
+        );
+    }
+
+    #[test]
+    fn an_issued_chain_and_its_pkcs8_key_load() {
+        use otpilot_api::common::{CertificateSubject, KeyAlgorithm};
+        use secrecy::ExposeSecret as _;
+        let now = jiff::Timestamp::now();
+        let validity = std::time::Duration::from_secs(3600);
+        let subject = CertificateSubject {
+            common_name: "test CA".to_owned(),
+            ..CertificateSubject::default()
+        };
+        let ca =
+            otpilot_pki::generate_ca(&subject, KeyAlgorithm::EcdsaP256, validity, now).expect("CA");
+        let names = ["otpilot-webhook.otpilot.svc".to_owned()];
+        let leaf = otpilot_pki::issue_server_certificate(&ca, &names, validity, now).expect("leaf");
+        let dir = tempfile::tempdir().expect("temp dir");
+        std::fs::write(dir.path().join("tls.crt"), &leaf.chain_pem).expect("write");
+        std::fs::write(dir.path().join("tls.key"), leaf.key_pem.expose_secret()).expect("write");
+        let key = load(dir.path()).expect("loads");
+        assert_eq!(
+            key.cert.len(),
+            leaf.chain_pem.matches("BEGIN CERTIFICATE").count()
+        );
+        // A certificate where the key should be is no key.
+        std::fs::write(dir.path().join("tls.key"), &leaf.chain_pem).expect("write");
+        let error = load(dir.path()).err().map(|e| e.to_string());
+        assert!(
+            error
+                .as_deref()
+                .is_some_and(|e| e.contains("failed to find a PEM private key")),
             "{error:?}"
         );
     }
