@@ -27,6 +27,7 @@
 #![warn(missing_docs)]
 
 pub mod annotations;
+pub mod borrowed;
 pub mod config;
 pub mod decision;
 mod mutate;

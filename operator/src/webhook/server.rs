@@ -72,7 +72,10 @@ async fn answer(state: &WebhookState, review: AdmissionReview<Pod>) -> Admission
         Ok(request) => request,
         Err(error) => return AdmissionResponse::invalid(error),
     };
-    let decision = decide(&request, &lookup, &state.config);
+    let mut decision = decide(&request, &lookup, &state.config);
+    if let CredentialLookup::Found(credential) = &lookup {
+        decision = super::borrowed::check(&state.client, credential, decision).await;
+    }
     if let (Decision::Allow { patch, .. }, CredentialLookup::Found(credential)) =
         (&decision, &lookup)
         && !patch.is_empty()

@@ -15,6 +15,7 @@ mod looking;
 mod notices;
 mod pass;
 mod reenroll;
+mod recovery_vendor;
 mod requests;
 mod secrets;
 mod seed_check;
