@@ -35,7 +35,10 @@ pub const VENDOR_LOCKED_MESSAGE: &str = "spec.baseUrl and spec.serverCa cannot c
 #[derive(CustomResource, KubeSchema, Serialize, Deserialize, Clone, Debug, PartialEq)]
 #[x_kube(crates(kube_core = "::kube_core"))]
 #[kube(
-    crates(kube_core = "::kube_core"),
+    // The root-level rule below makes the derive put `KubeSchema` (from
+    // `kube`, here kube_derive) and an `x_kube` attribute on the root struct.
+    crates(kube_core = "::kube_core", kube = "::kube_derive"),
+    attr = "x_kube(crates(kube_core = \"::kube_core\"))",
     group = "otpilot.dev",
     version = "v1alpha1",
     kind = "ApiCredential",

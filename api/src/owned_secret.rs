@@ -14,9 +14,14 @@ use crate::labels;
 pub fn otpilot_owned(meta: &ObjectMeta) -> Option<String> {
     let labels = meta.labels.as_ref();
     if let Some(kind) = labels.and_then(|l| l.get(labels::SECRET_KIND)) {
-        return Some(format!("it is otpilot's {kind} Secret (label {})", labels::SECRET_KIND));
+        return Some(format!(
+            "it is otpilot's {kind} Secret (label {})",
+            labels::SECRET_KIND
+        ));
     }
-    if labels.and_then(|l| l.get(labels::MANAGED_BY)).map(String::as_str)
+    if labels
+        .and_then(|l| l.get(labels::MANAGED_BY))
+        .map(String::as_str)
         == Some(labels::MANAGED_BY_VALUE)
     {
         return Some(format!(
@@ -74,7 +79,11 @@ mod tests {
     fn labels_and_owners_decide_not_names() {
         let cases: &[(&str, ObjectMeta, Option<&str>)] = &[
             ("a user's Secret", meta(&[("app", "payments")], None), None),
-            ("Helm's Secret", meta(&[(labels::MANAGED_BY, "Helm")], None), None),
+            (
+                "Helm's Secret",
+                meta(&[(labels::MANAGED_BY, "Helm")], None),
+                None,
+            ),
             (
                 "owned by a Deployment",
                 meta(&[], Some(("apps/v1", "Deployment"))),

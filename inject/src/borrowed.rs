@@ -122,7 +122,12 @@ mod tests {
         let allow = Decision::untouched();
         let cases: Vec<(&str, &str, SecretMeta, Option<&str>)> = vec![
             ("a user's Secret", "vendor-login", labelled(&[]), None),
-            ("a user's Secret, absent", "vendor-login", SecretMeta::NotFound, None),
+            (
+                "a user's Secret, absent",
+                "vendor-login",
+                SecretMeta::NotFound,
+                None,
+            ),
             (
                 "another credential's recovery",
                 "other-recovery",
@@ -165,7 +170,10 @@ mod tests {
                 (Some(words), Decision::Deny { reason, message }) => {
                     assert_eq!(*reason, DenyReason::ForbiddenSecret, "{what}");
                     assert!(message.contains(words), "{what}: {message}");
-                    assert!(message.contains("spec.passwordSecretRef"), "{what}: {message}");
+                    assert!(
+                        message.contains("spec.passwordSecretRef"),
+                        "{what}: {message}"
+                    );
                 }
                 _ => panic!("{what}: {got:?}"),
             }

@@ -37,7 +37,11 @@ async fn otpilots_own_secrets_are_refused_as_inputs_whatever_their_name() {
     // The ClientCA's key Secret lives in the operator's namespace, here the
     // test's own.
     let (ca, _) = create_client_ca(&cluster, &ns, &operator).await;
-    create_credential(&ns, &credential("victim", "goaxr", &sim.base_url(), "Retain")).await;
+    create_credential(
+        &ns,
+        &credential("victim", "goaxr", &sim.base_url(), "Retain"),
+    )
+    .await;
     let victim = wait_for_ready(&ns, "victim", &operator).await;
 
     let secrets = ns.api::<Secret>();
@@ -49,7 +53,10 @@ async fn otpilots_own_secrets_are_refused_as_inputs_whatever_their_name() {
             owner_references: Some(vec![owner]),
             ..ObjectMeta::default()
         },
-        string_data: Some(BTreeMap::from([("refresh-token".into(), "rt-victim".into())])),
+        string_data: Some(BTreeMap::from([(
+            "refresh-token".into(),
+            "rt-victim".into(),
+        )])),
         ..Secret::default()
     };
     secrets
@@ -76,11 +83,41 @@ async fn otpilots_own_secrets_are_refused_as_inputs_whatever_their_name() {
 
     let ca_key = format!("{ca}-ca-key");
     let cases = [
-        ("recovery", "passwordSecretRef", "victim-recovery", "recovery-codes", "otpilot's recovery Secret"),
-        ("runtime", "passwordSecretRef", "victim-runtime", "totp-secret", "otpilot's runtime Secret"),
-        ("session", "apiKeySecretRef", "victim-session", "refresh-token", "owned by ApiCredential victim"),
-        ("cakey", "passwordSecretRef", ca_key.as_str(), "tls.key", "otpilot's ca-key Secret"),
-        ("labelled", "apiKeySecretRef", "vendor-settings", "password", "managed by otpilot"),
+        (
+            "recovery",
+            "passwordSecretRef",
+            "victim-recovery",
+            "recovery-codes",
+            "otpilot's recovery Secret",
+        ),
+        (
+            "runtime",
+            "passwordSecretRef",
+            "victim-runtime",
+            "totp-secret",
+            "otpilot's runtime Secret",
+        ),
+        (
+            "session",
+            "apiKeySecretRef",
+            "victim-session",
+            "refresh-token",
+            "owned by ApiCredential victim",
+        ),
+        (
+            "cakey",
+            "passwordSecretRef",
+            ca_key.as_str(),
+            "tls.key",
+            "otpilot's ca-key Secret",
+        ),
+        (
+            "labelled",
+            "apiKeySecretRef",
+            "vendor-settings",
+            "password",
+            "managed by otpilot",
+        ),
     ];
     for (name, field, secret, key, _) in &cases {
         let mut thief = credential(&format!("thief-{name}"), "goaxr", &sim.base_url(), "Retain");
@@ -102,7 +139,10 @@ async fn otpilots_own_secrets_are_refused_as_inputs_whatever_their_name() {
             Duration::from_secs(60),
             &operator,
             "Enrolled reason ForbiddenSecret",
-            |c| condition(c, "Enrolled").is_some_and(|(s, r)| s == "False" && r == "ForbiddenSecret"),
+            |c| {
+                condition(c, "Enrolled")
+                    .is_some_and(|(s, r)| s == "False" && r == "ForbiddenSecret")
+            },
         )
         .await;
         let msg = message(&refused, "Enrolled");
@@ -115,8 +155,10 @@ async fn otpilots_own_secrets_are_refused_as_inputs_whatever_their_name() {
             Some("False".to_owned()),
             "{thief}"
         );
-        assert!(refused.status.as_ref().and_then(|s| s.enrollment)
-            != Some(otpilot_api::api_credential::EnrollmentState::Enrolled));
+        assert!(
+            refused.status.as_ref().and_then(|s| s.enrollment)
+                != Some(otpilot_api::api_credential::EnrollmentState::Enrolled)
+        );
     }
     // Nothing of the thieves reached the vendor: the victim's enrollment is
     // the only one, and it still logs in.

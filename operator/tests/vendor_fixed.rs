@@ -34,9 +34,12 @@ async fn patch_spec(ns: &TestNamespace, spec: serde_json::Value) -> Result<(), (
 }
 
 fn issuer(recovery: &std::collections::BTreeMap<String, Vec<u8>>) -> serde_json::Value {
-    let text = recovery
-        .get(ISSUER_KEY)
-        .unwrap_or_else(|| panic!("no {ISSUER_KEY} in the recovery Secret: {:?}", recovery.keys()));
+    let text = recovery.get(ISSUER_KEY).unwrap_or_else(|| {
+        panic!(
+            "no {ISSUER_KEY} in the recovery Secret: {:?}",
+            recovery.keys()
+        )
+    });
     serde_json::from_slice(text).expect("the issuer record is JSON")
 }
 
@@ -52,9 +55,18 @@ async fn an_enrolled_credentials_vendor_cannot_be_edited_and_its_codes_name_thei
     wait_for_ready(&ns, "bot", &operator).await;
 
     let edits = [
-        ("another host", serde_json::json!({ "baseUrl": "https://attacker.example/v1" })),
-        ("another path", serde_json::json!({ "baseUrl": format!("{}/other", sim.base_url()) })),
-        ("another CA", serde_json::json!({ "serverCa": { "name": "attacker-ca", "key": "ca.crt" } })),
+        (
+            "another host",
+            serde_json::json!({ "baseUrl": "https://attacker.example/v1" }),
+        ),
+        (
+            "another path",
+            serde_json::json!({ "baseUrl": format!("{}/other", sim.base_url()) }),
+        ),
+        (
+            "another CA",
+            serde_json::json!({ "serverCa": { "name": "attacker-ca", "key": "ca.crt" } }),
+        ),
         ("no CA", serde_json::json!({ "serverCa": null })),
     ];
     for (what, spec) in edits {
@@ -75,7 +87,9 @@ async fn an_enrolled_credentials_vendor_cannot_be_edited_and_its_codes_name_thei
     let recorded = issuer(&secret_data(&ns, "bot-recovery").await);
     assert_eq!(recorded["baseUrl"], sim.base_url().as_str(), "{recorded}");
     assert!(
-        recorded["serverCaSha256"].as_str().is_some_and(|h| h.len() == 64),
+        recorded["serverCaSha256"]
+            .as_str()
+            .is_some_and(|h| h.len() == 64),
         "{recorded}"
     );
     sim.shutdown().await;
@@ -93,7 +107,11 @@ async fn codes_left_at_vendor(sim: &otpilot_sim::SimHandle) -> usize {
 async fn corrupt_seed(ns: &TestNamespace) {
     let patch = serde_json::json!({ "stringData": { "totp-secret": WRONG_SEED } });
     ns.api::<Secret>()
-        .patch("bot-runtime", &PatchParams::default(), &Patch::Merge(&patch))
+        .patch(
+            "bot-runtime",
+            &PatchParams::default(),
+            &Patch::Merge(&patch),
+        )
         .await
         .expect("corrupt the runtime Secret's seed");
 }
@@ -118,7 +136,11 @@ async fn recovery_codes_issued_by_another_vendor_are_not_spent() {
     let elsewhere = serde_json::json!({ "baseUrl": "https://vendor-before.example/v1" });
     let patch = serde_json::json!({ "stringData": { ISSUER_KEY: elsewhere.to_string() } });
     ns.api::<Secret>()
-        .patch("bot-recovery", &PatchParams::default(), &Patch::Merge(&patch))
+        .patch(
+            "bot-recovery",
+            &PatchParams::default(),
+            &Patch::Merge(&patch),
+        )
         .await
         .expect("record another issuer");
 
@@ -145,7 +167,15 @@ async fn recovery_codes_issued_by_another_vendor_are_not_spent() {
         }
         tokio::time::sleep(Duration::from_millis(500)).await;
     }
-    let c = wait_for(&ns, "bot", Duration::from_secs(5), &operator, "mismatch", refused).await;
+    let c = wait_for(
+        &ns,
+        "bot",
+        Duration::from_secs(5),
+        &operator,
+        "mismatch",
+        refused,
+    )
+    .await;
     let message = c
         .status
         .as_ref()
@@ -160,7 +190,10 @@ async fn recovery_codes_issued_by_another_vendor_are_not_spent() {
     assert_eq!(codes_left_at_vendor(&sim).await, before, "no code spent");
     let recovery = secret_data(&ns, "bot-recovery").await;
     let stored = String::from_utf8(recovery["recovery-codes"].clone()).expect("text");
-    assert_eq!(stored.lines().filter(|l| !l.trim().is_empty()).count(), before);
+    assert_eq!(
+        stored.lines().filter(|l| !l.trim().is_empty()).count(),
+        before
+    );
 
     let mut values = values;
     values.push(WRONG_SEED.to_owned());

@@ -164,7 +164,10 @@ async fn a_pod_is_refused_when_its_credential_names_otpilots_own_secret() {
     )
     .expect("write inject.json");
     let addr = format!("127.0.0.1:{}", free_port());
-    let (cert_dir, settings) = (dir.path().display().to_string(), settings.display().to_string());
+    let (cert_dir, settings) = (
+        dir.path().display().to_string(),
+        settings.display().to_string(),
+    );
     let operator = Operator::start_with(
         operator_ns.name(),
         "otpilot-operator",
@@ -176,10 +179,14 @@ async fn a_pod_is_refused_when_its_credential_names_otpilots_own_secret() {
     )
     .await;
     let config_name = format!("otpilot-borrowed-test-{scope}");
-    let configuration: MutatingWebhookConfiguration = serde_json::from_value(
-        webhook_configuration(&config_name, &format!("https://{addr}/inject"), &scope, &ca_pem),
-    )
-    .expect("MutatingWebhookConfiguration");
+    let configuration: MutatingWebhookConfiguration =
+        serde_json::from_value(webhook_configuration(
+            &config_name,
+            &format!("https://{addr}/inject"),
+            &scope,
+            &ca_pem,
+        ))
+        .expect("MutatingWebhookConfiguration");
     let configurations = Api::<MutatingWebhookConfiguration>::all(cluster.client());
     configurations
         .create(&PostParams::default(), &configuration)
@@ -187,7 +194,10 @@ async fn a_pod_is_refused_when_its_credential_names_otpilots_own_secret() {
         .expect("register the test webhook");
     let ns = scoped_namespace(&cluster, "borrowed-webhook-apps", &scope).await;
     if let Err(last) = wait_until_webhook_answers(&ns).await {
-        panic!("the webhook never answered (last: {last}):\n{}", operator.log_text());
+        panic!(
+            "the webhook never answered (last: {last}):\n{}",
+            operator.log_text()
+        );
     }
 
     // A victim credential, so a Secret can be owned by it.
@@ -201,20 +211,34 @@ async fn a_pod_is_refused_when_its_credential_names_otpilots_own_secret() {
         (
             "recovery",
             "victim-recovery",
-            labelled(&[(labels::SECRET_KIND, "recovery"), (labels::CREDENTIAL, "victim")]),
+            labelled(&[
+                (labels::SECRET_KIND, "recovery"),
+                (labels::CREDENTIAL, "victim"),
+            ]),
             "otpilot's recovery Secret",
         ),
         (
             "runtime",
             "victim-runtime",
-            labelled(&[(labels::SECRET_KIND, "runtime"), (labels::CREDENTIAL, "victim")]),
+            labelled(&[
+                (labels::SECRET_KIND, "runtime"),
+                (labels::CREDENTIAL, "victim"),
+            ]),
             "otpilot's runtime Secret",
         ),
-        ("session", "victim-session", owned_by_victim, "owned by ApiCredential victim"),
+        (
+            "session",
+            "victim-session",
+            owned_by_victim,
+            "owned by ApiCredential victim",
+        ),
         (
             "cakey",
             "vendor-ca-ca-key",
-            labelled(&[(labels::SECRET_KIND, "ca-key"), (labels::CLIENT_CA, "vendor-ca")]),
+            labelled(&[
+                (labels::SECRET_KIND, "ca-key"),
+                (labels::CLIENT_CA, "vendor-ca"),
+            ]),
             "otpilot's ca-key Secret",
         ),
         (
@@ -230,7 +254,9 @@ async fn a_pod_is_refused_when_its_credential_names_otpilots_own_secret() {
     }
 
     // The victim itself, naming a user's Secret, is admitted with a sidecar.
-    let pod = admit(&ns, "victim").await.expect("the victim's Pod is admitted");
+    let pod = admit(&ns, "victim")
+        .await
+        .expect("the victim's Pod is admitted");
     assert!(
         pod.spec
             .iter()

@@ -365,7 +365,10 @@ async fn set_enrollment(api: &Api<DynamicObject>, name: &str, state: &str) {
 
 async fn edit(api: &Api<DynamicObject>, name: &str, spec: Value) -> Result<(), (u16, String)> {
     let patch = json!({ "spec": spec });
-    match api.patch(name, &PatchParams::default(), &Patch::Merge(&patch)).await {
+    match api
+        .patch(name, &PatchParams::default(), &Patch::Merge(&patch))
+        .await
+    {
         Ok(_) => Ok(()),
         Err(kube::Error::Api(status)) => Err((status.code, status.message)),
         Err(other) => Err((0, other.to_string())),
@@ -393,21 +396,41 @@ async fn the_vendor_cannot_change_once_enrollment_has_started() {
     let another_host = || json!({ "baseUrl": "https://attacker.example/v1" });
     let a_ca = || json!({ "serverCa": { "name": "attacker-ca", "key": "ca.crt" } });
     // No status yet, then NotStarted: a typo in the address can be fixed.
-    edit(&api, name, json!({ "baseUrl": "https://api2.vendor.example/v1" }))
-        .await
-        .expect("baseUrl edit before any status");
+    edit(
+        &api,
+        name,
+        json!({ "baseUrl": "https://api2.vendor.example/v1" }),
+    )
+    .await
+    .expect("baseUrl edit before any status");
     set_enrollment(&api, name, "NotStarted").await;
-    edit(&api, name, json!({ "baseUrl": "https://api.vendor.example/v1" }))
+    edit(
+        &api,
+        name,
+        json!({ "baseUrl": "https://api.vendor.example/v1" }),
+    )
+    .await
+    .expect("baseUrl edit while NotStarted");
+    edit(&api, name, a_ca())
         .await
-        .expect("baseUrl edit while NotStarted");
-    edit(&api, name, a_ca()).await.expect("serverCa added while NotStarted");
+        .expect("serverCa added while NotStarted");
 
     let mut wrong = Vec::new();
-    for state in ["Pending", "Enrolled", "Failed", "LockedOut", "ReenrollRequired", "Disabled"] {
+    for state in [
+        "Pending",
+        "Enrolled",
+        "Failed",
+        "LockedOut",
+        "ReenrollRequired",
+        "Disabled",
+    ] {
         set_enrollment(&api, name, state).await;
         for (what, spec) in [
             ("another host", another_host()),
-            ("another CA", json!({ "serverCa": { "name": "other-ca", "key": "ca.crt" } })),
+            (
+                "another CA",
+                json!({ "serverCa": { "name": "other-ca", "key": "ca.crt" } }),
+            ),
             ("no CA", json!({ "serverCa": null })),
         ] {
             match edit(&api, name, spec).await {
@@ -418,7 +441,13 @@ async fn the_vendor_cannot_change_once_enrollment_has_started() {
             }
         }
         // Everything else stays editable, and the status moves on.
-        if let Err(e) = edit(&api, name, json!({ "username": format!("bot-{state}@example.com") })).await {
+        if let Err(e) = edit(
+            &api,
+            name,
+            json!({ "username": format!("bot-{state}@example.com") }),
+        )
+        .await
+        {
             wrong.push(format!("{state}, username: {e:?}"));
         }
     }

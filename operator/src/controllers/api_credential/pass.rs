@@ -16,9 +16,9 @@ use super::{
     certificate, dereference, enrollment, failure, notices, recovery_vendor, reenroll, requests,
     secrets, status,
 };
-use recovery_vendor::Vendor;
 use crate::conditions::Desired;
 use crate::context::Context;
+use recovery_vendor::Vendor;
 
 /// The HTTPS settings for this credential's vendor.
 pub fn engine_settings(resolved: &dereference::Resolved, timeout: Duration) -> HttpSettings {

@@ -140,7 +140,12 @@ mod tests {
         let with_ca = Vendor::of("https://api.vendor.example/v1", Some(CA));
         let cases: &[(&str, Option<String>, &Vendor, Verdict)] = &[
             ("no record", None, &issuer, Verdict::Unrecorded),
-            ("same vendor", Some(issuer.to_text()), &issuer, Verdict::Same),
+            (
+                "same vendor",
+                Some(issuer.to_text()),
+                &issuer,
+                Verdict::Same,
+            ),
             (
                 "same CA, other line endings",
                 Some(with_ca.to_text()),
