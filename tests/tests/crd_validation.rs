@@ -3,6 +3,8 @@
 //! object, words the API server's message must contain). Every object is
 //! sent as a dry-run create, so nothing is stored; the valid objects each
 //! row starts from are accepted first, so a row fails for its own change.
+//! The update rule that fixes the vendor once enrollment started is tested
+//! on a stored object, its status set as the operator sets it.
 
 use kube::api::{Api, DynamicObject, Patch, PatchParams, PostParams};
 use kube::core::{ApiResource, GroupVersionKind};
