@@ -11,6 +11,21 @@ use crate::common::{CertificateSubject, ConfigMapKeyRef, KeyAlgorithm, SecretKey
 use crate::duration::Duration;
 use crate::profile::TotpAlgorithm;
 
+/// The CEL rule that keeps `spec.baseUrl` and `spec.serverCa` as they were
+/// once `status.enrollment` says enrollment started (anything but absent or
+/// `NotStarted`).
+pub const VENDOR_LOCKED_RULE: &str = "!has(oldSelf.status) || !has(oldSelf.status.enrollment) \
+     || oldSelf.status.enrollment == 'NotStarted' \
+     || (self.spec.baseUrl == oldSelf.spec.baseUrl \
+         && has(self.spec.serverCa) == has(oldSelf.spec.serverCa) \
+         && (!has(self.spec.serverCa) || self.spec.serverCa == oldSelf.spec.serverCa))";
+
+/// What the API server answers to an edit [`VENDOR_LOCKED_RULE`] refuses.
+pub const VENDOR_LOCKED_MESSAGE: &str = "spec.baseUrl and spec.serverCa cannot change once \
+     enrollment has started: the TOTP secret and recovery codes belong to the vendor that issued \
+     them. To use another vendor or host, create a new ApiCredential (see docs/troubleshooting.md, \
+     'baseUrl cannot change')";
+
 /// A machine identity at a third-party API that demands MFA. The operator
 /// issues its client certificate, enrolls TOTP at the vendor and keeps the
 /// seed and recovery codes in Secrets; a sidecar in each workload pod logs in
@@ -20,7 +35,10 @@ use crate::profile::TotpAlgorithm;
 #[derive(CustomResource, KubeSchema, Serialize, Deserialize, Clone, Debug, PartialEq)]
 #[x_kube(crates(kube_core = "::kube_core"))]
 #[kube(
-    crates(kube_core = "::kube_core"),
+    // The root-level rule below makes the derive put `KubeSchema` (from
+    // `kube`, here kube_derive) and an `x_kube` attribute on the root struct.
+    crates(kube_core = "::kube_core", kube = "::kube_derive"),
+    attr = "x_kube(crates(kube_core = \"::kube_core\"))",
     group = "otpilot.dev",
     version = "v1alpha1",
     kind = "ApiCredential",
@@ -66,7 +84,13 @@ use crate::profile::TotpAlgorithm;
         name = "Age",
         type_ = "date",
         json_path = ".metadata.creationTimestamp"
-    )
+    ),
+    // Once enrollment has started, the TOTP secret and the recovery codes
+    // belong to the vendor that issued them: an edit of the vendor's
+    // address would send the password, live codes and, after refusals, a
+    // recovery code to another host. Root level, so the rule can read
+    // `status` (the API server keeps the stored status on a spec update).
+    validation = Rule::new(VENDOR_LOCKED_RULE).message(VENDOR_LOCKED_MESSAGE)
 )]
 #[x_kube(validation = Rule::new("!has(self.secretValues) || !has(self.variables) || self.secretValues.all(v, !(v.name in self.variables))").message("a secretValues name may not also be a key of variables"))]
 #[serde(rename_all = "camelCase")]

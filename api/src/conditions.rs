@@ -98,6 +98,13 @@ pub mod reasons {
     pub const RECOVERY_CODES_EXHAUSTED: &str = "RecoveryCodesExhausted";
     /// The operator logged in with a recovery code.
     pub const RECOVERED_WITH_RECOVERY_CODE: &str = "RecoveredWithRecoveryCode";
+    /// The stored recovery codes were issued by another vendor (baseUrl or
+    /// server CA) than the one the credential names now: none is spent.
+    pub const RECOVERY_VENDOR_MISMATCH: &str = "RecoveryVendorMismatch";
+    /// A password, API key or secret value names one of otpilot's own
+    /// Secrets (another credential's runtime, recovery or session Secret,
+    /// a ClientCA's key): never an input.
+    pub const FORBIDDEN_SECRET: &str = "ForbiddenSecret";
 
     // Deletion.
     /// deletionPolicy Disable: MFA is being turned off at the vendor.
@@ -173,6 +180,8 @@ pub mod reasons {
         VENDOR_INVALID_RESPONSE,
         CLOCK_SKEW,
         RECOVERY_CODES_LOW,
+        RECOVERY_VENDOR_MISMATCH,
+        FORBIDDEN_SECRET,
         RECOVERY_CODES_EXHAUSTED,
         RECOVERED_WITH_RECOVERY_CODE,
         DISABLING,

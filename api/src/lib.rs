@@ -15,6 +15,7 @@ pub mod crds;
 pub mod duration;
 pub mod labels;
 pub mod lease;
+pub mod owned_secret;
 pub mod profile;
 pub mod reference;
 pub mod runtime_secret;

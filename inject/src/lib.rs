@@ -16,7 +16,10 @@
 //!    `key.name` in `key.namespace` → [`CredentialLookup`] `Found`,
 //!    `NotFound` or `Failed(error text)`; `None` → `NotNeeded`;
 //! 3. [`review::decide`] for the [`Decision`], then [`review::respond`] (or
-//!    [`review()`] for both at once); send `response.into_review()` as JSON;
+//!    [`review()`] for both at once); before answering an allowed Pod with a
+//!    patch, GET the metadata of each Secret [`borrowed::named_secrets`] lists
+//!    and pass the decision through [`borrowed::refuse_borrowed`], so no Pod
+//!    mounts otpilot's own Secrets; send `response.into_review()` as JSON;
 //! 4. on `Decision::Deny { reason, .. }`: count it with `reason.as_str()` as
 //!    the label (a bounded set). Nothing is written to the API server: the
 //!    webhook is declared `sideEffects: None`, and the Pod's controller
@@ -29,6 +32,7 @@
 #![warn(missing_docs)]
 
 pub mod annotations;
+pub mod borrowed;
 pub mod config;
 pub mod decision;
 mod mutate;

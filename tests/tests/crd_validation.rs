@@ -3,8 +3,10 @@
 //! object, words the API server's message must contain). Every object is
 //! sent as a dry-run create, so nothing is stored; the valid objects each
 //! row starts from are accepted first, so a row fails for its own change.
+//! The update rule that fixes the vendor once enrollment started is tested
+//! on a stored object, its status set as the operator sets it.
 
-use kube::api::{Api, DynamicObject, PostParams};
+use kube::api::{Api, DynamicObject, Patch, PatchParams, PostParams};
 use kube::core::{ApiResource, GroupVersionKind};
 use otpilot_tests::TestCluster;
 use serde_json::{Value, json};
@@ -353,4 +355,103 @@ async fn malformed_custom_resources_are_refused_with_messages_a_person_can_act_o
         cases.len(),
         wrong.join("\n  ")
     );
+}
+
+/// Sets `status.enrollment` through the status subresource, as the operator does.
+async fn set_enrollment(api: &Api<DynamicObject>, name: &str, state: &str) {
+    let status = json!({ "status": { "enrollment": state } });
+    api.patch_status(name, &PatchParams::default(), &Patch::Merge(&status))
+        .await
+        .unwrap_or_else(|e| panic!("set status.enrollment {state}: {e}"));
+}
+
+async fn edit(api: &Api<DynamicObject>, name: &str, spec: Value) -> Result<(), (u16, String)> {
+    let patch = json!({ "spec": spec });
+    match api
+        .patch(name, &PatchParams::default(), &Patch::Merge(&patch))
+        .await
+    {
+        Ok(_) => Ok(()),
+        Err(kube::Error::Api(status)) => Err((status.code, status.message)),
+        Err(other) => Err((0, other.to_string())),
+    }
+}
+
+/// Once enrollment has started the vendor is fixed: an update of
+/// `spec.baseUrl` or `spec.serverCa` is refused with what to do instead;
+/// before, it is a correction and accepted. A table of (enrollment state,
+/// edit, refused?).
+#[tokio::test]
+async fn the_vendor_cannot_change_once_enrollment_has_started() {
+    let cluster = TestCluster::with_crds().await.expect("install CRDs");
+    let namespace = cluster.namespace("vendor-lock").await.expect("namespace");
+    let resource = Kind::ApiCredential.resource();
+    let api: Api<DynamicObject> =
+        Api::namespaced_with(cluster.client(), namespace.name(), &resource);
+    let object: DynamicObject =
+        serde_json::from_value(Kind::ApiCredential.valid()).expect("object JSON");
+    api.create(&PostParams::default(), &object)
+        .await
+        .expect("create the ApiCredential");
+    let name = "payments-bot";
+
+    let another_host = || json!({ "baseUrl": "https://attacker.example/v1" });
+    let a_ca = || json!({ "serverCa": { "name": "attacker-ca", "key": "ca.crt" } });
+    // No status yet, then NotStarted: a typo in the address can be fixed.
+    edit(
+        &api,
+        name,
+        json!({ "baseUrl": "https://api2.vendor.example/v1" }),
+    )
+    .await
+    .expect("baseUrl edit before any status");
+    set_enrollment(&api, name, "NotStarted").await;
+    edit(
+        &api,
+        name,
+        json!({ "baseUrl": "https://api.vendor.example/v1" }),
+    )
+    .await
+    .expect("baseUrl edit while NotStarted");
+    edit(&api, name, a_ca())
+        .await
+        .expect("serverCa added while NotStarted");
+
+    let mut wrong = Vec::new();
+    for state in [
+        "Pending",
+        "Enrolled",
+        "Failed",
+        "LockedOut",
+        "ReenrollRequired",
+        "Disabled",
+    ] {
+        set_enrollment(&api, name, state).await;
+        for (what, spec) in [
+            ("another host", another_host()),
+            (
+                "another CA",
+                json!({ "serverCa": { "name": "other-ca", "key": "ca.crt" } }),
+            ),
+            ("no CA", json!({ "serverCa": null })),
+        ] {
+            match edit(&api, name, spec).await {
+                Err((422, message))
+                    if message.contains("cannot change once enrollment has started")
+                        && message.contains("create a new ApiCredential") => {}
+                other => wrong.push(format!("{state}, {what}: {other:?}")),
+            }
+        }
+        // Everything else stays editable, and the status moves on.
+        if let Err(e) = edit(
+            &api,
+            name,
+            json!({ "username": format!("bot-{state}@example.com") }),
+        )
+        .await
+        {
+            wrong.push(format!("{state}, username: {e:?}"));
+        }
+    }
+    assert!(wrong.is_empty(), "wrong answers:\n  {}", wrong.join("\n  "));
 }

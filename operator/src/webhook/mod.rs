@@ -18,6 +18,7 @@
 //! the first Secret exists the handshake fails (the chart's failurePolicy
 //! decides), which the log says.
 
+mod borrowed;
 mod certificate;
 mod server;
 mod settings;

@@ -71,7 +71,11 @@ async fn answer(state: &WebhookState, review: AdmissionReview<Pod>) -> Admission
         Ok(request) => request,
         Err(error) => return AdmissionResponse::invalid(error),
     };
-    let decision = decide(&request, &lookup, &state.config);
+    let mut decision = decide(&request, &lookup, &state.config);
+    if let CredentialLookup::Found(credential) = &lookup {
+        // Reads the named Secrets' metadata only: still no write.
+        decision = super::borrowed::check(&state.client, credential, decision).await;
+    }
     if let Decision::Deny { reason, message } = &decision {
         state.metrics.webhook_denied(reason.as_str());
         tracing::info!(

@@ -58,6 +58,16 @@ pub enum DereferenceError {
         key: String,
         problem: &'static str,
     },
+    #[error(
+        "refused Secret {name} ({field}): {why}; otpilot's own Secrets (a credential's runtime, \
+         recovery or session Secret, a ClientCA's key) are never an input. Keep the password, \
+         API key and secret values in a Secret of their own"
+    )]
+    ForbiddenSecret {
+        field: &'static str,
+        name: String,
+        why: String,
+    },
     #[error("failed to use spec.secretValues: {0}; fix the name or remove the entry")]
     UnknownSecretValue(String),
     #[error(
@@ -85,6 +95,7 @@ impl DereferenceError {
             DereferenceError::ProfileInvalid { .. } => reasons::PROFILE_INVALID,
             DereferenceError::SecretNotFound { .. } => reasons::SECRET_NOT_FOUND,
             DereferenceError::SecretKey { .. } => reasons::SECRET_KEY_MISSING,
+            DereferenceError::ForbiddenSecret { .. } => reasons::FORBIDDEN_SECRET,
             DereferenceError::UnknownSecretValue(_) => reasons::MISSING_INPUT,
             DereferenceError::ConfigMapNotFound { .. } => local::CONFIG_MAP_NOT_FOUND,
             DereferenceError::ConfigMapKey { .. } => reasons::SECRET_KEY_MISSING,
@@ -201,6 +212,15 @@ async fn read_secret_key(
             name: r.name.clone(),
             key: r.key.clone(),
         })?;
+    // Before any value is read: another credential's factors never leave
+    // their Secret through this one.
+    if let Some(why) = otpilot_api::owned_secret::otpilot_owned(&secret.metadata) {
+        return Err(DereferenceError::ForbiddenSecret {
+            field,
+            name: r.name.clone(),
+            why,
+        });
+    }
     let key_err = |problem| DereferenceError::SecretKey {
         field,
         name: r.name.clone(),

@@ -20,6 +20,7 @@ use super::answer_write;
 use super::dereference::Resolved;
 use super::failure::EnrollmentError;
 use super::looking;
+use super::recovery_vendor::{self, Vendor};
 use super::secrets::{self, SecretsError, Stored};
 use crate::context::Context;
 use crate::failpoint;
@@ -279,6 +280,11 @@ pub async fn run_enroll_flow(
         &stored.reenroll.finished(),
     )
     .await?;
+    if !enrollment.recovery_codes.is_empty() {
+        // New codes: the vendor enrolled with now issued them.
+        let issuer = Vendor::of(&credential.spec.base_url, resolved.server_ca.as_deref());
+        recovery_vendor::record(secrets_api, credential, &issuer).await?;
+    }
     ctx.metrics.enrollment_finished("Enrolled");
     tracing::info!(credential = name, "enrolled");
     Ok(())

@@ -57,6 +57,13 @@ pub enum EnrollmentError {
          the ApiCredential otpilot.dev/reenroll where its profile can re-enroll"
     )]
     SecretDoubted { runtime: String },
+    #[error(
+        "the vendor refuses the stored TOTP secret, and the recovery codes in Secret {recovery} \
+         were issued by another vendor: {why}. No recovery code is spent and nothing is enrolled \
+         at the vendor named now. Put spec.baseUrl and spec.serverCa back, or create a new \
+         ApiCredential for the new vendor"
+    )]
+    RecoveryVendorMismatch { recovery: String, why: String },
     #[error(transparent)]
     Secrets(#[from] SecretsError),
 }
@@ -76,6 +83,7 @@ impl EnrollmentError {
             EnrollmentError::StoredSecretRefused { .. }
             | EnrollmentError::AlreadyEnrolledAtVendor { .. } => reasons::REENROLL_REQUIRED,
             EnrollmentError::SecretDoubted { .. } => reasons::TOTP_REJECTED,
+            EnrollmentError::RecoveryVendorMismatch { .. } => reasons::RECOVERY_VENDOR_MISMATCH,
         }
     }
 
@@ -124,6 +132,7 @@ impl EnrollmentError {
                 | EnrollmentError::StoredSecretRefused { .. }
                 | EnrollmentError::AlreadyEnrolledAtVendor { .. }
                 | EnrollmentError::SecretDoubted { .. }
+                | EnrollmentError::RecoveryVendorMismatch { .. }
         )
     }
 }

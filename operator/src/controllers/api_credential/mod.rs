@@ -14,6 +14,7 @@ mod failure;
 mod looking;
 mod notices;
 mod pass;
+mod recovery_vendor;
 mod reenroll;
 mod requests;
 mod secrets;

@@ -13,10 +13,12 @@ use otpilot_api::labels;
 use otpilot_profile::{Engine, HttpSettings};
 
 use super::{
-    certificate, dereference, enrollment, failure, notices, reenroll, requests, secrets, status,
+    certificate, dereference, enrollment, failure, notices, recovery_vendor, reenroll, requests,
+    secrets, status,
 };
 use crate::conditions::Desired;
 use crate::context::Context;
+use recovery_vendor::Vendor;
 
 /// The HTTPS settings for this credential's vendor.
 pub fn engine_settings(resolved: &dereference::Resolved, timeout: Duration) -> HttpSettings {
@@ -128,6 +130,14 @@ pub async fn enroll(obj: &ApiCredential, ctx: &Context, namespace: &str) -> Pass
         Err(e) => return failed(pass, e.reason(), e.to_string(), None, false),
     };
     resolved.client_certificate = client_certificate;
+    if !stored.recovery_codes.is_empty() && stored.recovery_issuer.is_none() {
+        // Codes from before the issuer was recorded: the vendor now is
+        // taken as their issuer, before any vendor call (see recovery_vendor).
+        let issuer = Vendor::of(&obj.spec.base_url, resolved.server_ca.as_deref());
+        if let Err(e) = recovery_vendor::record(&secrets_api, obj, &issuer).await {
+            return failed(pass, reasons::KUBERNETES_ERROR, e.to_string(), None, false);
+        }
+    }
     let engine = match Engine::new(
         resolved.profile.clone(),
         &obj.spec.base_url,

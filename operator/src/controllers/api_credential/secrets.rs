@@ -138,6 +138,8 @@ pub struct Stored {
     pub recovery_codes: Vec<SecretString>,
     /// Re-enrollment on request: under way, and the last one done.
     pub reenroll: ReenrollRecord,
+    /// The vendor that issued the recovery codes (see `recovery_vendor`).
+    pub recovery_issuer: Option<String>,
 }
 
 impl Stored {
@@ -186,6 +188,7 @@ pub async fn read(api: &Api<Secret>, credential: &str) -> Result<Stored, Secrets
             refused_secret: text(recovery_keys::REFUSED_TOTP_SECRET)
                 .map(|t| SecretString::from(t.trim().to_owned())),
         },
+        recovery_issuer: text(super::recovery_vendor::ISSUER_KEY),
     })
 }
 

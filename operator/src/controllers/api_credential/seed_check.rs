@@ -23,6 +23,7 @@ use super::dereference::Resolved;
 use super::enrollment;
 use super::failure::EnrollmentError;
 use super::notices::Notice;
+use super::recovery_vendor::{self, Vendor, Verdict};
 use super::reenroll;
 use super::secrets::{self, RECOVERY_REENROLL, ReenrollMark, ReenrollPhase, Stored};
 use super::seed_verdict::{
@@ -173,6 +174,19 @@ pub async fn ensure_working(
         ?action,
         "the stored TOTP secret is refused by the vendor"
     );
+    if !stored.recovery_codes.is_empty()
+        && let Verdict::Differs(why) = recovery_vendor::verdict(
+            stored.recovery_issuer.as_deref(),
+            &Vendor::of(&credential.spec.base_url, resolved.server_ca.as_deref()),
+        )
+    {
+        // Nothing is spent or recorded: put the vendor back and the check
+        // runs again.
+        return Err(EnrollmentError::RecoveryVendorMismatch {
+            recovery: labels::recovery_secret_name(&name),
+            why,
+        });
+    }
     let Some((code, rest)) = stored.recovery_codes.split_first() else {
         record_refused(
             secrets_api,
