@@ -38,7 +38,11 @@ async fn wait_refused(ns: &TestNamespace, name: &str, operator: &Operator, reaso
     })
     .await;
     c.status
-        .and_then(|s| s.conditions.into_iter().find(|x| x.type_ == "CertificateReady"))
+        .and_then(|s| {
+            s.conditions
+                .into_iter()
+                .find(|x| x.type_ == "CertificateReady")
+        })
         .map(|x| x.message)
         .unwrap_or_default()
 }
@@ -192,7 +196,12 @@ async fn the_issuance_policy_refuses_other_subjects_and_long_durations_and_takes
         },
     )
     .await;
-    assert!(runtime_keys(&ns, "bot").await.iter().all(|k| k != "tls.crt"));
+    assert!(
+        runtime_keys(&ns, "bot")
+            .await
+            .iter()
+            .all(|k| k != "tls.crt")
+    );
     drop(message);
 
     // Inside the policy: issued with that subject, and the vendor accepts it.
@@ -207,8 +216,8 @@ async fn the_issuance_policy_refuses_other_subjects_and_long_durations_and_takes
         condition(&ready, "CertificateReady"),
         Some(("True".into(), "Issued".into()))
     );
-    let crt = String::from_utf8(secret_data(&ns, "bot-runtime").await["tls.crt"].clone())
-        .expect("utf-8");
+    let crt =
+        String::from_utf8(secret_data(&ns, "bot-runtime").await["tls.crt"].clone()).expect("utf-8");
     let subject = otpilot_pki::certificate_subject(&crt).expect("certificate");
     assert_eq!(subject.common_name, own);
     login_with_secrets(&ns, "bot").await;

@@ -245,8 +245,8 @@ mod tests {
             organizations: vec!["Acme".into()],
             organizational_units: vec!["Payments".into()],
         };
-        let issued =
-            issue_client_certificate(&ca, &subject, KeyAlgorithm::EcdsaP256, day, now).expect("issue");
+        let issued = issue_client_certificate(&ca, &subject, KeyAlgorithm::EcdsaP256, day, now)
+            .expect("issue");
         assert_eq!(
             crate::certificate_subject(&issued.chain_pem).expect("read"),
             subject

@@ -225,7 +225,13 @@ mod tests {
         let bound = policy(&["${namespace}.${name}"], &[], "2160h");
         let globbed = policy(&["${namespace}-*"], &["Acme"], "24h");
         // (case, policy, subject, validity, allowed?)
-        let cases: Vec<(&str, Option<&IssuancePolicy>, CertificateSubject, Duration, bool)> = vec![
+        let cases: Vec<(
+            &str,
+            Option<&IssuancePolicy>,
+            CertificateSubject,
+            Duration,
+            bool,
+        )> = vec![
             (
                 "no policy allows any subject and duration",
                 None,
@@ -330,13 +336,8 @@ mod tests {
     #[test]
     fn the_refusal_names_the_rule_and_what_this_credential_may_ask_for() {
         let bound = policy(&["${namespace}.${name}"], &[], "2160h");
-        let error = check_policy(
-            Some(&bound),
-            &subject("other-team-bot", &[], &[]),
-            DAY,
-            BOT,
-        )
-        .expect_err("outside");
+        let error = check_policy(Some(&bound), &subject("other-team-bot", &[], &[]), DAY, BOT)
+            .expect_err("outside");
         let text = error.to_string();
         assert!(text.contains("spec.issuancePolicy.commonNames"), "{text}");
         assert!(text.contains("payments.bot"), "{text}");
@@ -348,7 +349,9 @@ mod tests {
         )
         .expect_err("too long");
         assert!(
-            error.to_string().contains("spec.issuancePolicy.maxDuration 2160h"),
+            error
+                .to_string()
+                .contains("spec.issuancePolicy.maxDuration 2160h"),
             "{error}"
         );
     }

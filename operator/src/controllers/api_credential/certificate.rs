@@ -186,10 +186,11 @@ pub async fn ensure(
         name: &name,
     };
     let policy = ca.spec.issuance_policy.as_ref();
-    let not_allowed = |violation: otpilot_pki::PolicyViolation| CertificateError::CertificateNotAllowed {
-        ca: spec.ca_ref.clone(),
-        violation: violation.to_string(),
-    };
+    let not_allowed =
+        |violation: otpilot_pki::PolicyViolation| CertificateError::CertificateNotAllowed {
+            ca: spec.ca_ref.clone(),
+            violation: violation.to_string(),
+        };
     let validity = spec
         .duration
         .parse()

@@ -74,7 +74,6 @@ pub fn withdrawn_notice(error: &CertificateError) -> Notice {
     }
 }
 
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -83,7 +82,11 @@ mod tests {
     fn only_the_certificate_and_its_key_are_removed() {
         let keys = |list: &[&str]| list.iter().map(|k| k.to_string()).collect::<Vec<_>>();
         let cases = [
-            ("nothing to remove", keys(&["base-url", "totp-secret"]), None),
+            (
+                "nothing to remove",
+                keys(&["base-url", "totp-secret"]),
+                None,
+            ),
             (
                 "both",
                 keys(&["base-url", "tls.crt", "tls.key", "totp-secret"]),
