@@ -76,6 +76,71 @@ pub struct ClientCASpec {
     /// account.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub allowed_namespaces: Option<AllowedNamespaces>,
+    /// What the certificates this CA issues may say: subject patterns and
+    /// a longest validity. A credential asking for anything else is refused
+    /// (CertificateReady False, reason CertificateNotAllowed), and a
+    /// certificate issued before the policy that breaks it is taken out of
+    /// the credential's runtime Secret. When absent, any subject may be
+    /// issued for up to the CA's own lifetime (the behaviour before this
+    /// field existed); set it on every CA that more than one team uses.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub issuance_policy: Option<IssuancePolicy>,
+}
+
+/// Subject patterns and a longest validity for issued certificates.
+///
+/// A pattern is literal text in which `${namespace}` stands for the
+/// ApiCredential's namespace, `${name}` for its name, and `*` for any run of
+/// characters (none included). Nothing else is special, and `$` may appear
+/// only in those two placeholders. Example: `${namespace}.${name}` lets the
+/// credential `bot` in `payments` be issued `CN=payments.bot` and nothing
+/// else. A list that is absent or empty leaves that attribute free; a list
+/// that is set requires the attribute and one matching pattern.
+#[derive(KubeSchema, Serialize, Deserialize, Clone, Debug, PartialEq)]
+#[x_kube(crates(kube_core = "::kube_core"))]
+#[x_kube(validation = Rule::new("duration(self.maxDuration) > duration('0s')").message("maxDuration must be longer than 0s"))]
+#[serde(rename_all = "camelCase")]
+pub struct IssuancePolicy {
+    /// Patterns the subject's commonName (CN) must match, one of them.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    #[schemars(length(max = 16), inner(length(min = 1, max = 128)))]
+    #[x_kube(validation = Rule::new(PATTERN_RULE).message(PATTERN_MESSAGE))]
+    pub common_names: Vec<String>,
+    /// Patterns the subject's organization (O) must match, one of them.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    #[schemars(length(max = 16), inner(length(min = 1, max = 128)))]
+    #[x_kube(validation = Rule::new(PATTERN_RULE).message(PATTERN_MESSAGE))]
+    pub organizations: Vec<String>,
+    /// Patterns the subject's organizational unit (OU) must match, one of them.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    #[schemars(length(max = 16), inner(length(min = 1, max = 128)))]
+    #[x_kube(validation = Rule::new(PATTERN_RULE).message(PATTERN_MESSAGE))]
+    pub organizational_units: Vec<String>,
+    /// The longest validity a credential may ask for in
+    /// spec.clientCertificate.duration; a longer one is refused, not
+    /// shortened (2160h, 90 days, when not set: the credentials' default).
+    #[serde(default = "default_max_duration")]
+    pub max_duration: Duration,
+}
+
+// `$` only inside the two placeholders: a typo such as `${namspace}` is
+// refused by the API server instead of matching nothing.
+const PATTERN_RULE: &str = "self.all(p, p.matches('^([^$]|[$][{](namespace|name)[}])*$'))";
+const PATTERN_MESSAGE: &str = "patterns may use $ only in ${namespace} and ${name}";
+
+fn default_max_duration() -> Duration {
+    Duration::new("2160h")
+}
+
+impl Default for IssuancePolicy {
+    fn default() -> Self {
+        Self {
+            common_names: Vec::new(),
+            organizations: Vec::new(),
+            organizational_units: Vec::new(),
+            max_duration: default_max_duration(),
+        }
+    }
 }
 
 /// Namespaces, by name or by label selector.
@@ -211,6 +276,7 @@ mod tests {
             generate: None,
             import_from: None,
             allowed_namespaces: allowed,
+            issuance_policy: None,
         }
     }
 

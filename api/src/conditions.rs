@@ -38,6 +38,12 @@ pub mod reasons {
     pub const IMPORTED: &str = "Imported";
     /// The ClientCA does not allow the ApiCredential's namespace.
     pub const NAMESPACE_NOT_ALLOWED: &str = "NamespaceNotAllowed";
+    /// The client certificate the ApiCredential asks for (subject or
+    /// duration) is outside its ClientCA's issuance policy.
+    pub const CERTIFICATE_NOT_ALLOWED: &str = "CertificateNotAllowed";
+    /// Event: the client certificate and key were removed from the runtime
+    /// Secret because the ClientCA no longer allows them.
+    pub const CLIENT_CERTIFICATE_REMOVED: &str = "ClientCertificateRemoved";
     /// A certificate (client or CA) is within its warning window.
     pub const CERTIFICATE_EXPIRING: &str = "CertificateExpiring";
     /// A certificate (client or CA) has expired.
@@ -155,6 +161,8 @@ pub mod reasons {
         GENERATED,
         IMPORTED,
         NAMESPACE_NOT_ALLOWED,
+        CERTIFICATE_NOT_ALLOWED,
+        CLIENT_CERTIFICATE_REMOVED,
         CERTIFICATE_EXPIRING,
         CERTIFICATE_EXPIRED,
         CLIENT_CERTIFICATE_REJECTED,

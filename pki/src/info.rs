@@ -1,6 +1,7 @@
 //! Reading certificates: PEM blocks, fingerprints, serials, validity.
 
 use jiff::Timestamp;
+use otpilot_api::common::CertificateSubject;
 use sha2::{Digest, Sha256};
 use x509_parser::certificate::X509Certificate;
 use x509_parser::extensions::GeneralName;
@@ -37,6 +38,30 @@ pub fn certificate_info(pem: &str) -> Result<CertInfo, PkiError> {
     let ders = certificates_der(pem)?;
     let first = ders.first().ok_or_else(no_certificate)?;
     info_from_der(first)
+}
+
+/// The subject attributes of the first certificate in `pem`, in the API's
+/// terms (for checking a stored certificate against an issuance policy).
+/// Attributes that are not UTF-8 text are left out.
+pub fn certificate_subject(pem: &str) -> Result<CertificateSubject, PkiError> {
+    let ders = certificates_der(pem)?;
+    let first = ders.first().ok_or_else(no_certificate)?;
+    let certificate = parse_der(first)?;
+    let subject = certificate.subject();
+    let texts = |values: Vec<&x509_parser::x509::AttributeTypeAndValue<'_>>| {
+        values
+            .into_iter()
+            .filter_map(|v| v.as_str().ok().map(str::to_owned))
+            .collect::<Vec<_>>()
+    };
+    Ok(CertificateSubject {
+        common_name: texts(subject.iter_common_name().collect())
+            .into_iter()
+            .next()
+            .unwrap_or_default(),
+        organizations: texts(subject.iter_organization().collect()),
+        organizational_units: texts(subject.iter_organizational_unit().collect()),
+    })
 }
 
 /// The DER of every CERTIFICATE block in `pem`, in order. Fails on any

@@ -229,4 +229,27 @@ mod tests {
         assert_ne!(first, second);
         assert_eq!(first.len(), 16);
     }
+
+    #[test]
+    fn an_issued_subject_reads_back_as_the_api_s_subject() {
+        let now = Timestamp::from_second(1_800_000_000).expect("valid");
+        let day = Duration::from_secs(86_400);
+        let root = CertificateSubject {
+            common_name: "root".into(),
+            organizations: vec![],
+            organizational_units: vec![],
+        };
+        let ca = crate::generate_ca(&root, KeyAlgorithm::EcdsaP256, day * 30, now).expect("CA");
+        let subject = CertificateSubject {
+            common_name: "payments.bot".into(),
+            organizations: vec!["Acme".into()],
+            organizational_units: vec!["Payments".into()],
+        };
+        let issued = issue_client_certificate(&ca, &subject, KeyAlgorithm::EcdsaP256, day, now)
+            .expect("issue");
+        assert_eq!(
+            crate::certificate_subject(&issued.chain_pem).expect("read"),
+            subject
+        );
+    }
 }

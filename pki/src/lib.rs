@@ -22,13 +22,15 @@ mod ca;
 mod error;
 mod info;
 mod issue;
+mod policy;
 mod renewal;
 mod subject;
 mod validity;
 
 pub use ca::{CaMaterial, generate_ca};
 pub use error::PkiError;
-pub use info::{CertInfo, certificate_info};
+pub use info::{CertInfo, certificate_info, certificate_subject};
 pub use issue::{IssuedCertificate, issue_client_certificate, issue_server_certificate};
+pub use policy::{PolicyViolation, Requester, check_policy, expand};
 pub use renewal::{RenewReason, Renewal, renewal};
 pub use validity::CLOCK_SKEW_ALLOWANCE;

@@ -1,6 +1,9 @@
 //! The credential's client certificate: issued by its ClientCA, kept in the
 //! runtime Secret (`tls.crt` / `tls.key`), renewed `renewBefore` its expiry
-//! or as soon as the ClientCA's key changed.
+//! or as soon as the ClientCA's key changed. When the ClientCA refuses the
+//! credential (its namespace is no longer allowed, or what it asks for is
+//! outside the issuance policy), the key and certificate issued before are
+//! withdrawn from the runtime Secret ([`super::withdraw`]).
 
 use std::time::Duration;
 
@@ -12,7 +15,7 @@ use otpilot_api::api_credential::ClientCertificateSpec;
 use otpilot_api::client_ca::ClientCA;
 use otpilot_api::conditions::{CERTIFICATE_READY, reasons};
 use otpilot_api::runtime_secret::RuntimeBundle;
-use otpilot_pki::{Renewal, renewal};
+use otpilot_pki::{Renewal, Requester, check_policy, renewal};
 use secrecy::SecretString;
 
 use crate::conditions::Desired;
@@ -48,6 +51,11 @@ pub enum CertificateError {
          spec.allowedNamespaces; a cluster admin must add it there"
     )]
     NamespaceNotAllowed { ca: String, namespace: String },
+    #[error(
+        "failed to use ClientCA {ca}: {violation}; change spec.clientCertificate, or a \
+         cluster admin must widen the ClientCA's spec.issuancePolicy"
+    )]
+    CertificateNotAllowed { ca: String, violation: String },
     #[error("failed to use ClientCA {ca}: {message}")]
     CaInvalid { ca: String, message: String },
     #[error("failed to issue the client certificate: {0}")]
@@ -68,6 +76,7 @@ impl CertificateError {
                 reasons::CA_NOT_READY
             }
             CertificateError::NamespaceNotAllowed { .. } => reasons::NAMESPACE_NOT_ALLOWED,
+            CertificateError::CertificateNotAllowed { .. } => reasons::CERTIFICATE_NOT_ALLOWED,
             CertificateError::CaInvalid { .. } => reasons::CA_INVALID,
             CertificateError::Issue(_) => reasons::ISSUE_FAILED,
         }
@@ -75,6 +84,17 @@ impl CertificateError {
 
     pub fn condition(&self) -> Desired {
         Desired::failed(CERTIFICATE_READY, self.reason(), self.to_string())
+    }
+
+    /// Whether the ClientCA itself refuses the credential (a decision of its
+    /// spec, not a passing failure): the certificate it issued before must
+    /// not stay in use.
+    pub fn withdraws(&self) -> bool {
+        matches!(
+            self,
+            CertificateError::NamespaceNotAllowed { .. }
+                | CertificateError::CertificateNotAllowed { .. }
+        )
     }
 }
 
@@ -160,6 +180,22 @@ pub async fn ensure(
             namespace,
         });
     }
+    let name = credential.name_any();
+    let requester = Requester {
+        namespace: &namespace,
+        name: &name,
+    };
+    let policy = ca.spec.issuance_policy.as_ref();
+    let not_allowed =
+        |violation: otpilot_pki::PolicyViolation| CertificateError::CertificateNotAllowed {
+            ca: spec.ca_ref.clone(),
+            violation: violation.to_string(),
+        };
+    let validity = spec
+        .duration
+        .parse()
+        .map_err(|e| CertificateError::Issue(format!("spec.clientCertificate.duration: {e}")))?;
+    check_policy(policy, &spec.subject, validity, requester).map_err(not_allowed)?;
     let material = client_ca::load_material(ctx, &ca, now).await.map_err(|e| {
         CertificateError::CaNotReady {
             name: spec.ca_ref.clone(),
@@ -170,16 +206,15 @@ pub async fn ensure(
         .renew_before
         .parse()
         .map_err(|e| CertificateError::Issue(format!("spec.clientCertificate.renewBefore: {e}")))?;
-    let validity = spec
-        .duration
-        .parse()
-        .map_err(|e| CertificateError::Issue(format!("spec.clientCertificate.duration: {e}")))?;
 
     let existing = stored.and_then(|r| Some((r.tls_crt.clone()?, r.tls_key.clone()?)));
     if let Some((crt, key)) = &existing
         && let Ok(info) = otpilot_pki::certificate_info(crt)
     {
-        let ours = material.has_issued(crt).unwrap_or(false);
+        // A certificate issued before the policy (or before it narrowed)
+        // is replaced by one the policy allows.
+        let ours = material.has_issued(crt).unwrap_or(false)
+            && stored_within_policy(policy, crt, info.not_before, info.not_after, requester);
         if let Decision::Keep { renew_at } = decide(
             Some((info.not_before, info.not_after)),
             ours,
@@ -219,6 +254,29 @@ pub async fn ensure(
         not_after: issued.not_after,
         renew_at,
     })
+}
+
+/// Whether a stored certificate's subject and lifetime are within `policy`.
+fn stored_within_policy(
+    policy: Option<&otpilot_api::client_ca::IssuancePolicy>,
+    crt: &str,
+    not_before: Timestamp,
+    not_after: Timestamp,
+    requester: Requester<'_>,
+) -> bool {
+    if policy.is_none() {
+        return true;
+    }
+    let Ok(subject) = otpilot_pki::certificate_subject(crt) else {
+        return false;
+    };
+    // Issued certificates start CLOCK_SKEW_ALLOWANCE early: not part of
+    // the duration that was asked for.
+    let lifetime = Duration::from_secs(
+        u64::try_from(not_before.duration_until(not_after).as_secs()).unwrap_or(0),
+    )
+    .saturating_sub(otpilot_pki::CLOCK_SKEW_ALLOWANCE);
+    check_policy(policy, &subject, lifetime, requester).is_ok()
 }
 
 #[cfg(test)]

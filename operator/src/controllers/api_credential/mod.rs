@@ -21,6 +21,7 @@ mod secrets;
 mod seed_check;
 mod seed_verdict;
 mod status;
+mod withdraw;
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -34,7 +35,7 @@ use kube::runtime::reflector::ObjectRef;
 use kube::runtime::{Controller, watcher};
 use kube::{Api, ResourceExt};
 use otpilot_api::labels;
-use otpilot_api::{ApiCredential, ClusterMfaProfile};
+use otpilot_api::{ApiCredential, ClientCA, ClusterMfaProfile};
 use tokio_util::sync::CancellationToken;
 
 use crate::backoff::retry_delay;
@@ -117,8 +118,29 @@ pub async fn run(ctx: Arc<Context>, shutdown: CancellationToken) {
     ));
     let controller = Controller::new(credentials, watcher::Config::default());
     let store = controller.store();
+    let by_ca = store.clone();
     controller
         .owns(owned, owned_config)
+        // A ClientCA's edit (a namespace no longer allowed, a narrower
+        // issuance policy) reaches its credentials now, not at their resync.
+        .watches(
+            Api::<ClientCA>::all(ctx.client.clone()),
+            watcher::Config::default(),
+            move |ca| {
+                let name = ca.name_any();
+                by_ca
+                    .state()
+                    .into_iter()
+                    .filter(|c| {
+                        c.spec
+                            .client_certificate
+                            .as_ref()
+                            .is_some_and(|cert| cert.ca_ref == name)
+                    })
+                    .map(|c| ObjectRef::from_obj(c.as_ref()))
+                    .collect::<Vec<_>>()
+            },
+        )
         .watches(
             Api::<ClusterMfaProfile>::all(ctx.client.clone()),
             watcher::Config::default(),

@@ -14,7 +14,7 @@ use otpilot_profile::{Engine, HttpSettings};
 
 use super::{
     certificate, dereference, enrollment, failure, notices, recovery_vendor, reenroll, requests,
-    secrets, status,
+    secrets, status, withdraw,
 };
 use crate::conditions::Desired;
 use crate::context::Context;
@@ -115,6 +115,18 @@ pub async fn enroll(obj: &ApiCredential, ctx: &Context, namespace: &str) -> Pass
             }
             Err(e) => {
                 pass.certificate = e.condition();
+                if e.withdraws() {
+                    match withdraw::withdraw(ctx, obj).await {
+                        Ok(true) => pass.notices.push(withdraw::withdrawn_notice(&e)),
+                        Ok(false) => {}
+                        // Tried again on the next pass, which fails the same way.
+                        Err(error) => tracing::warn!(
+                            credential = obj.name_any(),
+                            %error,
+                            "failed to remove the client certificate from the runtime Secret"
+                        ),
+                    }
+                }
                 return failed(
                     pass,
                     reasons::CA_NOT_READY,
