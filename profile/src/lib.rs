@@ -17,6 +17,7 @@
 #[cfg(test)]
 mod bad_input;
 pub mod builtin;
+mod body;
 mod check;
 mod checkpoint_record;
 mod classify;
