@@ -25,6 +25,33 @@ pub(crate) enum ReadError {
     },
 }
 
+/// The most values (array items, object members) a body may hold to be
+/// parsed as JSON.
+pub(crate) const MAX_JSON_VALUES: usize = 65_536;
+
+/// An upper bound of the number of values in a JSON text (pure): its
+/// separators and openings outside strings.
+pub(crate) fn json_values(body: &[u8]) -> usize {
+    let (mut count, mut in_string, mut escaped) = (0usize, false, false);
+    for &b in body {
+        if in_string {
+            match b {
+                _ if escaped => escaped = false,
+                b'\\' => escaped = true,
+                b'"' => in_string = false,
+                _ => {}
+            }
+        } else {
+            match b {
+                b'"' => in_string = true,
+                b'[' | b'{' | b',' | b':' => count += 1,
+                _ => {}
+            }
+        }
+    }
+    count
+}
+
 /// Whether a body announced as `content_length` bytes, or holding `read`
 /// bytes so far, is over `limit`.
 pub(crate) fn over_limit(content_length: Option<u64>, read: u64, limit: u64) -> bool {
@@ -51,9 +78,12 @@ pub(crate) async fn read_capped(
         }
         body.extend_from_slice(&chunk);
     }
-    // serde_json refuses nesting deeper than 128 levels, and the cap bounds
-    // the time and memory parsing takes.
-    let json = serde_json::from_slice(&body).ok();
+    // serde_json refuses nesting deeper than 128 levels; a body of many
+    // tiny values (`[0,0,0,…]` takes ~16 times its size parsed) is left
+    // unparsed, so a parsed answer costs a few MiB at most.
+    let json = (json_values(&body) <= MAX_JSON_VALUES)
+        .then(|| serde_json::from_slice(&body).ok())
+        .flatten();
     Ok(Response {
         status,
         headers,
@@ -82,6 +112,20 @@ mod tests {
                 want,
                 "{announced:?} {read} {limit}"
             );
+        }
+    }
+
+    #[test]
+    fn json_values_are_counted_outside_strings() {
+        let cases: &[(&str, usize)] = &[
+            ("{}", 1),
+            ("[0,0,0]", 3),
+            (r#"{"a":"x,y:[{","b":[1,2]}"#, 6),
+            (r#"["a\"[,"]"#, 1),
+            ("not json", 0),
+        ];
+        for (body, want) in cases {
+            assert_eq!(json_values(body.as_bytes()), *want, "{body}");
         }
     }
 

@@ -7,7 +7,6 @@ use std::time::{Duration, SystemTime};
 
 use otpilot_api::profile::Step;
 use secrecy::{ExposeSecret, SecretString};
-use serde_json::Value;
 
 pub(crate) use crate::body::Response;
 use crate::body::{ReadError, read_capped};

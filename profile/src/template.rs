@@ -27,8 +27,10 @@ pub const FUEL: u64 = 10_000;
 /// The most one render may produce, in bytes.
 pub const MAX_OUTPUT_BYTES: usize = 64 * 1024;
 
-/// How deep macros and nested templates may recurse.
-const RECURSION_LIMIT: usize = 10;
+/// How deep frames may nest (minijinja counts a macro call as 4 plus the
+/// caller's depth): loops and conditions fit, a macro calling itself a
+/// dozen levels deep does not.
+const RECURSION_LIMIT: usize = 50;
 
 /// Filters that take a width or repeat a value, and so can build a huge
 /// string in one instruction.
@@ -131,6 +133,11 @@ pub fn render(env: &Environment<'static>, source: &str, ctx: &Value) -> Result<S
             Err(RenderError::TooExpensive(format!(
                 "{TOO_EXPENSIVE}: it runs more than {FUEL} template instructions (a loop over a \
                  large range, or a macro that calls itself more than once)"
+            )))
+        }
+        Err(e) if e.detail() == Some("recursion limit exceeded") => {
+            Err(RenderError::TooExpensive(format!(
+                "{TOO_EXPENSIVE}: macros call each other too deep"
             )))
         }
         Err(e) => Err(RenderError::Failed(describe(&e))),
