@@ -13,7 +13,7 @@ use k8s_openapi::api::core::v1::ConfigMap;
 use kube::api::{ObjectMeta, PostParams};
 use otpilot_api::common::{CertificateSubject, KeyAlgorithm};
 use otpilot_api::{ClusterMfaProfile, ClusterMfaProfileSpec};
-use otpilot_sim::{Faults, Vendor};
+use otpilot_sim::Vendor;
 use otpilot_tests::TestCluster;
 use secrecy::ExposeSecret;
 use serde_json::json;
@@ -58,22 +58,77 @@ fn peak_rss(pid: u32) -> u64 {
     kib * 1024
 }
 
+/// An HTTPS server on 127.0.0.1 that answers every request with 50 MB of
+/// `[0,0,0,…` (chunked, so only reading tells the size); its base URL and
+/// CA.
+async fn hostile_vendor() -> (String, String) {
+    install_crypto_provider();
+    let now = jiff::Timestamp::now();
+    let day = Duration::from_secs(24 * 3600);
+    let subject = CertificateSubject {
+        common_name: "hostile vendor CA".to_owned(),
+        ..CertificateSubject::default()
+    };
+    let ca = otpilot_pki::generate_ca(&subject, KeyAlgorithm::EcdsaP256, day, now).expect("CA");
+    let leaf = otpilot_pki::issue_server_certificate(&ca, &["127.0.0.1".to_owned()], day, now)
+        .expect("serving certificate");
+    let chain = rustls_pemfile::certs(&mut leaf.chain_pem.as_bytes())
+        .collect::<Result<Vec<_>, _>>()
+        .expect("chain");
+    let key = rustls_pemfile::private_key(&mut leaf.key_pem.expose_secret().as_bytes())
+        .expect("key")
+        .expect("a key");
+    let config = rustls::ServerConfig::builder()
+        .with_no_client_auth()
+        .with_single_cert(chain, key)
+        .expect("TLS config");
+    let acceptor = tokio_rustls::TlsAcceptor::from(std::sync::Arc::new(config));
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+        .await
+        .expect("bind");
+    let addr = listener.local_addr().expect("addr");
+    tokio::spawn(async move {
+        loop {
+            let Ok((sock, _)) = listener.accept().await else {
+                return;
+            };
+            let acceptor = acceptor.clone();
+            tokio::spawn(async move {
+                use tokio::io::{AsyncReadExt, AsyncWriteExt};
+                let Ok(mut tls) = acceptor.accept(sock).await else {
+                    return;
+                };
+                let mut buf = [0u8; 16 * 1024];
+                if tls.read(&mut buf).await.is_err() {
+                    return;
+                }
+                let head = "HTTP/1.1 200 OK\r\nContent-Type: application/json\r\n\
+                            Transfer-Encoding: chunked\r\n\r\n";
+                if tls.write_all(head.as_bytes()).await.is_err() {
+                    return;
+                }
+                let piece = "0,".repeat(32 * 1024);
+                let chunk = format!("{:x}\r\n{piece}\r\n", piece.len());
+                let mut written = 0;
+                while written < HUGE {
+                    if tls.write_all(chunk.as_bytes()).await.is_err() {
+                        return;
+                    }
+                    written += piece.len();
+                }
+                let _ = tls.write_all(b"0\r\n\r\n").await;
+            });
+        }
+    });
+    (format!("https://{addr}"), ca.cert_pem)
+}
+
 #[tokio::test]
 async fn a_vendor_answering_fifty_megabytes_gets_a_condition_and_costs_no_memory() {
     let cluster = TestCluster::with_crds().await.expect("test control plane");
     let ns = cluster.namespace("huge-answer").await.expect("namespace");
     let healthy = vendor(Vendor::Goaxr).await;
-    let hostile = vendor(Vendor::Goaxr).await;
-    hostile
-        .admin()
-        .expect("admin")
-        .set_faults(&Faults {
-            error_status: Some(200),
-            error_body: Some(format!("[{}0]", "0,".repeat((HUGE - 2) / 2))),
-            ..Faults::default()
-        })
-        .await
-        .expect("hostile answers");
+    let (hostile_url, hostile_ca_pem) = hostile_vendor().await;
     create_login_secret(&ns).await;
     create_server_ca(&ns, &healthy).await;
     let hostile_ca = ConfigMap {
@@ -81,17 +136,14 @@ async fn a_vendor_answering_fifty_megabytes_gets_a_condition_and_costs_no_memory
             name: Some("hostile-ca".into()),
             ..ObjectMeta::default()
         },
-        data: Some(BTreeMap::from([(
-            "ca.crt".to_owned(),
-            hostile.server_ca_pem().to_owned(),
-        )])),
+        data: Some(BTreeMap::from([("ca.crt".to_owned(), hostile_ca_pem)])),
         ..ConfigMap::default()
     };
     ns.api::<ConfigMap>()
         .create(&PostParams::default(), &hostile_ca)
         .await
         .expect("hostile CA");
-    let mut bad = credential("hostile", "goaxr", &hostile.base_url(), "Retain");
+    let mut bad = credential("hostile", "goaxr", &hostile_url, "Retain");
     if let Some(ca) = bad.spec.server_ca.as_mut() {
         ca.name = "hostile-ca".into();
     }
@@ -128,7 +180,11 @@ async fn a_vendor_answering_fifty_megabytes_gets_a_condition_and_costs_no_memory
     tokio::time::sleep(Duration::from_secs(5)).await;
     let peak = peak_rss(operator.pid());
     let limit = chart_memory_limit();
-    println!("operator peak RSS {} MiB, limit {} MiB", peak >> 20, limit >> 20);
+    println!(
+        "operator peak RSS {} MiB, limit {} MiB",
+        peak >> 20,
+        limit >> 20
+    );
     assert!(
         peak < limit,
         "peak RSS {peak} over the chart's limit {limit}"
@@ -185,7 +241,10 @@ async fn ask(client: &reqwest::Client, url: &str) -> (Result<u16, reqwest::Error
 #[tokio::test]
 async fn an_exponential_template_makes_its_profile_invalid_and_the_webhook_keeps_answering() {
     let cluster = TestCluster::with_crds().await.expect("test control plane");
-    let ns = cluster.namespace("costly-template").await.expect("namespace");
+    let ns = cluster
+        .namespace("costly-template")
+        .await
+        .expect("namespace");
     install_crypto_provider();
     let dir = tempfile::tempdir().expect("temp dir");
     let ca_pem = write_serving_certificate(dir.path());

@@ -16,8 +16,8 @@
 
 #[cfg(test)]
 mod bad_input;
-pub mod builtin;
 mod body;
+pub mod builtin;
 mod check;
 mod checkpoint_record;
 mod classify;

@@ -112,7 +112,11 @@ impl RenderError {
 
 /// Renders a template. The error message is minijinja's, without the
 /// template source or values (the caller scrubs it anyway).
-pub fn render(env: &Environment<'static>, source: &str, ctx: &Value) -> Result<String, RenderError> {
+pub fn render(
+    env: &Environment<'static>,
+    source: &str,
+    ctx: &Value,
+) -> Result<String, RenderError> {
     // Fast path: no template syntax at all.
     if !source.contains("{{") && !source.contains("{%") && !source.contains("{#") {
         return Ok(source.to_owned());
@@ -135,11 +139,9 @@ pub fn render(env: &Environment<'static>, source: &str, ctx: &Value) -> Result<S
                  large range, or a macro that calls itself more than once)"
             )))
         }
-        Err(e) if e.detail() == Some("recursion limit exceeded") => {
-            Err(RenderError::TooExpensive(format!(
-                "{TOO_EXPENSIVE}: macros call each other too deep"
-            )))
-        }
+        Err(e) if e.detail() == Some("recursion limit exceeded") => Err(RenderError::TooExpensive(
+            format!("{TOO_EXPENSIVE}: macros call each other too deep"),
+        )),
         Err(e) => Err(RenderError::Failed(describe(&e))),
     }
 }
@@ -288,7 +290,10 @@ mod tests {
                 "nested loops",
                 "{% for a in range(100000) %}{% for b in range(100000) %}x{% endfor %}{% endfor %}",
             ),
-            ("a huge range", "{% for i in range(10 - 20) %}{% endfor %}{{ range(99999) | join }}"),
+            (
+                "a huge range",
+                "{% for i in range(10 - 20) %}{% endfor %}{{ range(99999) | join }}",
+            ),
             ("string repetition", "{{ s * 100000000 }}"),
             ("power", "{{ 10 ** 9 }}"),
         ];
@@ -301,7 +306,10 @@ mod tests {
         let names: BTreeSet<String> = ["s".to_owned()].into();
         assert!(cost_problem(&env, exponential, &names).is_some());
         assert!(cost_problem(&env, "Bearer {{ s }}", &names).is_none());
-        assert!(cost_problem(&env, "{{ s | int }}", &names).is_none(), "type errors are not cost");
+        assert!(
+            cost_problem(&env, "{{ s | int }}", &names).is_none(),
+            "type errors are not cost"
+        );
     }
 
     #[test]
