@@ -96,6 +96,12 @@ pub mod reasons {
     pub const VENDOR_UNREACHABLE: &str = "VendorUnreachable";
     /// The vendor answered something the profile cannot read.
     pub const VENDOR_INVALID_RESPONSE: &str = "VendorInvalidResponse";
+    /// The vendor answered a body larger than the profile's
+    /// `limits.maxResponseBytes`; it was not read.
+    pub const VENDOR_RESPONSE_TOO_LARGE: &str = "VendorResponseTooLarge";
+    /// A template of the profile spends more than the engine allows
+    /// (rendering steps or output size) when rendered with sample values.
+    pub const TEMPLATE_TOO_EXPENSIVE: &str = "TemplateTooExpensive";
     /// The vendor's clock and ours differ by more than the threshold.
     pub const CLOCK_SKEW: &str = "ClockSkew";
     /// Few recovery codes are left.
@@ -186,6 +192,8 @@ pub mod reasons {
         VENDOR_REJECTED,
         VENDOR_UNREACHABLE,
         VENDOR_INVALID_RESPONSE,
+        VENDOR_RESPONSE_TOO_LARGE,
+        TEMPLATE_TOO_EXPENSIVE,
         CLOCK_SKEW,
         RECOVERY_CODES_LOW,
         RECOVERY_VENDOR_MISMATCH,

@@ -89,6 +89,11 @@ pub struct ProfileSpec {
     #[serde(default, skip_serializing_if = "is_default")]
     pub token_presentation: TokenPresentation,
 
+    /// Bounds on what the engine accepts from the vendor and spends on the
+    /// profile's templates. Defaults suit every built-in profile.
+    #[serde(default, skip_serializing_if = "is_default")]
+    pub limits: Limits,
+
     /// Turns on MFA for the account: obtains a TOTP secret (extract
     /// `totp_secret`), proves it with a code, and collects recovery codes
     /// (extract `recovery_codes`).
@@ -111,6 +116,36 @@ pub struct ProfileSpec {
     /// `deletionPolicy: Disable` is deleted).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub disable: Option<Flow>,
+}
+
+/// Bounds on what one vendor answer may cost the process that reads it.
+#[derive(Serialize, Deserialize, JsonSchema, Clone, Copy, Debug, PartialEq, Eq, Default)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct Limits {
+    /// The largest response body, in bytes, read from the vendor (1 KiB to
+    /// 4 MiB; default 1 MiB). A larger answer fails the step with
+    /// `VendorResponseTooLarge` without being read further.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(range(min = 1024, max = 4_194_304))]
+    pub max_response_bytes: Option<u64>,
+}
+
+impl Limits {
+    /// The default cap on a vendor's response body: 1 MiB.
+    pub const DEFAULT_MAX_RESPONSE_BYTES: u64 = 1024 * 1024;
+    /// The largest cap a profile may set: 4 MiB (parsed JSON takes up to
+    /// ~16 times its text, and the operator's memory is shared).
+    pub const MAX_MAX_RESPONSE_BYTES: u64 = 4 * 1024 * 1024;
+    /// The smallest cap a profile may set: 1 KiB.
+    pub const MIN_MAX_RESPONSE_BYTES: u64 = 1024;
+
+    /// The cap in force, clamped to the allowed range (a profile loaded
+    /// from a file skips the API server's schema check).
+    pub fn max_response_bytes(&self) -> u64 {
+        self.max_response_bytes
+            .unwrap_or(Self::DEFAULT_MAX_RESPONSE_BYTES)
+            .clamp(Self::MIN_MAX_RESPONSE_BYTES, Self::MAX_MAX_RESPONSE_BYTES)
+    }
 }
 
 /// Which source decides when an access token expires.

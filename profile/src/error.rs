@@ -48,6 +48,19 @@ pub enum LoadError {
     },
 }
 
+impl LoadError {
+    /// Whether a problem is a template over the engine's rendering bounds
+    /// (fuel, output size, refused constructs).
+    pub fn is_template_too_expensive(&self) -> bool {
+        match self {
+            LoadError::Invalid { problems, .. } => problems
+                .iter()
+                .any(|p| p.message.starts_with(crate::template::TOO_EXPENSIVE)),
+            LoadError::Parse { .. } => false,
+        }
+    }
+}
+
 fn join(problems: &[Problem]) -> String {
     problems
         .iter()
@@ -216,6 +229,19 @@ pub enum FlowErrorKind {
         /// The vendor's explanation (scrubbed).
         detail: Option<String>,
     },
+    /// The vendor's answer is larger than the profile allows; the rest of
+    /// it was not read.
+    #[error(
+        "the vendor's answer (HTTP {status}) is larger than {limit_bytes} bytes, so it was not \
+         read: check that spec.baseUrl points at the vendor's API, or raise the profile's \
+         limits.maxResponseBytes if the vendor really answers that much"
+    )]
+    ResponseTooLarge {
+        /// HTTP status of the answer.
+        status: u16,
+        /// The cap in force.
+        limit_bytes: u64,
+    },
     /// A value could not be extracted.
     #[error("could not read '{name}' from the response: {reason}")]
     Extract {
@@ -255,6 +281,7 @@ impl FlowErrorKind {
             FlowErrorKind::LockedOut { .. } => "LockedOut",
             FlowErrorKind::OutcomeUnknown { .. } => "OutcomeUnknown",
             FlowErrorKind::LoginRequired { .. } => "LoginRequired",
+            FlowErrorKind::ResponseTooLarge { .. } => "VendorResponseTooLarge",
             FlowErrorKind::Extract { .. }
             | FlowErrorKind::UnknownExpiry
             | FlowErrorKind::MissingResult(_) => "UnexpectedResponse",

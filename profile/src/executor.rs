@@ -6,10 +6,10 @@ use std::collections::BTreeMap;
 use std::time::{Duration, SystemTime};
 
 use otpilot_api::profile::Step;
-use reqwest::header::HeaderMap;
 use secrecy::{ExposeSecret, SecretString};
-use serde_json::Value;
 
+pub(crate) use crate::body::Response;
+use crate::body::{ReadError, read_capped};
 use crate::classify::{AttemptFailure, Verdict, classify_in, effect_unknown};
 use crate::error::{FlowError, FlowErrorKind, FlowKind, StepRef};
 use crate::load::StepInfo;
@@ -265,8 +265,20 @@ impl<'e> FlowRun<'e> {
             )?;
             attempts += 1;
             let sent = self.engine.timer.clock().now();
+            let limit = self.engine.profile().spec().limits.max_response_bytes();
             let answer = match self.engine.client.execute(request).await {
-                Ok(r) => read(r).await,
+                Ok(r) => match read_capped(r, limit).await {
+                    Ok(r) => Ok(r),
+                    Err(ReadError::Transport(e)) => Err(e),
+                    // Not retried: a vendor that answers this once will
+                    // again, and each try costs the cap in memory.
+                    Err(ReadError::TooLarge { status }) => {
+                        return Err(FlowErrorKind::ResponseTooLarge {
+                            status,
+                            limit_bytes: limit,
+                        });
+                    }
+                },
                 Err(e) => Err(e),
             };
             if let Ok(r) = &answer {
@@ -532,25 +544,4 @@ fn tls_refused(e: &reqwest::Error) -> bool {
         source = s.source();
     }
     false
-}
-
-/// A response read whole (bodies here are small).
-pub(crate) struct Response {
-    pub status: u16,
-    pub headers: HeaderMap,
-    pub body: Vec<u8>,
-    pub json: Option<Value>,
-}
-
-async fn read(r: reqwest::Response) -> Result<Response, reqwest::Error> {
-    let status = r.status().as_u16();
-    let headers = r.headers().clone();
-    let body = r.bytes().await?.to_vec();
-    let json = serde_json::from_slice(&body).ok();
-    Ok(Response {
-        status,
-        headers,
-        body,
-        json,
-    })
 }

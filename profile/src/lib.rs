@@ -16,6 +16,7 @@
 
 #[cfg(test)]
 mod bad_input;
+mod body;
 pub mod builtin;
 mod check;
 mod checkpoint_record;

@@ -75,9 +75,9 @@ impl FlowRun<'_> {
         source: &str,
         ctx: &minijinja::Value,
     ) -> Result<String, FlowErrorKind> {
-        template::render(&self.engine.env, source, ctx).map_err(|message| FlowErrorKind::Render {
+        template::render(&self.engine.env, source, ctx).map_err(|e| FlowErrorKind::Render {
             field,
-            message: self.scrubber.scrub(&message),
+            message: self.scrubber.scrub(&e.message()),
         })
     }
 

@@ -171,7 +171,8 @@ pub fn classify(error: &FlowError) -> FailureClass {
         | FlowErrorKind::InvalidRequest { .. } => FailureClass::Misconfigured,
         FlowErrorKind::Extract { .. }
         | FlowErrorKind::UnknownExpiry
-        | FlowErrorKind::MissingResult(_) => FailureClass::Other,
+        | FlowErrorKind::MissingResult(_)
+        | FlowErrorKind::ResponseTooLarge { .. } => FailureClass::Other,
     }
 }
 

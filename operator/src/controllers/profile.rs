@@ -63,6 +63,9 @@ pub fn validity(name: &str, spec: &ClusterMfaProfileSpec) -> Desired {
             reasons::PROFILE_ACCEPTED,
             "the profile passed load-time validation",
         ),
+        Err(error) if error.is_template_too_expensive() => {
+            Desired::failed(VALID, reasons::TEMPLATE_TOO_EXPENSIVE, error.to_string())
+        }
         Err(error) => Desired::failed(VALID, reasons::PROFILE_INVALID, error.to_string()),
     }
 }
@@ -70,7 +73,20 @@ pub fn validity(name: &str, spec: &ClusterMfaProfileSpec) -> Desired {
 async fn reconcile(obj: Arc<ClusterMfaProfile>, ctx: Arc<Context>) -> Result<Action, Error> {
     ctx.metrics.reconciled(CONTROLLER);
     let name = obj.name_any();
-    let desired = [validity(&name, &obj.spec)];
+    // Validation renders every template once with sample values: bounded
+    // by fuel, but kept off the async workers that also serve the webhook.
+    let desired = {
+        let (name, spec) = (name.clone(), obj.spec.clone());
+        [tokio::task::spawn_blocking(move || validity(&name, &spec))
+            .await
+            .unwrap_or_else(|_| {
+                Desired::failed(
+                    VALID,
+                    reasons::PROFILE_INVALID,
+                    "validating the profile failed unexpectedly",
+                )
+            })]
+    };
     let previous = obj
         .status
         .as_ref()
@@ -142,5 +158,17 @@ mod tests {
         assert!(!d.ok);
         assert_eq!(d.reason, "ProfileInvalid");
         assert!(d.message.starts_with("acme"), "{}", d.message);
+    }
+
+    #[test]
+    fn a_template_over_its_budget_makes_the_profile_invalid_with_its_own_reason() {
+        let mut spec = spec_of_builtin("goaxr");
+        spec.profile.login.steps[0].path = "/{% macro f(n) %}{% if n > 0 %}{{ f(n - 1) }}\
+            {{ f(n - 1) }}{% endif %}{% endmacro %}{{ f(40) }}"
+            .into();
+        let d = validity("acme", &spec);
+        assert!(!d.ok);
+        assert_eq!(d.reason, "TemplateTooExpensive");
+        assert!(d.message.contains("login.steps[0].path"), "{}", d.message);
     }
 }

@@ -100,10 +100,16 @@ impl Checker<'_> {
     /// The values a template refers to; a template that does not compile
     /// is a problem and refers to nothing.
     fn refs(&mut self, path: &str, source: &str) -> BTreeSet<String> {
-        template::referenced_values(&self.env, source).unwrap_or_else(|e| {
+        let refs = template::referenced_values(&self.env, source).unwrap_or_else(|e| {
             self.problem(path, format!("template does not compile: {}", e.0));
             BTreeSet::new()
-        })
+        });
+        // Rendered once with sample values: a template that exhausts its
+        // budget is refused here, not on every request.
+        if let Some(message) = template::cost_problem(&self.env, source, &refs) {
+            self.problem(path, message);
+        }
+        refs
     }
 
     /// Checks one template against the values available; returns its refs.

@@ -262,6 +262,7 @@ pub fn flow_reason(kind: &FlowErrorKind) -> &'static str {
         | FlowErrorKind::Unavailable { .. }
         | FlowErrorKind::OutcomeUnknown { .. } => reasons::VENDOR_UNREACHABLE,
         FlowErrorKind::LoginRequired { .. } => reasons::VENDOR_REJECTED,
+        FlowErrorKind::ResponseTooLarge { .. } => reasons::VENDOR_RESPONSE_TOO_LARGE,
         FlowErrorKind::Status {
             status: 401 | 403, ..
         } => local::CREDENTIALS_REJECTED,
@@ -399,6 +400,13 @@ mod tests {
             (FlowErrorKind::CodeRejected { status: 401 }, "TotpRejected"),
             (FlowErrorKind::NotDefined, "ProfileFlowMissing"),
             (FlowErrorKind::UnknownExpiry, "VendorInvalidResponse"),
+            (
+                FlowErrorKind::ResponseTooLarge {
+                    status: 200,
+                    limit_bytes: 1 << 20,
+                },
+                "VendorResponseTooLarge",
+            ),
         ];
         for (kind, want) in cases {
             assert_eq!(flow_reason(&kind), want, "{kind:?}");
