@@ -468,15 +468,14 @@ mod tests {
     fn a_sealed_but_bad_value_names_the_key_not_the_value() {
         let mut fields = record().fields();
         fields.insert(keys::EXPIRES_AT.into(), "soon-at-1".into());
+        let err = SessionRecord::from_fields(&fields).expect_err("malformed");
         assert!(matches!(
-            SessionRecord::from_fields(&fields),
-            Err(SessionSecretError::Malformed {
+            err,
+            SessionSecretError::Malformed {
                 key: keys::EXPIRES_AT,
                 ..
-            })
+            }
         ));
-        fields.insert(keys::EXPIRES_AT.into(), u64::MAX.to_string());
-        let err = SessionRecord::from_fields(&fields).expect_err("out of range");
         assert!(!err.to_string().contains("at-1"), "{err}");
     }
 
