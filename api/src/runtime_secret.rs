@@ -18,8 +18,8 @@ use secrecy::{ExposeSecret, SecretString};
 use serde::{Deserialize, Serialize};
 
 use crate::api_credential::EnrollmentState;
-use crate::session_key::{SessionKey, SessionKeyError};
 use crate::profile::TotpAlgorithm;
+use crate::session_key::{SessionKey, SessionKeyError};
 
 /// The layout this crate writes and reads.
 pub const LAYOUT_VERSION: u32 = 1;

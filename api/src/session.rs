@@ -257,7 +257,10 @@ impl SessionRecord {
         let plaintext = serde_json::to_vec(&self.fields()).unwrap_or_default();
         let mut data = empty_data();
         data.insert(keys::KEY_ID.to_owned(), key.id().into_bytes());
-        data.insert(keys::SEALED_SESSION.to_owned(), key.seal(scope, &plaintext)?);
+        data.insert(
+            keys::SEALED_SESSION.to_owned(),
+            key.seal(scope, &plaintext)?,
+        );
         Ok(data)
     }
 

@@ -56,7 +56,7 @@ fn unhex(text: &[u8]) -> Option<Vec<u8>> {
     }
     let digit = |c: u8| (c as char).to_digit(16);
     text.chunks(2)
-        .map(|pair| Some(u8::try_from(digit(pair[0])? * 16 + digit(pair[1])?).ok()?))
+        .map(|pair| u8::try_from(digit(pair[0])? * 16 + digit(pair[1])?).ok())
         .collect()
 }
 
@@ -205,7 +205,12 @@ mod tests {
             ("another credential", &key, "ns/payroll", &sealed),
             ("a flipped bit", &key, "ns/billing", &flipped),
             ("truncated", &key, "ns/billing", &sealed[..10]),
-            ("plaintext", &key, "ns/billing", b"refresh-me-as-plaintext-value"),
+            (
+                "plaintext",
+                &key,
+                "ns/billing",
+                b"refresh-me-as-plaintext-value",
+            ),
         ];
         for (what, k, scope, value) in cases {
             assert_eq!(k.open(scope, value), None, "{what}");
@@ -221,8 +226,8 @@ mod tests {
     fn the_stored_form_round_trips_and_debug_shows_only_the_id() {
         let key = SessionKey::generate().expect("key");
         let text = key.to_text();
-        let back = SessionKey::from_text(format!("{}\n", text.expose_secret()).as_bytes())
-            .expect("reads");
+        let back =
+            SessionKey::from_text(format!("{}\n", text.expose_secret()).as_bytes()).expect("reads");
         assert_eq!(back.id(), key.id());
         let shown = format!("{key:?}");
         assert!(!shown.contains(text.expose_secret()), "{shown}");
@@ -242,12 +247,30 @@ mod tests {
         assert!(key.lease_proof_holds("ns/c", "pod-a", 1_000, 10, &proof));
         let other = SessionKey::generate().expect("key");
         let cases = [
-            ("holder", key.lease_proof_holds("ns/c", "evil", 1_000, 10, &proof)),
-            ("time", key.lease_proof_holds("ns/c", "pod-a", 2_000, 10, &proof)),
-            ("duration", key.lease_proof_holds("ns/c", "pod-a", 1_000, 3600, &proof)),
-            ("scope", key.lease_proof_holds("ns/d", "pod-a", 1_000, 10, &proof)),
-            ("key", other.lease_proof_holds("ns/c", "pod-a", 1_000, 10, &proof)),
-            ("garbage", key.lease_proof_holds("ns/c", "pod-a", 1_000, 10, "xyz")),
+            (
+                "holder",
+                key.lease_proof_holds("ns/c", "evil", 1_000, 10, &proof),
+            ),
+            (
+                "time",
+                key.lease_proof_holds("ns/c", "pod-a", 2_000, 10, &proof),
+            ),
+            (
+                "duration",
+                key.lease_proof_holds("ns/c", "pod-a", 1_000, 3600, &proof),
+            ),
+            (
+                "scope",
+                key.lease_proof_holds("ns/d", "pod-a", 1_000, 10, &proof),
+            ),
+            (
+                "key",
+                other.lease_proof_holds("ns/c", "pod-a", 1_000, 10, &proof),
+            ),
+            (
+                "garbage",
+                key.lease_proof_holds("ns/c", "pod-a", 1_000, 10, "xyz"),
+            ),
         ];
         for (what, holds) in cases {
             assert!(!holds, "{what}");

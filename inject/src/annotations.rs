@@ -382,7 +382,10 @@ mod tests {
             (&[(INJECT, "other-ns/vendor")], INJECT),
             (&[(INJECT, "/vendor")], INJECT),
             (&[(INJECT, "v"), (API_PORT, "http")], API_PORT),
-            (&[(INJECT, "v"), (PROXY_REQUIRE_HEADER, "yes")], PROXY_REQUIRE_HEADER),
+            (
+                &[(INJECT, "v"), (PROXY_REQUIRE_HEADER, "yes")],
+                PROXY_REQUIRE_HEADER,
+            ),
             (&[(INJECT, "v"), (API_PORT, "0")], API_PORT),
             (&[(INJECT, "v"), (API_PORT, "80")], API_PORT),
             (&[(INJECT, "v"), (API_PORT, "65536")], API_PORT),

@@ -399,11 +399,17 @@ fn the_proxy_header_annotation_reaches_the_sidecar_and_the_session_key_stays_in_
         .build();
     let (plain, _) = injected(&pod, &credential().build(), &config());
     let args = sidecar(&plain).args.clone().unwrap_or_default();
-    assert!(!args.iter().any(|a| a == "--proxy-require-header"), "{args:?}");
+    assert!(
+        !args.iter().any(|a| a == "--proxy-require-header"),
+        "{args:?}"
+    );
     let strict = pod_with(PROXY_REQUIRE_HEADER, "true");
     let (patched, _) = injected(&strict, &credential().build(), &config());
     let args = sidecar(&patched).args.clone().unwrap_or_default();
-    assert!(args.iter().any(|a| a == "--proxy-require-header"), "{args:?}");
+    assert!(
+        args.iter().any(|a| a == "--proxy-require-header"),
+        "{args:?}"
+    );
     // The runtime Secret (and with it the session key) is mounted into the
     // sidecar only: app containers never get its volume.
     for container in &patched.spec.as_ref().expect("spec").containers {

@@ -31,7 +31,10 @@ impl Refusal {
 
 fn port_ok(port: Option<&str>) -> bool {
     port.is_none_or(|p| {
-        !p.is_empty() && p.len() <= 5 && p.bytes().all(|b| b.is_ascii_digit()) && p.parse::<u16>().is_ok()
+        !p.is_empty()
+            && p.len() <= 5
+            && p.bytes().all(|b| b.is_ascii_digit())
+            && p.parse::<u16>().is_ok()
     })
 }
 
@@ -137,14 +140,24 @@ mod tests {
             b.body(()).expect("request")
         };
         let cases = [
-            ("loopback", req(Some("localhost:1"), false, "/x"), false, Ok(())),
+            (
+                "loopback",
+                req(Some("localhost:1"), false, "/x"),
+                false,
+                Ok(()),
+            ),
             (
                 "foreign host",
                 req(Some("attacker.example"), true, "/x"),
                 false,
                 Err(Refusal::Host),
             ),
-            ("no host at all", req(None, true, "/x"), false, Err(Refusal::Host)),
+            (
+                "no host at all",
+                req(None, true, "/x"),
+                false,
+                Err(Refusal::Host),
+            ),
             (
                 "HTTP/2 authority",
                 req(None, false, "http://127.0.0.1:9/x"),

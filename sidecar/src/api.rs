@@ -309,7 +309,9 @@ mod tests {
         }
         let text = shared.metrics.encode().expect("metrics");
         assert!(
-            text.contains(r#"otpilot_sidecar_refused_requests_total{server="api",reason="host"} 3"#),
+            text.contains(
+                r#"otpilot_sidecar_refused_requests_total{server="api",reason="host"} 3"#
+            ),
             "{text}"
         );
     }

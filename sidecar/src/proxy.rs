@@ -14,8 +14,8 @@ use futures::TryStreamExt;
 use otpilot_profile::{TokenVerdict, token_verdict};
 
 use crate::metrics::{ProxyLabels, RefusedLabels, status_class};
-use otpilot_api::sidecar::TOKEN_REQUEST_HEADER;
 use crate::state::{ServedToken, Shared};
+use otpilot_api::sidecar::TOKEN_REQUEST_HEADER;
 
 /// How the proxy behaves.
 #[derive(Debug, Clone, Copy)]

@@ -108,7 +108,10 @@ async fn a_proxy_told_to_require_the_header_refuses_requests_without_it() {
     assert_eq!(status, 200, "{body}");
     assert!(body.contains(USERNAME), "{body}");
     let refused = sidecar
-        .counter("otpilot_sidecar_refused_requests_total", "reason=\"header\"")
+        .counter(
+            "otpilot_sidecar_refused_requests_total",
+            "reason=\"header\"",
+        )
         .await;
     assert_eq!(refused, 2.0, "{}", sidecar.metrics().await);
 }

@@ -225,8 +225,7 @@ async fn a_forged_holder_and_a_far_future_code_step_do_not_stop_a_replica_loggin
     );
     let token = sidecar.wait_ready(Duration::from_secs(60)).await;
     assert_ne!(
-        token.token,
-        "forged-by-the-app",
+        token.token, "forged-by-the-app",
         "served the app's forged session"
     );
     assert_eq!(

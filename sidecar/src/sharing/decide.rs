@@ -297,7 +297,12 @@ mod tests {
             until: t(until),
         };
         let cases = [
-            ("proven, fresh", held("other", 9_995, 10), true, wait(10_005)),
+            (
+                "proven, fresh",
+                held("other", 9_995, 10),
+                true,
+                wait(10_005),
+            ),
             (
                 "forged (no proof), fresh",
                 held("other", 9_995, 10),
@@ -322,11 +327,25 @@ mod tests {
                 true,
                 LeaseDecision::Take,
             ),
-            ("ours, unproven", held("me", 9_995, 10), false, LeaseDecision::Renew),
-            ("expired", held("other", 9_000, 10), true, LeaseDecision::Take),
+            (
+                "ours, unproven",
+                held("me", 9_995, 10),
+                false,
+                LeaseDecision::Renew,
+            ),
+            (
+                "expired",
+                held("other", 9_000, 10),
+                true,
+                LeaseDecision::Take,
+            ),
         ];
         for (name, spec, proven, want) in cases {
-            assert_eq!(trusted_decision(Some(&spec), proven, "me", now), want, "{name}");
+            assert_eq!(
+                trusted_decision(Some(&spec), proven, "me", now),
+                want,
+                "{name}"
+            );
         }
     }
 

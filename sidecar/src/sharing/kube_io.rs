@@ -63,13 +63,7 @@ fn proven(lease: &Lease, key: &SessionKey, scope: &str) -> bool {
     };
     holder.len() <= MAX_HOLDER_LEN
         && proof.len() <= MAX_PROOF_LEN
-        && key.lease_proof_holds(
-            scope,
-            holder,
-            renewed.0.as_microsecond(),
-            duration,
-            proof,
-        )
+        && key.lease_proof_holds(scope, holder, renewed.0.as_microsecond(), duration, proof)
 }
 
 /// One credential's Lease and session Secret, as this replica sees them.

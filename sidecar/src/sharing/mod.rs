@@ -44,10 +44,16 @@ pub struct SharingConfig {
 /// standalone, and why.
 pub async fn choose(config: &SharingConfig) -> Result<SessionObjects, String> {
     let Some(credential) = config.credential.as_deref() else {
-        return Err(
-            decide::choose_mode(None, Ok(()), Ok(()), &Probe::Found, &Probe::Found, "", "")
-                .expect_err("unconfigured is standalone"),
-        );
+        return Err(decide::choose_mode(
+            None,
+            Ok(()),
+            Ok(()),
+            &Probe::Found,
+            &Probe::Found,
+            "",
+            "",
+        )
+        .expect_err("unconfigured is standalone"));
     };
     let key_file = config
         .runtime_dir
