@@ -22,6 +22,7 @@ pub mod runtime_secret;
 pub mod schema;
 pub mod secret_value_flag;
 pub mod session;
+pub mod session_key;
 pub mod sidecar;
 
 pub use api_credential::{ApiCredential, ApiCredentialSpec, ApiCredentialStatus};

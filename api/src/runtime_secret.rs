@@ -19,6 +19,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::api_credential::EnrollmentState;
 use crate::profile::TotpAlgorithm;
+use crate::session_key::{SessionKey, SessionKeyError};
 
 /// The layout this crate writes and reads.
 pub const LAYOUT_VERSION: u32 = 1;
@@ -55,6 +56,37 @@ pub mod keys {
     /// CA certificates (PEM) that sign the vendor's server certificate,
     /// when it is not publicly trusted.
     pub const SERVER_CA: &str = "ca.crt";
+    /// The credential's session key, 64 hex digits: sidecars seal the shared
+    /// session and prove their Lease renewals with it
+    /// ([`crate::session_key`]). Generated once by the operator and kept
+    /// across writes; not part of [`super::RuntimeBundle`] (the operator's
+    /// enrollment never needs it).
+    pub const SESSION_KEY: &str = "session-key";
+}
+
+/// The value to store under [`keys::SESSION_KEY`] on a write of the runtime
+/// Secret: the one already there when it reads as a key (never rotated
+/// silently: sidecars would stop opening each other's sessions), otherwise
+/// a fresh one. `None` only when the system's random generator fails.
+pub fn session_key_value(existing: Option<&[u8]>) -> Option<Vec<u8>> {
+    if let Some(existing) = existing
+        && SessionKey::from_text(existing).is_ok()
+    {
+        return Some(existing.to_vec());
+    }
+    SessionKey::generate()
+        .ok()
+        .map(|key| key.to_text().expose_secret().as_bytes().to_vec())
+}
+
+/// The session key in a runtime Secret's data (or mounted files): `None`
+/// when absent (an operator older than this sidecar wrote it).
+pub fn session_key_of(
+    data: &BTreeMap<String, Vec<u8>>,
+) -> Result<Option<SessionKey>, SessionKeyError> {
+    data.get(keys::SESSION_KEY)
+        .map(|v| SessionKey::from_text(v))
+        .transpose()
 }
 
 /// TOTP parameters as stored in [`keys::TOTP_PARAMS`].
@@ -429,6 +461,24 @@ mod tests {
             let got = RuntimeBundle::from_data(&data).err();
             assert_eq!(got.as_ref(), Some(expected), "{name}");
         }
+    }
+
+    #[test]
+    fn the_session_key_is_kept_across_writes_and_made_once() {
+        let first = session_key_value(None).expect("generated");
+        let key = session_key_of(&BTreeMap::from([(keys::SESSION_KEY.into(), first.clone())]))
+            .expect("reads")
+            .expect("present");
+        assert_eq!(session_key_value(Some(&first)), Some(first.clone()));
+        assert_ne!(session_key_value(None), Some(first.clone()), "random");
+        let repaired = session_key_value(Some(b"not a key")).expect("generated");
+        assert!(SessionKey::from_text(&repaired).is_ok());
+        assert!(matches!(session_key_of(&BTreeMap::new()), Ok(None)));
+        assert!(!format!("{key:?}").contains(std::str::from_utf8(&first).expect("hex")));
+        // The bundle ignores the key: older readers are unaffected.
+        let mut data = bundle().to_data();
+        data.insert(keys::SESSION_KEY.into(), first);
+        assert!(RuntimeBundle::from_data(&data).is_ok());
     }
 
     #[test]

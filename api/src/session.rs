@@ -3,9 +3,10 @@
 //! and RoleBinding that let workloads use exactly those two) and the
 //! sidecars (one holds the Lease and publishes; the others watch the Secret).
 //!
-//! One key per value, like the runtime Secret (`docs/shared-session.md`
-//! documents every key). A Secret the operator just created has only
-//! [`keys::LAYOUT_VERSION`]: "no session published yet".
+//! The record's values are sealed together with the credential's session
+//! key ([`crate::session_key`]), which only sidecars hold
+//! (`docs/shared-session.md` documents every key). A Secret the operator
+//! just created has only [`keys::LAYOUT_VERSION`]: "no session published yet".
 
 use std::collections::BTreeMap;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
@@ -13,8 +14,11 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 use k8s_openapi::api::rbac::v1::{PolicyRule, RoleRef, Subject};
 use secrecy::{ExposeSecret, SecretString};
 
-/// The layout this crate writes and reads.
-pub const LAYOUT_VERSION: u32 = 1;
+use crate::session_key::{SessionKey, SessionKeyError};
+
+/// The layout this crate writes and reads: 2 seals the whole record
+/// (version 1, plaintext keys, is recognised only to be refused).
+pub const LAYOUT_VERSION: u32 = 2;
 
 /// Secret data keys.
 pub mod keys {
@@ -37,6 +41,12 @@ pub mod keys {
     pub const LAST_CODE_STEP: &str = "last-code-step";
     /// The Lease holder identity that published this session.
     pub const HOLDER: &str = "holder";
+    /// Layout 2: the id of the session key that sealed [`SEALED_SESSION`]
+    /// (public, derived one-way from the key).
+    pub const KEY_ID: &str = "key-id";
+    /// Layout 2: all of the keys above (but `layout-version`) as a JSON
+    /// object, sealed (nonce, ciphertext, tag). The only place they are.
+    pub const SEALED_SESSION: &str = "sealed-session";
 }
 
 /// Name of an ApiCredential's session Secret.
@@ -162,7 +172,35 @@ pub enum SessionSecretError {
         /// The version found.
         found: u32,
     },
+    #[error(
+        "session Secret holds an unsealed session (layout version 1, written by an older sidecar); \
+         ignoring it: this build only trusts sessions sealed with the credential's session key"
+    )]
+    /// A plaintext session from an older release: anyone with the Pod's
+    /// ServiceAccount could have written it.
+    Unsealed,
+    #[error(
+        "session Secret's sealed session does not open with this sidecar's session key (key id {key_id}); \
+         ignoring it: it was written with another key or by something that has no key"
+    )]
+    /// The sealed value does not open: forged, corrupted, or another key.
+    NotOpened {
+        /// The id of the key tried (public, derived one-way).
+        key_id: String,
+    },
+    #[error("session Secret is larger than {limit} bytes; ignoring it")]
+    /// More data than any sidecar writes: not parsed at all.
+    TooLarge {
+        /// The limit.
+        limit: usize,
+    },
 }
+
+/// The most a sidecar writes to the session Secret (all keys and values):
+/// anything larger is not parsed.
+pub const MAX_SECRET_BYTES: usize = 64 * 1024;
+/// The longest holder identity read (a Pod name is at most 253 characters).
+pub const MAX_HOLDER_LEN: usize = 253;
 
 fn millis(t: SystemTime) -> String {
     t.duration_since(UNIX_EPOCH)
@@ -180,11 +218,12 @@ pub fn empty_data() -> BTreeMap<String, Vec<u8>> {
 }
 
 impl SessionRecord {
-    /// The Secret's data, key by key.
-    pub fn to_data(&self) -> BTreeMap<String, Vec<u8>> {
-        let mut data = empty_data();
+    /// The record's values, key by key, before sealing (the keys of
+    /// layout version 1, without `layout-version`).
+    fn fields(&self) -> BTreeMap<String, String> {
+        let mut data = BTreeMap::new();
         let mut put = |k: &str, v: &str| {
-            data.insert(k.to_owned(), v.as_bytes().to_vec());
+            data.insert(k.to_owned(), v.to_owned());
         };
         put(keys::ACCESS_TOKEN, self.access_token.expose_secret());
         if let Some(t) = &self.token_type {
@@ -205,21 +244,79 @@ impl SessionRecord {
         data
     }
 
-    /// Parses a Secret's data: `Ok(None)` when nothing is published yet.
-    /// Unknown keys are ignored (newer writers within one layout version).
-    pub fn from_data(data: &BTreeMap<String, Vec<u8>>) -> Result<Option<Self>, SessionSecretError> {
+    /// The Secret's data: every value of the record sealed together under
+    /// `key` for `scope` (the credential's `namespace/name`), so an app
+    /// container that can read the Secret gets ciphertext only, and one
+    /// that writes it cannot make a sidecar accept anything.
+    pub fn seal(
+        &self,
+        key: &SessionKey,
+        scope: &str,
+    ) -> Result<BTreeMap<String, Vec<u8>>, SessionKeyError> {
+        // Every value is UTF-8 text, so the JSON of the map cannot fail.
+        let plaintext = serde_json::to_vec(&self.fields()).unwrap_or_default();
+        let mut data = empty_data();
+        data.insert(keys::KEY_ID.to_owned(), key.id().into_bytes());
+        data.insert(
+            keys::SEALED_SESSION.to_owned(),
+            key.seal(scope, &plaintext)?,
+        );
+        Ok(data)
+    }
+
+    /// Reads a session Secret's data sealed by [`Self::seal`]: `Ok(None)`
+    /// when nothing is published yet. Sizes are checked before anything is
+    /// parsed; a plaintext (older) or unopenable value is an error the
+    /// caller treats as "no session".
+    pub fn open(
+        data: &BTreeMap<String, Vec<u8>>,
+        key: &SessionKey,
+        scope: &str,
+    ) -> Result<Option<Self>, SessionSecretError> {
+        let size: usize = data.iter().map(|(k, v)| k.len() + v.len()).sum();
+        if size > MAX_SECRET_BYTES {
+            return Err(SessionSecretError::TooLarge {
+                limit: MAX_SECRET_BYTES,
+            });
+        }
+        let version = data
+            .get(keys::LAYOUT_VERSION)
+            .ok_or(SessionSecretError::Missing(keys::LAYOUT_VERSION))?;
+        let version: u32 = std::str::from_utf8(version)
+            .ok()
+            .and_then(|v| v.trim().parse().ok())
+            .ok_or_else(|| SessionSecretError::Malformed {
+                key: keys::LAYOUT_VERSION,
+                reason: "not a decimal number".into(),
+            })?;
+        match version {
+            1 if data.get(keys::ACCESS_TOKEN).is_some_and(|v| !v.is_empty()) => {
+                return Err(SessionSecretError::Unsealed);
+            }
+            1 => return Ok(None),
+            LAYOUT_VERSION => {}
+            found => return Err(SessionSecretError::UnsupportedVersion { found }),
+        }
+        let Some(sealed) = data.get(keys::SEALED_SESSION).filter(|v| !v.is_empty()) else {
+            return Ok(None);
+        };
+        let plaintext = key
+            .open(scope, sealed)
+            .ok_or_else(|| SessionSecretError::NotOpened { key_id: key.id() })?;
+        let fields: BTreeMap<String, String> =
+            serde_json::from_slice(&plaintext).map_err(|_| SessionSecretError::Malformed {
+                key: keys::SEALED_SESSION,
+                reason: "the opened value is not a JSON object of strings".into(),
+            })?;
+        Self::from_fields(&fields)
+    }
+
+    fn from_fields(data: &BTreeMap<String, String>) -> Result<Option<Self>, SessionSecretError> {
         let malformed =
             |key: &'static str, reason: String| SessionSecretError::Malformed { key, reason };
-        let text = |key: &'static str| -> Result<Option<&str>, SessionSecretError> {
-            data.get(key)
-                .map(|v| std::str::from_utf8(v).map_err(|_| malformed(key, "not UTF-8".into())))
-                .transpose()
-        };
-        let required = |key: &'static str| -> Result<&str, SessionSecretError> {
-            text(key)?.ok_or(SessionSecretError::Missing(key))
-        };
+        let text = |key: &'static str| data.get(key).map(String::as_str);
         let number = |key: &'static str| -> Result<Option<u64>, SessionSecretError> {
-            text(key)?
+            text(key)
                 .map(|s| {
                     s.trim()
                         .parse::<u64>()
@@ -228,34 +325,34 @@ impl SessionRecord {
                 .transpose()
         };
         let time = |key: &'static str| -> Result<Option<SystemTime>, SessionSecretError> {
-            Ok(number(key)?.map(|ms| UNIX_EPOCH + Duration::from_millis(ms)))
+            number(key)?
+                .map(|ms| {
+                    UNIX_EPOCH
+                        .checked_add(Duration::from_millis(ms))
+                        .ok_or_else(|| malformed(key, "out of range".into()))
+                })
+                .transpose()
         };
-        let version: u32 = required(keys::LAYOUT_VERSION)?
-            .trim()
-            .parse()
-            .map_err(|e: std::num::ParseIntError| malformed(keys::LAYOUT_VERSION, e.to_string()))?;
-        if version != LAYOUT_VERSION {
-            return Err(SessionSecretError::UnsupportedVersion { found: version });
-        }
-        let Some(access) = text(keys::ACCESS_TOKEN)? else {
+        let Some(access) = text(keys::ACCESS_TOKEN).filter(|a| !a.is_empty()) else {
             return Ok(None);
         };
-        if access.is_empty() {
-            return Ok(None);
+        let holder = text(keys::HOLDER).unwrap_or_default();
+        if holder.len() > MAX_HOLDER_LEN {
+            return Err(malformed(keys::HOLDER, "longer than a Pod name".into()));
         }
         Ok(Some(Self {
             access_token: SecretString::from(access.to_owned()),
-            token_type: text(keys::TOKEN_TYPE)?.map(str::to_owned),
+            token_type: text(keys::TOKEN_TYPE).map(str::to_owned),
             obtained_at: time(keys::OBTAINED_AT)?
                 .ok_or(SessionSecretError::Missing(keys::OBTAINED_AT))?,
             expires_at: time(keys::EXPIRES_AT)?
                 .ok_or(SessionSecretError::Missing(keys::EXPIRES_AT))?,
-            refresh_token: text(keys::REFRESH_TOKEN)?
+            refresh_token: text(keys::REFRESH_TOKEN)
                 .filter(|r| !r.is_empty())
                 .map(|r| SecretString::from(r.to_owned())),
             refresh_expires_at: time(keys::REFRESH_EXPIRES_AT)?,
             last_code_step: number(keys::LAST_CODE_STEP)?,
-            holder: text(keys::HOLDER)?.unwrap_or_default().to_owned(),
+            holder: holder.to_owned(),
         }))
     }
 }
@@ -277,9 +374,18 @@ mod tests {
         }
     }
 
+    fn key() -> SessionKey {
+        SessionKey::from_text(&[b'7'; 64]).expect("key")
+    }
+
     #[test]
-    fn a_record_round_trips_and_debug_shows_no_token() {
-        let back = SessionRecord::from_data(&record().to_data())
+    fn a_sealed_record_round_trips_shows_no_token_and_debug_shows_none() {
+        let data = record().seal(&key(), "ns/c").expect("seals");
+        for value in data.values() {
+            let text = String::from_utf8_lossy(value);
+            assert!(!text.contains("at-1") && !text.contains("rt-1"), "{text}");
+        }
+        let back = SessionRecord::open(&data, &key(), "ns/c")
             .expect("parses")
             .expect("published");
         assert_eq!(back.access_token.expose_secret(), "at-1");
@@ -295,31 +401,85 @@ mod tests {
     }
 
     #[test]
-    fn an_empty_or_unpublished_secret_is_no_session_and_bad_ones_name_the_key() {
-        assert!(
-            SessionRecord::from_data(&empty_data())
-                .expect("ok")
-                .is_none()
-        );
-        let mut bad = record().to_data();
-        bad.insert(keys::EXPIRES_AT.into(), b"soon".to_vec());
+    fn only_a_sealed_session_of_this_key_and_credential_is_a_session() {
+        let other = SessionKey::from_text(&[b'8'; 64]).expect("key");
+        let sealed = record().seal(&key(), "ns/c").expect("seals");
+        let plaintext_v1: BTreeMap<String, Vec<u8>> = record()
+            .fields()
+            .into_iter()
+            .map(|(k, v)| (k, v.into_bytes()))
+            .chain([(keys::LAYOUT_VERSION.to_owned(), b"1".to_vec())])
+            .collect();
+        let mut garbage = sealed.clone();
+        garbage.insert(keys::SEALED_SESSION.into(), b"not sealed at all".to_vec());
+        let mut huge = sealed.clone();
+        huge.insert("padding".into(), vec![b'0'; MAX_SECRET_BYTES]);
+        let mut newer = sealed.clone();
+        newer.insert(keys::LAYOUT_VERSION.into(), b"3".to_vec());
+        let v1_empty = BTreeMap::from([(keys::LAYOUT_VERSION.to_owned(), b"1".to_vec())]);
+        let open = |d: &BTreeMap<String, Vec<u8>>, k: &SessionKey, scope| {
+            SessionRecord::open(d, k, scope).map(|r| r.is_some())
+        };
+        let cases = [
+            ("sealed", open(&sealed, &key(), "ns/c"), Ok(true)),
+            ("empty", open(&empty_data(), &key(), "ns/c"), Ok(false)),
+            ("empty v1", open(&v1_empty, &key(), "ns/c"), Ok(false)),
+            (
+                "plaintext from an older sidecar",
+                open(&plaintext_v1, &key(), "ns/c"),
+                Err(SessionSecretError::Unsealed),
+            ),
+            (
+                "another key",
+                open(&sealed, &other, "ns/c"),
+                Err(SessionSecretError::NotOpened { key_id: other.id() }),
+            ),
+            (
+                "another credential",
+                open(&sealed, &key(), "ns/d"),
+                Err(SessionSecretError::NotOpened { key_id: key().id() }),
+            ),
+            (
+                "garbage",
+                open(&garbage, &key(), "ns/c"),
+                Err(SessionSecretError::NotOpened { key_id: key().id() }),
+            ),
+            (
+                "huge",
+                open(&huge, &key(), "ns/c"),
+                Err(SessionSecretError::TooLarge {
+                    limit: MAX_SECRET_BYTES,
+                }),
+            ),
+            (
+                "newer layout",
+                open(&newer, &key(), "ns/c"),
+                Err(SessionSecretError::UnsupportedVersion { found: 3 }),
+            ),
+            (
+                "no version",
+                open(&BTreeMap::new(), &key(), "ns/c"),
+                Err(SessionSecretError::Missing(keys::LAYOUT_VERSION)),
+            ),
+        ];
+        for (what, got, want) in cases {
+            assert_eq!(got, want, "{what}");
+        }
+    }
+
+    #[test]
+    fn a_sealed_but_bad_value_names_the_key_not_the_value() {
+        let mut fields = record().fields();
+        fields.insert(keys::EXPIRES_AT.into(), "soon-at-1".into());
+        let err = SessionRecord::from_fields(&fields).expect_err("malformed");
         assert!(matches!(
-            SessionRecord::from_data(&bad),
-            Err(SessionSecretError::Malformed {
+            err,
+            SessionSecretError::Malformed {
                 key: keys::EXPIRES_AT,
                 ..
-            })
+            }
         ));
-        let mut newer = record().to_data();
-        newer.insert(keys::LAYOUT_VERSION.into(), b"2".to_vec());
-        assert_eq!(
-            SessionRecord::from_data(&newer).err(),
-            Some(SessionSecretError::UnsupportedVersion { found: 2 })
-        );
-        assert_eq!(
-            SessionRecord::from_data(&BTreeMap::new()).err(),
-            Some(SessionSecretError::Missing(keys::LAYOUT_VERSION))
-        );
+        assert!(!err.to_string().contains("at-1"), "{err}");
     }
 
     #[test]

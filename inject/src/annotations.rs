@@ -21,6 +21,10 @@ pub const PROXY_PORT: &str = "otpilot.dev/proxy-port";
 pub const TOKEN_FILE: &str = "otpilot.dev/token-file";
 /// A sidecar image for this Pod, when the installation allows overrides.
 pub const SIDECAR_IMAGE: &str = "otpilot.dev/sidecar-image";
+/// `"true"`: the sidecar's proxy answers only requests carrying the same
+/// header `/token` requires (`Otpilot-Request: true`); `"false"` or absent:
+/// transparent proxying (the default).
+pub const PROXY_REQUIRE_HEADER: &str = "otpilot.dev/proxy-require-header";
 
 /// The sidecar runs as non-root: it cannot bind a privileged port.
 const LOWEST_PORT: u16 = 1024;
@@ -39,6 +43,8 @@ pub struct InjectRequest {
     pub token_file: Option<TokenFile>,
     /// The image to run instead of the installation's (only when allowed).
     pub image: Option<String>,
+    /// The proxy requires the token request header ([`PROXY_REQUIRE_HEADER`]).
+    pub proxy_require_header: bool,
 }
 
 /// Where the token file goes.
@@ -112,6 +118,12 @@ pub enum AnnotationError {
         /// The annotation's value.
         value: String,
     },
+    #[error("annotation {PROXY_REQUIRE_HEADER}={value:?} is not \"true\" or \"false\"")]
+    /// The proxy header switch is neither `true` nor `false`.
+    InvalidProxyRequireHeader {
+        /// The annotation's value.
+        value: String,
+    },
 }
 
 /// Parses the injection annotations. `None` when the Pod does not ask for
@@ -137,12 +149,22 @@ pub fn parse(
         .get(SIDECAR_IMAGE)
         .map(|value| image(value, config))
         .transpose()?;
+    let proxy_require_header = match annotations.get(PROXY_REQUIRE_HEADER).map(|v| v.trim()) {
+        None | Some("false") => false,
+        Some("true") => true,
+        Some(other) => {
+            return Err(AnnotationError::InvalidProxyRequireHeader {
+                value: other.to_owned(),
+            });
+        }
+    };
     Ok(Some(InjectRequest {
         credential,
         api_port,
         proxy_port,
         token_file,
         image,
+        proxy_require_header,
     }))
 }
 
@@ -314,6 +336,7 @@ mod tests {
                 proxy_port: DEFAULT_PROXY_PORT,
                 token_file: None,
                 image: None,
+                proxy_require_header: false,
             }
         );
     }
@@ -327,6 +350,7 @@ mod tests {
                 (PROXY_PORT, "9002"),
                 (TOKEN_FILE, "/var/run/otpilot/token/token"),
                 (SIDECAR_IMAGE, "registry.local/sidecar@sha256:abc"),
+                (PROXY_REQUIRE_HEADER, "true"),
             ]),
             &overrides_allowed(),
         )
@@ -343,6 +367,7 @@ mod tests {
                     dir: "/var/run/otpilot/token".into(),
                 }),
                 image: Some("registry.local/sidecar@sha256:abc".into()),
+                proxy_require_header: true,
             }
         );
     }
@@ -357,6 +382,10 @@ mod tests {
             (&[(INJECT, "other-ns/vendor")], INJECT),
             (&[(INJECT, "/vendor")], INJECT),
             (&[(INJECT, "v"), (API_PORT, "http")], API_PORT),
+            (
+                &[(INJECT, "v"), (PROXY_REQUIRE_HEADER, "yes")],
+                PROXY_REQUIRE_HEADER,
+            ),
             (&[(INJECT, "v"), (API_PORT, "0")], API_PORT),
             (&[(INJECT, "v"), (API_PORT, "80")], API_PORT),
             (&[(INJECT, "v"), (API_PORT, "65536")], API_PORT),

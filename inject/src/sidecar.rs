@@ -117,6 +117,9 @@ pub fn container(
         "--session-credential".to_owned(),
         request.credential.clone(),
     ]);
+    if request.proxy_require_header {
+        args.push("--proxy-require-header".to_owned());
+    }
     let mut mounts = vec![read_only_mount(RUNTIME_VOLUME, RUNTIME_DIR)];
     if spec_refs.password.is_some() {
         mounts.push(read_only_mount(PASSWORD_VOLUME, PASSWORD_DIR));

@@ -5,7 +5,7 @@ mod support;
 use k8s_openapi::api::core::v1::{Container, Pod};
 use otpilot_api::sidecar::env;
 use otpilot_inject::annotations::{
-    API_PORT, INJECT, INJECTED, PROXY_PORT, SIDECAR_IMAGE, TOKEN_FILE,
+    API_PORT, INJECT, INJECTED, PROXY_PORT, PROXY_REQUIRE_HEADER, SIDECAR_IMAGE, TOKEN_FILE,
 };
 use otpilot_inject::sidecar::CONTAINER_NAME;
 use otpilot_inject::{Decision, DenyReason, InjectConfig, mutate};
@@ -389,4 +389,46 @@ fn a_pod_injected_before_is_left_alone_whatever_its_annotations_say() {
         .containers(vec![container("app"), container(CONTAINER_NAME)])
         .build();
     assert_eq!(mutate(&as_app, None, &config()), Decision::untouched());
+}
+
+#[test]
+fn the_proxy_header_annotation_reaches_the_sidecar_and_the_session_key_stays_in_it() {
+    let pod = pod()
+        .injecting()
+        .containers(vec![container("app"), container("other-app")])
+        .build();
+    let (plain, _) = injected(&pod, &credential().build(), &config());
+    let args = sidecar(&plain).args.clone().unwrap_or_default();
+    assert!(
+        !args.iter().any(|a| a == "--proxy-require-header"),
+        "{args:?}"
+    );
+    let strict = pod_with(PROXY_REQUIRE_HEADER, "true");
+    let (patched, _) = injected(&strict, &credential().build(), &config());
+    let args = sidecar(&patched).args.clone().unwrap_or_default();
+    assert!(
+        args.iter().any(|a| a == "--proxy-require-header"),
+        "{args:?}"
+    );
+    // The runtime Secret (and with it the session key) is mounted into the
+    // sidecar only: app containers never get its volume.
+    for container in &patched.spec.as_ref().expect("spec").containers {
+        assert!(
+            !container
+                .volume_mounts
+                .iter()
+                .flatten()
+                .any(|m| m.name == "otpilot-runtime"),
+            "{} mounts the runtime Secret",
+            container.name
+        );
+    }
+}
+
+fn pod_with(annotation: &str, value: &str) -> Pod {
+    pod()
+        .injecting()
+        .annotated(annotation, value)
+        .containers(vec![container("app"), container("other-app")])
+        .build()
 }

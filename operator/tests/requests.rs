@@ -99,6 +99,12 @@ async fn renew_request_issues_a_new_certificate_the_vendor_accepts_once_per_valu
     wait_for_ready(&ns, "bot", &operator).await;
     let first = serial(&secret_data(&ns, "bot-runtime").await["tls.crt"]);
     let seed = runtime_seed(&ns, "bot").await;
+    // The sidecars' session key is made once and survives every rewrite.
+    let session_key = secret_data(&ns, "bot-runtime").await["session-key"].clone();
+    assert!(
+        otpilot_api::session_key::SessionKey::from_text(&session_key).is_ok(),
+        "the runtime Secret carries a session key"
+    );
 
     annotate(&ns, "bot", "otpilot.dev/renew-certificate", "r1").await;
     let done = wait_handled(
@@ -111,6 +117,11 @@ async fn renew_request_issues_a_new_certificate_the_vendor_accepts_once_per_valu
     .await;
     let second = serial(&secret_data(&ns, "bot-runtime").await["tls.crt"]);
     assert_ne!(first, second, "a new certificate was issued");
+    assert_eq!(
+        secret_data(&ns, "bot-runtime").await["session-key"],
+        session_key,
+        "the session key is not rotated by a rewrite of the runtime Secret"
+    );
     assert_eq!(runtime_seed(&ns, "bot").await, seed, "MFA is untouched");
     login_with_secrets(&ns, "bot").await;
     wait_for_event(&ns, "bot", "CertificateRenewed").await;

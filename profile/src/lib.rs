@@ -38,7 +38,7 @@ mod secret;
 mod template;
 mod timing;
 mod totp;
-mod url_scope;
+pub mod url_scope;
 mod vendor_clock;
 
 use std::collections::BTreeMap;

@@ -20,6 +20,7 @@ use otpilot_api::sidecar::{TOKEN_REQUEST_HEADER, TOKEN_REQUEST_HEADER_VALUE};
 use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
 
+use crate::metrics::RefusedLabels;
 use crate::state::Shared;
 
 /// An answer of the local API.
@@ -56,7 +57,24 @@ pub fn respond<B>(shared: &Shared, request: &Request<B>) -> ApiResponse {
         return response;
     }
     match path {
-        "/token" => token(shared, request.headers()),
+        "/token" => match crate::admission::admit(request, false) {
+            Ok(()) => token(shared, request.headers()),
+            Err(refusal) => {
+                shared
+                    .metrics
+                    .refused_requests
+                    .get_or_create(&RefusedLabels {
+                        server: "api",
+                        reason: refusal.as_str(),
+                    })
+                    .inc();
+                text(
+                    StatusCode::FORBIDDEN,
+                    "failed to serve the token: the request's Host is not localhost, 127.0.0.1 or [::1] \
+                     (it keeps DNS-rebinding pages from reading the token)\n",
+                )
+            }
+        },
         "/healthz" => text(StatusCode::OK, "ok\n"),
         "/readyz" => readyz(shared),
         _ => metrics(shared),
@@ -113,10 +131,15 @@ fn wants_plain_text(headers: &HeaderMap) -> bool {
 }
 
 fn token(shared: &Shared, headers: &HeaderMap) -> ApiResponse {
-    let asked = headers
-        .get(TOKEN_REQUEST_HEADER)
-        .is_some_and(|v| v.as_bytes() == TOKEN_REQUEST_HEADER_VALUE.as_bytes());
-    if !asked {
+    if !crate::admission::has_token_header(headers) {
+        shared
+            .metrics
+            .refused_requests
+            .get_or_create(&RefusedLabels {
+                server: "api",
+                reason: crate::admission::Refusal::Header.as_str(),
+            })
+            .inc();
         return text(StatusCode::FORBIDDEN, forbidden_message());
     }
     let now = SystemTime::now();
@@ -218,7 +241,7 @@ mod tests {
     }
 
     fn get_token(accept: Option<&str>, header: bool) -> Request<Body> {
-        let mut b = Request::get("/token");
+        let mut b = Request::get("/token").header(header::HOST, "127.0.0.1:8181");
         if header {
             b = b.header(TOKEN_REQUEST_HEADER, TOKEN_REQUEST_HEADER_VALUE);
         }
@@ -269,6 +292,28 @@ mod tests {
                 assert!(!body.contains("the-token"), "{what}");
             }
         }
+    }
+
+    #[tokio::test]
+    async fn a_foreign_host_gets_no_token_and_is_counted() {
+        let shared = with_token(Duration::from_secs(300));
+        for host in ["attacker.example", "attacker.example:8181", "10.0.0.5:8181"] {
+            let req = Request::get("/token")
+                .header(header::HOST, host)
+                .header(TOKEN_REQUEST_HEADER, TOKEN_REQUEST_HEADER_VALUE)
+                .body(())
+                .expect("req");
+            let (status, body) = call(shared.clone(), req).await;
+            assert_eq!(status, StatusCode::FORBIDDEN, "{host}");
+            assert!(!body.contains("the-token"), "{host}: {body}");
+        }
+        let text = shared.metrics.encode().expect("metrics");
+        assert!(
+            text.contains(
+                r#"otpilot_sidecar_refused_requests_total{server="api",reason="host"} 3"#
+            ),
+            "{text}"
+        );
     }
 
     #[tokio::test]

@@ -78,6 +78,11 @@ pub struct RunArgs {
     /// How long in-flight requests may take to finish after SIGTERM, in seconds.
     #[arg(long, env = "OTPILOT_SHUTDOWN_GRACE", default_value = "10", value_parser = seconds)]
     pub shutdown_grace: Duration,
+    /// Answer proxied requests only when they carry the `/token` request
+    /// header (`Otpilot-Request: true`), as `/token` does; off by default
+    /// (transparent proxying).
+    #[arg(long, env = "OTPILOT_PROXY_REQUIRE_HEADER")]
+    pub proxy_require_header: bool,
     /// Timeout of one proxied request, in seconds.
     #[arg(long, env = "OTPILOT_PROXY_TIMEOUT", default_value = "300", value_parser = seconds)]
     pub proxy_timeout: Duration,

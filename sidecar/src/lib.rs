@@ -9,6 +9,7 @@
 
 #![warn(missing_docs)]
 
+pub mod admission;
 pub mod api;
 pub mod cli;
 pub mod inputs;

@@ -39,6 +39,15 @@ pub struct ProxyLabels {
     pub status: &'static str,
 }
 
+/// A local request refused before it was answered.
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct RefusedLabels {
+    /// `api` (`/token`) or `proxy`.
+    pub server: &'static str,
+    /// `host` (not a loopback `Host`) or `header` (the token request header missing).
+    pub reason: &'static str,
+}
+
 /// Every metric of the sidecar.
 pub struct Metrics {
     registry: Registry,
@@ -62,6 +71,8 @@ pub struct Metrics {
     pub proxy_upstream_duration: Histogram,
     /// 1 for the current session mode, 0 for the others.
     pub session_mode: Family<ModeLabels, Gauge>,
+    /// Local requests refused by `Host` or missing header.
+    pub refused_requests: Family<RefusedLabels, Counter>,
     /// The vendor's clock minus ours, as the engine last measured it from
     /// the vendor's `Date` headers (absent until measured).
     pub vendor_clock_offset_seconds: Gauge<f64, AtomicU64>,
@@ -141,6 +152,12 @@ impl Metrics {
             "1 for how this replica gets its token (shared-holder, shared-follower, standalone)",
             session_mode.clone(),
         );
+        let refused_requests = Family::<RefusedLabels, Counter>::default();
+        registry.register(
+            "refused_requests",
+            "Requests to /token or the proxy refused unanswered: a Host that is not loopback, or the token request header missing",
+            refused_requests.clone(),
+        );
         let vendor_clock_offset_seconds = Gauge::<f64, AtomicU64>::default();
         registry.register_with_unit(
             "vendor_clock_offset",
@@ -160,6 +177,7 @@ impl Metrics {
             proxy_requests,
             proxy_upstream_duration,
             session_mode,
+            refused_requests,
             vendor_clock_offset_seconds,
         }
     }

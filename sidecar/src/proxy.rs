@@ -13,14 +13,19 @@ use axum::response::{IntoResponse, Response};
 use futures::TryStreamExt;
 use otpilot_profile::{TokenVerdict, token_verdict};
 
-use crate::metrics::{ProxyLabels, status_class};
+use crate::metrics::{ProxyLabels, RefusedLabels, status_class};
 use crate::state::{ServedToken, Shared};
+use otpilot_api::sidecar::TOKEN_REQUEST_HEADER;
 
 /// How the proxy behaves.
 #[derive(Debug, Clone, Copy)]
 pub struct ProxyConfig {
     /// How long to wait for a new token after the vendor refused one.
     pub renewal_wait: Duration,
+    /// Answer only requests carrying the `/token` request header (the
+    /// `otpilot.dev/proxy-require-header` Pod annotation): an SSRF in the
+    /// app that cannot set headers then does not borrow the identity.
+    pub require_header: bool,
 }
 
 #[derive(Clone)]
@@ -93,7 +98,50 @@ fn error(status: StatusCode, message: &'static str) -> Response {
         .into_response()
 }
 
+/// Refuses, before anything else, a request whose `Host` is not loopback
+/// or (when required) that lacks the token request header, and one whose
+/// path would leave the base URL's path once dot segments are resolved.
+fn admission_refused(state: &ProxyState, request: &Request) -> Option<Response> {
+    let refusal = crate::admission::admit(request, state.config.require_header).err()?;
+    state
+        .shared
+        .metrics
+        .refused_requests
+        .get_or_create(&RefusedLabels {
+            server: "proxy",
+            reason: refusal.as_str(),
+        })
+        .inc();
+    Some(match refusal {
+        crate::admission::Refusal::Host => error(
+            StatusCode::FORBIDDEN,
+            "otpilot proxy: the request's Host is not localhost, 127.0.0.1 or [::1]; refused \
+             (it keeps DNS-rebinding pages from using the identity)\n",
+        ),
+        crate::admission::Refusal::Header => error(
+            StatusCode::FORBIDDEN,
+            "otpilot proxy: this Pod requires the header Otpilot-Request: true on proxied requests \
+             (annotation otpilot.dev/proxy-require-header)\n",
+        ),
+    })
+}
+
+/// The vendor URL for a proxied path, when it stays under the base URL's
+/// path (the engine's rule, `otpilot_profile::url_scope`): `/../admin` or
+/// `/%2e%2e/admin` is refused rather than resolved out of the base.
+pub fn scoped_url(base_url: &str, path_and_query: &str) -> Option<reqwest::Url> {
+    let base = reqwest::Url::parse(base_url).ok()?;
+    let url = reqwest::Url::parse(&format!("{base_url}{path_and_query}")).ok()?;
+    match otpilot_profile::url_scope::escape_from(&base, &url) {
+        None => Some(url),
+        Some(_) => None,
+    }
+}
+
 async fn forward(State(state): State<ProxyState>, request: Request) -> Response {
+    if let Some(refused) = admission_refused(&state, &request) {
+        return refused;
+    }
     let shared = &state.shared;
     let Some(target) = shared.proxy_target() else {
         return error(
@@ -109,8 +157,14 @@ async fn forward(State(state): State<ProxyState>, request: Request) -> Response 
     };
     let (parts, body) = request.into_parts();
     let path = parts.uri.path_and_query().map_or("/", |pq| pq.as_str());
-    let url = format!("{}{path}", target.base_url);
+    let Some(url) = scoped_url(&target.base_url, path) else {
+        return error(
+            StatusCode::BAD_REQUEST,
+            "otpilot proxy: the path leaves the vendor base URL's path (check it for '..'); refused\n",
+        );
+    };
     let mut headers = parts.headers;
+    headers.remove(TOKEN_REQUEST_HEADER);
     let can_replay = replayable(&parts.method, &headers);
     strip_headers(&mut headers, true);
 
@@ -119,7 +173,7 @@ async fn forward(State(state): State<ProxyState>, request: Request) -> Response 
         headers.insert(token.header.0.clone(), token.header.1.clone());
         target
             .client
-            .request(parts.method.clone(), &url)
+            .request(parts.method.clone(), url.clone())
             .headers(headers)
             .body(body)
             .send()
@@ -250,6 +304,30 @@ mod tests {
         strip_headers(&mut resp, false);
         assert!(resp.contains_key(header::AUTHORIZATION) && resp.contains_key(header::HOST));
         assert!(!resp.contains_key("x-trace"));
+    }
+
+    #[test]
+    fn a_proxied_path_stays_under_the_base_path() {
+        let base = "https://vendor.example/api/v1";
+        let cases = [
+            ("/users?id=1", true),
+            ("/", true),
+            ("/a%2Fb", true),
+            ("/../admin", false),
+            ("/../../admin", false),
+            ("/x/../../admin", false),
+            ("/%2e%2e/admin", false),
+            ("/%2E%2E/%2e%2e/admin", false),
+            ("/.%2e/admin", false),
+            ("@evil.example/x", false),
+        ];
+        for (path, ok) in cases {
+            assert_eq!(scoped_url(base, path).is_some(), ok, "{path}");
+        }
+        assert_eq!(
+            scoped_url(base, "/x/../users").map(|u| u.path().to_owned()),
+            Some("/api/v1/users".to_owned())
+        );
     }
 
     #[test]

@@ -57,7 +57,7 @@ pub async fn run(args: RunArgs) -> anyhow::Result<()> {
     let reload = tokio::spawn(reload::watch_inputs(
         ReloadConfig {
             sources: Sources {
-                runtime_dir: args.runtime_dir,
+                runtime_dir: args.runtime_dir.clone(),
                 password_file: args.password_file,
                 api_key_file: args.api_key_file,
                 secret_value_files: args.secret_values,
@@ -87,6 +87,7 @@ pub async fn run(args: RunArgs) -> anyhow::Result<()> {
         namespace: args.session_namespace,
         identity: args.session_identity,
         lease_duration: args.session_lease_duration,
+        runtime_dir: args.runtime_dir,
     };
     let session = match sharing::choose(&sharing_config).await {
         Ok(objects) => tokio::spawn(sharing::run_shared(
@@ -113,6 +114,7 @@ pub async fn run(args: RunArgs) -> anyhow::Result<()> {
             shared.clone(),
             ProxyConfig {
                 renewal_wait: Duration::from_secs(10),
+                require_header: args.proxy_require_header,
             },
         ),
         cancel.clone(),

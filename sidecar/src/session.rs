@@ -130,12 +130,23 @@ pub async fn run_with(
             due = Instant::now();
         }
         account = Some(now_account);
-        if let Some(record) = seed.take() {
+        if let Some(mut record) = seed.take() {
             // Taking over a shared session: never reuse its code step, and
-            // refresh rather than log in while its refresh token lives.
-            if let (Some(key), Some(step)) = (prepared.inputs.totp.as_ref(), record.last_code_step)
-            {
-                prepared.engine.timer().mark_used(key, step);
+            // refresh rather than log in while its refresh token lives. A
+            // step far ahead of now would stop every code: ignored.
+            if let Some(key) = prepared.inputs.totp.as_ref() {
+                let now_s = SystemTime::now()
+                    .duration_since(std::time::UNIX_EPOCH)
+                    .unwrap_or_default()
+                    .as_secs();
+                record.last_code_step = crate::sharing::decide::usable_code_step(
+                    record.last_code_step,
+                    now_s,
+                    key.params().period,
+                );
+                if let Some(step) = record.last_code_step {
+                    prepared.engine.timer().mark_used(key, step);
+                }
             }
             let now = SystemTime::now();
             let plan = crate::sharing::decide::takeover(

@@ -346,18 +346,33 @@ async fn a_holder_that_loses_the_lease_stops_refreshing_at_once() {
     }
     let logins = v.account().await.accepted_codes;
 
-    // Someone else takes the Lease (as a replica whose clock raced would).
+    // Another replica takes the Lease (as one whose clock raced would): a
+    // holder that proves its renewal with the session key.
     let leases = env.ns.api::<Lease>();
+    let key = mounts.session_key.clone();
+    let scope = format!("{}/{CREDENTIAL}", env.ns.name());
     let set_holder = |holder: Option<&str>| {
         let leases = leases.clone();
         let holder = holder.map(str::to_owned);
+        let key = key.clone();
+        let scope = scope.clone();
         async move {
             loop {
                 let mut lease = leases.get("billing-session").await.expect("Lease");
+                let now = k8s_openapi::jiff::Timestamp::from_microsecond(
+                    k8s_openapi::jiff::Timestamp::now().as_microsecond(),
+                )
+                .expect("now");
+                if let Some(holder) = &holder {
+                    lease.metadata.annotations.get_or_insert_default().insert(
+                        "otpilot.dev/holder-proof".to_owned(),
+                        key.lease_proof(&scope, holder, now.as_microsecond(), 3600),
+                    );
+                }
                 let spec = lease.spec.get_or_insert_with(Default::default);
                 spec.holder_identity = holder.clone();
                 spec.lease_duration_seconds = Some(3600);
-                spec.renew_time = Some(MicroTime(k8s_openapi::jiff::Timestamp::now()));
+                spec.renew_time = Some(MicroTime(now));
                 match leases
                     .replace("billing-session", &PostParams::default(), &lease)
                     .await

@@ -4,6 +4,9 @@
 
 use std::time::{Duration, SystemTime};
 
+use k8s_openapi::api::coordination::v1::LeaseSpec;
+use k8s_openapi::jiff::{SignedDuration, Timestamp};
+use otpilot_api::lease::{self, LeaseDecision};
 use otpilot_api::session::SessionRecord;
 
 use crate::policy::{self, Attempt, RenewPolicy};
@@ -50,6 +53,7 @@ pub enum Probe {
 /// (said in the log, `/readyz` and the metric).
 pub fn choose_mode(
     credential: Option<&str>,
+    key: Result<(), &str>,
     identity: Result<(), &str>,
     lease: &Probe,
     secret: &Probe,
@@ -59,6 +63,12 @@ pub fn choose_mode(
     let Some(credential) = credential else {
         return Err("no shared session configured (--session-credential unset)".into());
     };
+    if let Err(why) = key {
+        return Err(format!(
+            "no session key to seal the shared session of {credential} with ({why}); the \
+             operator writes it to the runtime Secret (an older operator does not)"
+        ));
+    }
     if let Err(why) = identity {
         return Err(format!(
             "no Kubernetes identity to share the session of {credential} with ({why})"
@@ -95,6 +105,48 @@ pub fn grant_may_be_on_its_way(lease: &Probe, secret: &Probe) -> bool {
     let pending = |p: &Probe| matches!(p, Probe::Forbidden | Probe::Missing);
     let failed = |p: &Probe| matches!(p, Probe::Failed(_));
     (pending(lease) || pending(secret)) && !failed(lease) && !failed(secret)
+}
+
+/// The longest claim a holder is believed for, whatever the Lease says:
+/// a holder that wrote an hour-long duration is still taken over from
+/// within five minutes of its last renewal.
+pub const MAX_LEASE_SECONDS: i64 = 300;
+
+/// What the Lease as found means for this replica. Like
+/// [`otpilot_api::lease::decide`], but another holder is deferred to only
+/// when its last renewal carries a proof made with the session key
+/// (`proven`: only sidecars have the key, so an app container writing the
+/// Lease is taken over from at once), and for at most
+/// [`MAX_LEASE_SECONDS`] from its renewal.
+pub fn trusted_decision(
+    spec: Option<&LeaseSpec>,
+    proven: bool,
+    me: &str,
+    now: Timestamp,
+) -> LeaseDecision {
+    match lease::decide(spec, me, now) {
+        LeaseDecision::Wait { .. } if !proven => LeaseDecision::Take,
+        LeaseDecision::Wait { holder, until } => {
+            let renewed = spec
+                .and_then(|s| s.renew_time.as_ref().or(s.acquire_time.as_ref()))
+                .map_or(now, |t| t.0);
+            let cap = renewed + SignedDuration::from_secs(MAX_LEASE_SECONDS);
+            let until = until.min(cap);
+            if until <= now {
+                LeaseDecision::Take
+            } else {
+                LeaseDecision::Wait { holder, until }
+            }
+        }
+        other => other,
+    }
+}
+
+/// A published `last-code-step` a new holder may honour: at most one step
+/// ahead of now (a clock slightly ahead). A value further ahead would stop
+/// every code until then, so it is ignored.
+pub fn usable_code_step(step: Option<u64>, now_unix_s: u64, period_s: u64) -> Option<u64> {
+    step.filter(|s| *s <= now_unix_s / period_s.max(1) + 1)
 }
 
 /// Whether a holder whose last successful renewal was `since_renewal` ago
@@ -204,7 +256,7 @@ mod tests {
     fn the_mode_falls_back_with_a_reason_for_each_missing_piece() {
         use Probe::*;
         let f = |cred, id, lease: Probe, secret: Probe| {
-            choose_mode(cred, id, &lease, &secret, "c-session", "c-session")
+            choose_mode(cred, Ok(()), id, &lease, &secret, "c-session", "c-session")
         };
         let cases = [
             (
@@ -238,6 +290,19 @@ mod tests {
                 Some("failed to read Lease"),
             ),
             ("all there", f(Some("c"), Ok(()), Found, Found), None),
+            (
+                "no session key",
+                choose_mode(
+                    Some("c"),
+                    Err("no file"),
+                    Ok(()),
+                    &Found,
+                    &Found,
+                    "c-session",
+                    "c-session",
+                ),
+                Some("no session key"),
+            ),
         ];
         for (name, got, want) in cases {
             match (got, want) {
@@ -246,6 +311,92 @@ mod tests {
                 (got, want) => panic!("{name}: got {got:?}, want {want:?}"),
             }
         }
+    }
+
+    #[test]
+    fn only_a_proven_holder_is_deferred_to_and_not_for_long() {
+        use k8s_openapi::apimachinery::pkg::apis::meta::v1::MicroTime;
+        let t = |s: i64| Timestamp::from_second(s).expect("valid");
+        let held = |holder: &str, renewed: i64, duration: i32| LeaseSpec {
+            holder_identity: Some(holder.into()),
+            renew_time: Some(MicroTime(t(renewed))),
+            lease_duration_seconds: Some(duration),
+            ..LeaseSpec::default()
+        };
+        let now = t(10_000);
+        let wait = |until| LeaseDecision::Wait {
+            holder: "other".into(),
+            until: t(until),
+        };
+        let cases = [
+            (
+                "proven, fresh",
+                held("other", 9_995, 10),
+                true,
+                wait(10_005),
+            ),
+            (
+                "forged (no proof), fresh",
+                held("other", 9_995, 10),
+                false,
+                LeaseDecision::Take,
+            ),
+            (
+                "forged with a year-long duration",
+                held("other", 9_999, 31_536_000),
+                false,
+                LeaseDecision::Take,
+            ),
+            (
+                "proven but claims an hour: five minutes at most",
+                held("other", 9_900, 3_600),
+                true,
+                wait(10_200),
+            ),
+            (
+                "proven long claim, past five minutes",
+                held("other", 9_000, 3_600),
+                true,
+                LeaseDecision::Take,
+            ),
+            (
+                "ours, unproven",
+                held("me", 9_995, 10),
+                false,
+                LeaseDecision::Renew,
+            ),
+            (
+                "expired",
+                held("other", 9_000, 10),
+                true,
+                LeaseDecision::Take,
+            ),
+        ];
+        for (name, spec, proven, want) in cases {
+            assert_eq!(
+                trusted_decision(Some(&spec), proven, "me", now),
+                want,
+                "{name}"
+            );
+        }
+    }
+
+    #[test]
+    fn a_code_step_far_ahead_is_ignored() {
+        // now = step 1000 at 30 s.
+        let now = 30_000;
+        let cases = [
+            (None, None),
+            (Some(999), Some(999)),
+            (Some(1_000), Some(1_000)),
+            (Some(1_001), Some(1_001)),
+            (Some(1_002), None),
+            (Some(u64::MAX), None),
+        ];
+        for (step, want) in cases {
+            assert_eq!(usable_code_step(step, now, 30), want, "{step:?}");
+        }
+        assert_eq!(usable_code_step(Some(5), 0, 0), None, "period 0 is 1 s");
     }
 
     #[test]

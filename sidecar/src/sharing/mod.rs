@@ -7,6 +7,7 @@
 pub mod decide;
 pub mod kube_io;
 
+use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime};
 
@@ -39,17 +40,40 @@ pub struct SharingConfig {
     pub identity: Option<String>,
     /// How long a holder's claim lasts without renewal.
     pub lease_duration: Duration,
+    /// The mounted runtime Secret, whose `session-key` seals the session.
+    pub runtime_dir: PathBuf,
 }
 
 /// Decides the mode at start: shared (with the objects to use) or
 /// standalone, and why.
 pub async fn choose(config: &SharingConfig) -> Result<SessionObjects, String> {
     let Some(credential) = config.credential.as_deref() else {
-        return Err(
-            decide::choose_mode(None, Ok(()), &Probe::Found, &Probe::Found, "", "")
-                .expect_err("unconfigured is standalone"),
-        );
+        return Err(decide::choose_mode(
+            None,
+            Ok(()),
+            Ok(()),
+            &Probe::Found,
+            &Probe::Found,
+            "",
+            "",
+        )
+        .expect_err("unconfigured is standalone"));
     };
+    let key_file = config
+        .runtime_dir
+        .join(otpilot_api::runtime_secret::keys::SESSION_KEY);
+    if let Err(why) = kube_io::read_key(&key_file) {
+        return Err(decide::choose_mode(
+            Some(credential),
+            Err(&why),
+            Ok(()),
+            &Probe::Found,
+            &Probe::Found,
+            "",
+            "",
+        )
+        .expect_err("no key is standalone"));
+    }
     let lease_name = session_lease_name(credential);
     let secret_name = session_secret_name(credential);
     let kube_config = match kube::Config::infer().await {
@@ -63,6 +87,7 @@ pub async fn choose(config: &SharingConfig) -> Result<SessionObjects, String> {
             let why = error.to_string();
             return Err(decide::choose_mode(
                 Some(credential),
+                Ok(()),
                 Err(&why),
                 &Probe::Found,
                 &Probe::Found,
@@ -90,6 +115,8 @@ pub async fn choose(config: &SharingConfig) -> Result<SessionObjects, String> {
         secret_name,
         identity,
         lease_duration: config.lease_duration,
+        key_file,
+        scope: format!("{namespace}/{credential}"),
     };
     // The operator grants the session to the Pods the API server stored,
     // moments after this Pod was: a sidecar starting first waits for it.
@@ -113,6 +140,7 @@ pub async fn choose(config: &SharingConfig) -> Result<SessionObjects, String> {
     };
     decide::choose_mode(
         Some(credential),
+        Ok(()),
         Ok(()),
         &lease,
         &secret,
@@ -185,6 +213,7 @@ pub async fn run_shared(
                         objects.clone(),
                         publish_rx,
                         records_rx.clone(),
+                        renew_every,
                         child.clone(),
                     ));
                     tokio::spawn(session::run_with(
@@ -245,30 +274,66 @@ pub async fn run_shared(
 }
 
 /// The holder's publisher: writes each new session to the Secret, keeping
-/// the highest code step any holder used.
+/// the highest code step any holder used. When the Secret stops holding a
+/// session that opens (something without the key overwrote it), it writes
+/// the last session again, at most once per `every`.
 async fn publish(
     objects: SessionObjects,
     mut sessions: mpsc::UnboundedReceiver<SessionRecord>,
-    published: watch::Receiver<Option<SessionRecord>>,
+    mut published: watch::Receiver<Option<SessionRecord>>,
+    every: Duration,
     cancel: CancellationToken,
 ) {
+    let mut last: Option<SessionRecord> = None;
+    let mut last_write = Instant::now();
     loop {
-        let mut record = tokio::select! {
+        let record = tokio::select! {
             () = cancel.cancelled() => return,
             r = sessions.recv() => match r { Some(r) => r, None => return },
+            r = published.changed() => {
+                if r.is_err() {
+                    return;
+                }
+                let overwritten = published.borrow_and_update().is_none();
+                let Some(record) = last.clone().filter(|_| overwritten) else {
+                    continue;
+                };
+                tokio::select! {
+                    () = cancel.cancelled() => return,
+                    () = tokio::time::sleep(every.saturating_sub(last_write.elapsed())) => {}
+                }
+                if published.borrow().is_some() {
+                    continue;
+                }
+                tracing::warn!(secret = %objects.secret_name, "the session Secret no longer holds this holder's session; writing it again");
+                record
+            }
         };
-        let before = published.borrow().as_ref().and_then(|r| r.last_code_step);
+        let mut record = record;
+        let now_s = SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .unwrap_or_default()
+            .as_secs();
+        // The loosest bound (1 s steps): the session's own step is bounded
+        // by its period when it is taken over.
+        let before = decide::usable_code_step(
+            published.borrow().as_ref().and_then(|r| r.last_code_step),
+            now_s,
+            1,
+        );
         record.last_code_step = record.last_code_step.max(before);
         record.holder = objects.identity.clone();
         if cancel.is_cancelled() {
             return;
         }
+        last_write = Instant::now();
         match objects.publish(&record).await {
             Ok(()) => tracing::info!(secret = %objects.secret_name, "published the session"),
             Err(error) => {
                 tracing::error!(secret = %objects.secret_name, error = %error, "failed to publish the session");
             }
         }
+        last = Some(record);
     }
 }
 

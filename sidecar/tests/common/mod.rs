@@ -340,13 +340,24 @@ pub struct Mounts {
     pub root: tempfile::TempDir,
     pub runtime: KubeletVolume,
     pub user: KubeletVolume,
+    /// The session key the operator put in the runtime Secret.
+    pub session_key: otpilot_api::session_key::SessionKey,
 }
 
 impl Mounts {
     pub fn new(bundle: &RuntimeBundle) -> Self {
         let root = tempfile::tempdir().expect("tempdir");
         let mut runtime = KubeletVolume::new(root.path().join("runtime"));
-        runtime.write(&bundle.to_data());
+        // As the operator writes it: the bundle and a session key.
+        let key_text = otpilot_api::runtime_secret::session_key_value(None).expect("a key");
+        let session_key =
+            otpilot_api::session_key::SessionKey::from_text(&key_text).expect("the key reads");
+        let mut data = bundle.to_data();
+        data.insert(
+            otpilot_api::runtime_secret::keys::SESSION_KEY.to_owned(),
+            key_text,
+        );
+        runtime.write(&data);
         let mut user = KubeletVolume::new(root.path().join("user"));
         user.write(&BTreeMap::from([
             ("password".to_owned(), format!("{PASSWORD}\n").into_bytes()),
@@ -356,6 +367,7 @@ impl Mounts {
             root,
             runtime,
             user,
+            session_key,
         }
     }
 

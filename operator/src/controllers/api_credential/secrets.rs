@@ -13,7 +13,7 @@ use kube::{Api, Resource, ResourceExt};
 use otpilot_api::ApiCredential;
 use otpilot_api::api_credential::EnrollmentState;
 use otpilot_api::labels;
-use otpilot_api::runtime_secret::RuntimeBundle;
+use otpilot_api::runtime_secret::{self, RuntimeBundle};
 use secrecy::{ExposeSecret, SecretString};
 
 use crate::context::FIELD_MANAGER;
@@ -333,12 +333,29 @@ pub async fn write_runtime(
     credential: &ApiCredential,
     bundle: &RuntimeBundle,
 ) -> Result<(), SecretsError> {
-    let secret = owned_secret(
-        credential,
-        labels::runtime_secret_name(&credential.name_any()),
-        labels::kinds::RUNTIME,
-        bundle.to_data(),
-    );
+    let name = labels::runtime_secret_name(&credential.name_any());
+    let mut data = bundle.to_data();
+    // The session key is made once and kept: the apply below replaces the
+    // whole data, so the one already stored is carried over.
+    let existing = api
+        .get_opt(&name)
+        .await
+        .map_err(|source| SecretsError::Read {
+            name: name.clone(),
+            source,
+        })?
+        .and_then(|s| s.data)
+        .and_then(|mut d| d.remove(runtime_secret::keys::SESSION_KEY));
+    match runtime_secret::session_key_value(existing.as_ref().map(|v| v.0.as_slice())) {
+        Some(key) => {
+            data.insert(runtime_secret::keys::SESSION_KEY.to_owned(), key);
+        }
+        None => tracing::warn!(
+            secret = %name,
+            "failed to generate a session key; sidecars of this credential log in alone"
+        ),
+    }
+    let secret = owned_secret(credential, name, labels::kinds::RUNTIME, data);
     apply(api, &secret).await
 }
 
