@@ -6,6 +6,8 @@
 
 mod support;
 
+use rustls::pki_types::pem::PemObject;
+use rustls::pki_types::{CertificateDer, PrivateKeyDer};
 use std::collections::BTreeMap;
 use std::time::{Duration, Instant};
 
@@ -72,12 +74,11 @@ async fn hostile_vendor() -> (String, String) {
     let ca = otpilot_pki::generate_ca(&subject, KeyAlgorithm::EcdsaP256, day, now).expect("CA");
     let leaf = otpilot_pki::issue_server_certificate(&ca, &["127.0.0.1".to_owned()], day, now)
         .expect("serving certificate");
-    let chain = rustls_pemfile::certs(&mut leaf.chain_pem.as_bytes())
+    let chain = CertificateDer::pem_slice_iter(leaf.chain_pem.as_bytes())
         .collect::<Result<Vec<_>, _>>()
         .expect("chain");
-    let key = rustls_pemfile::private_key(&mut leaf.key_pem.expose_secret().as_bytes())
-        .expect("key")
-        .expect("a key");
+    let key =
+        PrivateKeyDer::from_pem_slice(leaf.key_pem.expose_secret().as_bytes()).expect("a key");
     let config = rustls::ServerConfig::builder()
         .with_no_client_auth()
         .with_single_cert(chain, key)
