@@ -12,17 +12,21 @@ use crate::duration::Duration;
 use crate::profile::TotpAlgorithm;
 
 /// The CEL rule that keeps `spec.baseUrl` and `spec.serverCa` as they were
-/// once `status.enrollment` says enrollment started (anything but absent or
-/// `NotStarted`).
+/// once `status.enrollment` says the vendor confirmed a seed (`Enrolled`,
+/// `ReenrollRequired`, `Disabled`; the operator never reports `Failed` or
+/// `LockedOut` for an enrolled credential). Before that, during a first
+/// enrollment, a wrong address stays fixable; the recovery-code issuer check
+/// (`operator/src/controllers/api_credential/recovery_vendor.rs`) covers
+/// what the rule cannot.
 pub const VENDOR_LOCKED_RULE: &str = "!has(oldSelf.status) || !has(oldSelf.status.enrollment) \
-     || oldSelf.status.enrollment == 'NotStarted' \
+     || !(oldSelf.status.enrollment in ['Enrolled', 'ReenrollRequired', 'Disabled']) \
      || (self.spec.baseUrl == oldSelf.spec.baseUrl \
          && has(self.spec.serverCa) == has(oldSelf.spec.serverCa) \
          && (!has(self.spec.serverCa) || self.spec.serverCa == oldSelf.spec.serverCa))";
 
 /// What the API server answers to an edit [`VENDOR_LOCKED_RULE`] refuses.
 pub const VENDOR_LOCKED_MESSAGE: &str = "spec.baseUrl and spec.serverCa cannot change once \
-     enrollment has started: the TOTP secret and recovery codes belong to the vendor that issued \
+     the credential is enrolled: the TOTP secret and recovery codes belong to the vendor that issued \
      them. To use another vendor or host, create a new ApiCredential (see docs/troubleshooting.md, \
      'baseUrl cannot change')";
 
@@ -85,7 +89,7 @@ pub const VENDOR_LOCKED_MESSAGE: &str = "spec.baseUrl and spec.serverCa cannot c
         type_ = "date",
         json_path = ".metadata.creationTimestamp"
     ),
-    // Once enrollment has started, the TOTP secret and the recovery codes
+    // Once enrolled, the TOTP secret and the recovery codes
     // belong to the vendor that issued them: an edit of the vendor's
     // address would send the password, live codes and, after refusals, a
     // recovery code to another host. Root level, so the rule can read
@@ -298,7 +302,8 @@ pub struct ApiCredentialStatus {
 /// vendor call that depends on it, so enrollment resumes after a crash.
 #[derive(JsonSchema, Serialize, Deserialize, Clone, Copy, Debug, PartialEq, Eq)]
 pub enum EnrollmentState {
-    /// Nothing has been sent to the vendor yet.
+    /// No TOTP secret has been stored yet (the Enrolled condition says why,
+    /// when a first attempt failed).
     NotStarted,
     /// A TOTP secret is stored and the vendor has been (or is being) asked to enable it.
     Pending,

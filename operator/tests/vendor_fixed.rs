@@ -72,7 +72,7 @@ async fn an_enrolled_credentials_vendor_cannot_be_edited_and_its_codes_name_thei
     for (what, spec) in edits {
         match patch_spec(&ns, spec).await {
             Err((422, message)) => assert!(
-                message.contains("cannot change once enrollment has started")
+                message.contains("cannot change once the credential is enrolled")
                     && message.contains("create a new ApiCredential"),
                 "{what}: {message}"
             ),

@@ -3,7 +3,7 @@
 //! object, words the API server's message must contain). Every object is
 //! sent as a dry-run create, so nothing is stored; the valid objects each
 //! row starts from are accepted first, so a row fails for its own change.
-//! The update rule that fixes the vendor once enrollment started is tested
+//! The update rule that fixes the vendor once the credential is enrolled is tested
 //! on a stored object, its status set as the operator sets it.
 
 use kube::api::{Api, DynamicObject, Patch, PatchParams, PostParams};
@@ -377,12 +377,12 @@ async fn edit(api: &Api<DynamicObject>, name: &str, spec: Value) -> Result<(), (
     }
 }
 
-/// Once enrollment has started the vendor is fixed: an update of
+/// Once the credential is enrolled the vendor is fixed: an update of
 /// `spec.baseUrl` or `spec.serverCa` is refused with what to do instead;
 /// before, it is a correction and accepted. A table of (enrollment state,
 /// edit, refused?).
 #[tokio::test]
-async fn the_vendor_cannot_change_once_enrollment_has_started() {
+async fn the_vendor_cannot_change_once_enrolled() {
     let cluster = TestCluster::with_crds().await.expect("install CRDs");
     let namespace = cluster.namespace("vendor-lock").await.expect("namespace");
     let resource = Kind::ApiCredential.resource();
@@ -418,14 +418,19 @@ async fn the_vendor_cannot_change_once_enrollment_has_started() {
         .expect("serverCa added while NotStarted");
 
     let mut wrong = Vec::new();
-    for state in [
-        "Pending",
-        "Enrolled",
-        "Failed",
-        "LockedOut",
-        "ReenrollRequired",
-        "Disabled",
-    ] {
+    // A first enrollment under way or stuck (nothing confirmed yet): a
+    // wrong address can still be fixed.
+    for state in ["Pending", "Failed", "LockedOut"] {
+        set_enrollment(&api, name, state).await;
+        edit(
+            &api,
+            name,
+            json!({ "baseUrl": format!("https://{state}.vendor.example/v1") }),
+        )
+        .await
+        .unwrap_or_else(|e| panic!("baseUrl edit while {state}: {e:?}"));
+    }
+    for state in ["Enrolled", "ReenrollRequired", "Disabled"] {
         set_enrollment(&api, name, state).await;
         for (what, spec) in [
             ("another host", another_host()),
@@ -437,7 +442,7 @@ async fn the_vendor_cannot_change_once_enrollment_has_started() {
         ] {
             match edit(&api, name, spec).await {
                 Err((422, message))
-                    if message.contains("cannot change once enrollment has started")
+                    if message.contains("cannot change once the credential is enrolled")
                         && message.contains("create a new ApiCredential") => {}
                 other => wrong.push(format!("{state}, {what}: {other:?}")),
             }

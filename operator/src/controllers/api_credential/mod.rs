@@ -237,7 +237,7 @@ async fn apply(obj: &ApiCredential, ctx: &Context) -> Result<Action, Error> {
         &name,
         status::Observed {
             enrollment: Some(status::enrollment_state(
-                stored.enrollment_state(),
+                status::observed_enrollment(stored.enrollment_state(), stored.checkpoint.is_some()),
                 &pass.enrolled,
                 pass.retry.is_some_and(|(person, _)| person),
             )),

@@ -8,7 +8,7 @@
 //! first pass that finds codes without a record is recorded as their
 //! issuer. Safe as far as `spec.baseUrl` did not change between enrollment
 //! and that pass: from the same upgrade on, the CRD refuses such an edit
-//! once enrollment started, so the record only has to survive the
+//! once the credential is enrolled, so the record only has to survive the
 //! window before it, which no code is spent in (the first pass records it
 //! before any vendor call).
 //!

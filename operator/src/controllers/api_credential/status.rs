@@ -132,14 +132,35 @@ pub fn wait_before_retry(
     std::time::Duration::try_from(wait).ok()
 }
 
+/// The enrollment state the Secrets show (pure). The runtime Secret says
+/// `Pending` from the first pass on (it carries the client certificate that
+/// enrollment itself needs); without an enrollment checkpoint no TOTP secret
+/// exists yet, which is `NotStarted` to a person and to the API server's
+/// rule that fixes the vendor once enrollment started.
+pub fn observed_enrollment(
+    runtime_state: Option<EnrollmentState>,
+    has_checkpoint: bool,
+) -> Option<EnrollmentState> {
+    match runtime_state {
+        Some(EnrollmentState::Pending) if !has_checkpoint => Some(EnrollmentState::NotStarted),
+        other => other,
+    }
+}
+
 /// `status.enrollment` (pure): what the Secrets say, refined by why the
 /// last pass failed (locked out; or stuck until a person acts).
+///
+/// While no TOTP secret was ever stored it stays `NotStarted`, whatever
+/// failed (the Enrolled condition says what): the API server's rule that
+/// fixes `spec.baseUrl` once enrollment started reads this field, and a
+/// wrong or unreachable base URL must stay fixable until a seed exists.
 pub fn enrollment_state(
     stored: Option<EnrollmentState>,
     enrolled: &Desired,
     needs_a_person: bool,
 ) -> EnrollmentState {
     match stored {
+        None | Some(EnrollmentState::NotStarted) => EnrollmentState::NotStarted,
         _ if enrolled.reason == reasons::REENROLL_REQUIRED => EnrollmentState::ReenrollRequired,
         Some(EnrollmentState::Enrolled) => EnrollmentState::Enrolled,
         _ if enrolled.ok => stored.unwrap_or(EnrollmentState::NotStarted),
@@ -314,6 +335,25 @@ mod tests {
     }
 
     #[test]
+    fn a_pending_runtime_secret_without_a_checkpoint_has_not_started() {
+        use EnrollmentState::*;
+        let cases = [
+            (None, false, None),
+            (Some(Pending), false, Some(NotStarted)),
+            (Some(Pending), true, Some(Pending)),
+            (Some(Enrolled), false, Some(Enrolled)),
+            (Some(Enrolled), true, Some(Enrolled)),
+        ];
+        for (runtime, checkpoint, want) in cases {
+            assert_eq!(
+                observed_enrollment(runtime, checkpoint),
+                want,
+                "{runtime:?} {checkpoint}"
+            );
+        }
+    }
+
+    #[test]
     fn enrollment_state_says_locked_out_or_failed_when_that_is_why_it_waits() {
         use EnrollmentState::*;
         let locked = Desired::failed(ENROLLED, "LockedOut", "wait");
@@ -327,6 +367,11 @@ mod tests {
             (Some(Pending), &changed, true, Failed),
             (Some(Pending), &down, false, Pending),
             (None, &down, false, NotStarted),
+            // Nothing stored yet: the base URL stays editable, the
+            // condition carries the reason.
+            (None, &down, true, NotStarted),
+            (None, &changed, true, NotStarted),
+            (Some(NotStarted), &locked, false, NotStarted),
             (
                 Some(Enrolled),
                 &Desired::failed(ENROLLED, "ReenrollRequired", "reset MFA"),
