@@ -16,6 +16,9 @@ ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 cd "$ROOT"
 export OTPILOT_CP_DIR=${OTPILOT_CP_DIR:-$ROOT/.otpilot/control-plane}
 export CARGO_TERM_COLOR=${CARGO_TERM_COLOR:-never}
+# CI builds from a clean clone once: incremental caches would only cost disk
+# (~18 GB for the workspace's test binaries). A developer can set it to 1.
+export CARGO_INCREMENTAL=${CARGO_INCREMENTAL:-0}
 started=$(date +%s)
 section() { printf '\n=== %s (%ss)\n' "$*" "$(( $(date +%s) - started ))"; }
 
