@@ -222,3 +222,136 @@ async fn deletion_with_policy_retain_leaves_mfa_on_at_the_vendor() {
         .expect("account");
     assert!(account.enrolled, "MFA stays on at the vendor");
 }
+
+fn finalizers(credential: &ApiCredential) -> Vec<String> {
+    credential.metadata.finalizers.clone().unwrap_or_default()
+}
+
+#[tokio::test]
+async fn a_retain_credential_has_no_finalizer_so_its_namespace_deletes_without_the_operator() {
+    let cluster = TestCluster::with_crds().await.expect("test control plane");
+    let ns = cluster.namespace("retain-nsdel").await.expect("namespace");
+    let sim = vendor(Vendor::Conduit).await;
+    create_login_secret(&ns).await;
+    create_server_ca(&ns, &sim).await;
+    let mut operator = Operator::start(ns.name()).await;
+    create_credential(
+        &ns,
+        &credential("bot", "conduit", &sim.base_url(), "Retain"),
+    )
+    .await;
+    let ready = wait_for_ready(&ns, "bot", &operator).await;
+    assert_eq!(
+        finalizers(&ready),
+        Vec::<String>::new(),
+        "Retain: nothing to do on delete"
+    );
+
+    // The operator uninstalled first, as happens: the namespace still goes.
+    operator.terminate();
+    let namespaces: kube::Api<k8s_openapi::api::core::v1::Namespace> =
+        kube::Api::all(cluster.client());
+    namespaces
+        .delete(ns.name(), &DeleteParams::default())
+        .await
+        .expect("delete namespace");
+    eventually(
+        "the namespace is gone without the operator",
+        Duration::from_secs(90),
+        async || gone(&namespaces, ns.name()).await,
+    )
+    .await;
+}
+
+#[tokio::test]
+async fn a_cleanup_finalizer_on_a_retain_credential_is_removed() {
+    let cluster = TestCluster::with_crds().await.expect("test control plane");
+    let ns = cluster
+        .namespace("retain-release")
+        .await
+        .expect("namespace");
+    let sim = vendor(Vendor::Conduit).await;
+    create_login_secret(&ns).await;
+    create_server_ca(&ns, &sim).await;
+    // As an earlier version (or a policy since changed to Retain) left it,
+    // next to someone else's finalizer, which must stay.
+    let mut old = credential("bot", "conduit", &sim.base_url(), "Retain");
+    old.metadata.finalizers = Some(vec![
+        otpilot_api::labels::CLEANUP_FINALIZER.to_owned(),
+        "example.com/keep".to_owned(),
+    ]);
+    create_credential(&ns, &old).await;
+    let operator = Operator::start(ns.name()).await;
+    wait_for_ready(&ns, "bot", &operator).await;
+    let credentials = ns.api::<ApiCredential>();
+    eventually(
+        "the otpilot finalizer is removed, the other kept",
+        Duration::from_secs(30),
+        async || {
+            let current = credentials.get("bot").await.expect("get");
+            finalizers(&current) == ["example.com/keep"]
+        },
+    )
+    .await;
+    credentials
+        .patch(
+            "bot",
+            &PatchParams::default(),
+            &Patch::Merge(serde_json::json!({"metadata": {"finalizers": null}})),
+        )
+        .await
+        .expect("drop the test's own finalizer");
+}
+
+#[tokio::test]
+async fn a_disable_deletion_that_cannot_reach_the_vendor_ends_when_the_policy_becomes_retain() {
+    let cluster = TestCluster::with_crds().await.expect("test control plane");
+    let ns = cluster
+        .namespace("disable-wayout")
+        .await
+        .expect("namespace");
+    let sim = vendor(Vendor::Conduit).await;
+    create_login_secret(&ns).await;
+    create_server_ca(&ns, &sim).await;
+    let operator = Operator::start(ns.name()).await;
+    create_credential(
+        &ns,
+        &credential("bot", "conduit", &sim.base_url(), "Disable"),
+    )
+    .await;
+    let ready = wait_for_ready(&ns, "bot", &operator).await;
+    assert_eq!(
+        finalizers(&ready),
+        [otpilot_api::labels::CLEANUP_FINALIZER],
+        "Disable: MFA is turned off on delete, under the finalizer"
+    );
+
+    // The vendor is gone for good: the disable cannot succeed.
+    sim.shutdown().await;
+    let credentials = ns.api::<ApiCredential>();
+    credentials
+        .delete("bot", &DeleteParams::default())
+        .await
+        .expect("delete");
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    assert!(
+        !gone(&credentials, "bot").await,
+        "deletion waits for the vendor while the policy is Disable"
+    );
+
+    // The documented way out: give up turning MFA off.
+    credentials
+        .patch(
+            "bot",
+            &PatchParams::default(),
+            &Patch::Merge(serde_json::json!({"spec": {"deletionPolicy": "Retain"}})),
+        )
+        .await
+        .expect("switch to Retain");
+    eventually(
+        "the ApiCredential is gone",
+        Duration::from_secs(60),
+        async || gone(&credentials, "bot").await,
+    )
+    .await;
+}

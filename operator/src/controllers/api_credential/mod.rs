@@ -1,13 +1,16 @@
-//! ApiCredential: dereference → enrollment → Secrets → status, under the
-//! `otpilot.dev/cleanup` finalizer (deletion runs [`cleanup`]).
+//! ApiCredential: dereference → enrollment → Secrets → status. With
+//! `deletionPolicy: Disable`, under the `otpilot.dev/cleanup` finalizer
+//! (deletion runs [`cleanup`]); `Retain` needs none ([`deletion_guard`]).
 //!
 //! Input problems (a missing Secret, an unknown profile, a vendor that is
 //! down) are not reconcile errors: they become conditions, and the object is
 //! requeued with capped backoff, so it recovers on its own once fixed.
 
+mod adopt;
 mod answer_write;
 mod certificate;
 mod cleanup;
+mod deletion_guard;
 mod dereference;
 mod enrollment;
 mod failure;
@@ -168,24 +171,44 @@ async fn reconcile(obj: Arc<ApiCredential>, ctx: Arc<Context>) -> Result<Action,
     ctx.metrics.reconciled(CONTROLLER);
     let namespace = obj.namespace().unwrap_or_default();
     let api: Api<ApiCredential> = Api::namespaced(ctx.client.clone(), &namespace);
-    let result = finalizer(
-        &api,
-        labels::CLEANUP_FINALIZER,
-        obj.clone(),
-        |event| async {
-            match event {
-                finalizer::Event::Apply(o) => apply(&o, &ctx).await,
-                finalizer::Event::Cleanup(o) => cleanup::cleanup_with_events(&o, &ctx).await,
-            }
-        },
-    )
-    .await
-    .map_err(|e| Error::Finalizer(Box::new(e)));
-    if result.is_ok() && obj.metadata.deletion_timestamp.is_some() {
+    let deleting = obj.metadata.deletion_timestamp.is_some();
+    let result = match deletion_guard::guard(
+        obj.spec.deletion_policy,
+        deletion_guard::has_finalizer(&obj),
+    ) {
+        deletion_guard::Guard::Finalize => finalize(&api, obj.clone(), &ctx).await,
+        deletion_guard::Guard::Release => deletion_guard::release(&api, &obj)
+            .await
+            // The patch is the change the controller waits for.
+            .map(|()| Action::await_change())
+            .map_err(|source| {
+                Error::Finalizer(Box::new(finalizer::Error::RemoveFinalizer(source)))
+            }),
+        deletion_guard::Guard::None if deleting => Ok(Action::await_change()),
+        deletion_guard::Guard::None => apply(&obj, &ctx).await,
+    };
+    if result.is_ok() && deleting {
         ctx.succeeded(&key(&obj));
         ctx.metrics.credential(&key(&obj), None);
     }
     result
+}
+
+/// `Disable`: kube's finalizer helper adds the finalizer before the first
+/// apply and runs [`cleanup`] on delete.
+async fn finalize(
+    api: &Api<ApiCredential>,
+    obj: Arc<ApiCredential>,
+    ctx: &Arc<Context>,
+) -> Result<Action, Error> {
+    finalizer(api, labels::CLEANUP_FINALIZER, obj, |event| async {
+        match event {
+            finalizer::Event::Apply(o) => apply(&o, ctx).await,
+            finalizer::Event::Cleanup(o) => cleanup::cleanup_with_events(&o, ctx).await,
+        }
+    })
+    .await
+    .map_err(|e| Error::Finalizer(Box::new(e)))
 }
 
 fn error_policy(obj: Arc<ApiCredential>, error: &Error, ctx: Arc<Context>) -> Action {
