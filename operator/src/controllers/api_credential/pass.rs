@@ -84,6 +84,15 @@ pub async fn enroll(obj: &ApiCredential, ctx: &Context, namespace: &str) -> Pass
             );
         }
     };
+    if let Err(e) = super::adopt::adopt(&secrets_api, obj, &stored.unowned).await {
+        return failed(
+            pass,
+            otpilot_api::conditions::reasons::KUBERNETES_ERROR,
+            format!("failed to adopt the credential's restored Secrets: {e}"),
+            None,
+            false,
+        );
+    }
     let renew_request = requests::pending(
         obj.annotations()
             .get(labels::RENEW_CERTIFICATE_ANNOTATION)

@@ -140,6 +140,9 @@ pub struct Stored {
     pub reenroll: ReenrollRecord,
     /// The vendor that issued the recovery codes (see `recovery_vendor`).
     pub recovery_issuer: Option<String>,
+    /// The metadata of those of the two Secrets nothing owns (restored from
+    /// a backup): the pass adopts them (`adopt.rs`).
+    pub unowned: Vec<ObjectMeta>,
 }
 
 impl Stored {
@@ -156,6 +159,12 @@ pub async fn read(api: &Api<Secret>, credential: &str) -> Result<Stored, Secrets
     };
     let runtime = get(labels::runtime_secret_name(credential)).await?;
     let recovery = get(labels::recovery_secret_name(credential)).await?;
+    let unowned = [runtime.as_ref(), recovery.as_ref()]
+        .into_iter()
+        .flatten()
+        .map(|s| s.metadata.clone())
+        .filter(super::adopt::needs_adoption)
+        .collect();
     let (runtime, runtime_error) = match runtime.map(|s| RuntimeBundle::from_data(&data_of(&s))) {
         None => (None, None),
         Some(Ok(bundle)) => (Some(bundle), None),
@@ -189,6 +198,7 @@ pub async fn read(api: &Api<Secret>, credential: &str) -> Result<Stored, Secrets
                 .map(|t| SecretString::from(t.trim().to_owned())),
         },
         recovery_issuer: text(super::recovery_vendor::ISSUER_KEY),
+        unowned,
     })
 }
 
