@@ -63,6 +63,14 @@ if [ ! -x "$venv/bin/python" ] || ! "$venv/bin/python" -c 'import pyotp' 2>/dev/
   "$venv/bin/pip" install --quiet --disable-pip-version-check "pyotp==$PYOTP_VERSION" >&2
 fi
 
+# A real HTTP proxy for the egress-proxy tests (operator/tests/egress_proxy.rs);
+# each test starts its own on a free loopback port, so the package's service
+# is never started (policy-rc.d refuses it on this machine kind; no systemd).
+# shellcheck source=lib/debian-packages.sh
+source "$(dirname "${BASH_SOURCE[0]}")/lib/debian-packages.sh"
+ensure_debian_packages test-tools tinyproxy
+
 echo "export PATH=$nextest_root/bin:$deny_root/bin:\$PATH"
+echo "export OTPILOT_TINYPROXY=$(command -v tinyproxy)"
 echo "export OTPILOT_ADVISORY_DBS=$advisory_dbs"
 echo "export OTPILOT_PYTHON=$venv/bin/python"

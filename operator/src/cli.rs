@@ -68,6 +68,9 @@ pub struct RunArgs {
     pub vendor_timeout_seconds: u32,
 
     #[command(flatten)]
+    pub egress: crate::egress::EgressArgs,
+
+    #[command(flatten)]
     pub webhook: crate::webhook::WebhookArgs,
 }
 

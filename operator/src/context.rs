@@ -41,6 +41,8 @@ pub struct Context {
     pub timer: Arc<CodeTimer>,
     /// The limit on one vendor call.
     pub vendor_timeout: Duration,
+    /// How vendors are reached: directly or through a proxy.
+    pub egress: crate::egress::Egress,
     failures: Mutex<HashMap<String, u32>>,
     /// Per credential, the TOTP secret last checked at the vendor and what
     /// was found: refusals add up across passes, so a check interrupted by
@@ -68,6 +70,7 @@ impl Context {
             recorder,
             timer,
             vendor_timeout: otpilot_profile::HttpSettings::default().request_timeout,
+            egress: crate::egress::Egress::default(),
             failures: Mutex::new(HashMap::new()),
             seed_checks: Mutex::new(HashMap::new()),
         }
@@ -76,6 +79,12 @@ impl Context {
     /// The same context with `timeout` as the limit on one vendor call.
     pub fn with_vendor_timeout(mut self, timeout: Duration) -> Self {
         self.vendor_timeout = timeout;
+        self
+    }
+
+    /// The same context reaching vendors as `egress` says.
+    pub fn with_egress(mut self, egress: crate::egress::Egress) -> Self {
+        self.egress = egress;
         self
     }
 

@@ -47,6 +47,14 @@ const RUNTIME_SHUTDOWN: std::time::Duration = std::time::Duration::from_secs(5);
 
 async fn run(args: RunArgs) -> anyhow::Result<()> {
     let inject = webhook::load_inject_config(args.webhook.inject_config.as_deref())?;
+    let egress = crate::egress::Egress::from_args(&args.egress)?;
+    if let Some(proxy) = &egress.proxy {
+        tracing::info!(
+            proxy = proxy.url,
+            no_proxy = proxy.no_proxy,
+            "vendor calls go through the egress proxy"
+        );
+    }
     let shutdown = CancellationToken::new();
     tokio::spawn(stop_on_signal(shutdown.clone()));
 
@@ -62,8 +70,15 @@ async fn run(args: RunArgs) -> anyhow::Result<()> {
     };
     let admin_task = tokio::spawn(admin::serve(listener, admin_state, shutdown.clone()));
 
-    let client = Client::try_default()
+    let mut kube_config = kube::Config::infer()
         .await
+        .context("failed to configure the Kubernetes client (KUBECONFIG or in-cluster)")?;
+    // kube takes HTTPS_PROXY from the environment for the API server too,
+    // and then refuses to start without its proxy feature. The API server
+    // is reached directly (in a cluster, it is the cluster's own Service);
+    // vendors go through --egress-proxy.
+    kube_config.proxy_url = None;
+    let client = Client::try_from(kube_config)
         .context("failed to configure the Kubernetes client (KUBECONFIG or in-cluster)")?;
     let version = client
         .apiserver_version()
@@ -125,7 +140,8 @@ async fn run(args: RunArgs) -> anyhow::Result<()> {
             recorder,
             timer,
         )
-        .with_vendor_timeout(args.vendor_timeout()),
+        .with_vendor_timeout(args.vendor_timeout())
+        .with_egress(egress),
     );
 
     let drain_expired = async {

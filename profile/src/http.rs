@@ -43,6 +43,10 @@ pub struct EgressProxy {
     pub username: Option<String>,
     /// Password for the proxy's Basic authentication.
     pub password: Option<SecretString>,
+    /// Hosts reached directly, not through the proxy: comma-separated
+    /// host names (`vendor.example` also matches its subdomains), IP
+    /// addresses and CIDR ranges, as in `NO_PROXY`.
+    pub no_proxy: Option<String>,
 }
 
 impl std::fmt::Debug for EgressProxy {
@@ -51,6 +55,7 @@ impl std::fmt::Debug for EgressProxy {
             .field("url", &self.url)
             .field("username", &self.username)
             .field("password", &self.password.as_ref().map(|_| "[REDACTED]"))
+            .field("no_proxy", &self.no_proxy)
             .finish()
     }
 }
@@ -75,6 +80,11 @@ pub struct HttpSettings {
     /// in the environment are ignored, so credentials never take a path
     /// nobody configured.
     pub proxy: Option<EgressProxy>,
+    /// Without `proxy`: use the proxy the environment names
+    /// (`HTTPS_PROXY`, `HTTP_PROXY`, `ALL_PROXY`, `NO_PROXY`). Off unless
+    /// the user opts in: a variable set for some other program must not
+    /// route credentials through a proxy nobody chose for them.
+    pub proxy_from_env: bool,
     /// Accept a plain `http://` base URL. Only for tests against a local
     /// server: over plain HTTP, passwords, API keys, codes and tokens
     /// travel in clear text.
@@ -91,6 +101,7 @@ impl Default for HttpSettings {
             retry: RetryPolicy::default(),
             user_agent: concat!("otpilot/", env!("CARGO_PKG_VERSION")).to_owned(),
             proxy: None,
+            proxy_from_env: false,
             allow_plain_http: false,
         }
     }
@@ -168,10 +179,12 @@ pub fn build_client(settings: &HttpSettings) -> Result<reqwest::Client, ClientEr
         .timeout(settings.request_timeout)
         .connect_timeout(settings.connect_timeout)
         .redirect(reqwest::redirect::Policy::none())
-        .user_agent(settings.user_agent.clone())
-        .no_proxy();
-    if let Some(proxy) = &settings.proxy {
-        builder = builder.proxy(reqwest_proxy(proxy)?);
+        .user_agent(settings.user_agent.clone());
+    match &settings.proxy {
+        Some(proxy) => builder = builder.no_proxy().proxy(reqwest_proxy(proxy)?),
+        // reqwest reads the environment's proxy variables unless told not to.
+        None if settings.proxy_from_env => {}
+        None => builder = builder.no_proxy(),
     }
     builder
         .build()
@@ -200,6 +213,9 @@ fn reqwest_proxy(proxy: &EgressProxy) -> Result<reqwest::Proxy, ClientError> {
             .map(|p| p.expose_secret())
             .unwrap_or_default();
         out = out.basic_auth(user, password);
+    }
+    if let Some(list) = proxy.no_proxy.as_deref().filter(|l| !l.trim().is_empty()) {
+        out = out.no_proxy(reqwest::NoProxy::from_string(list));
     }
     Ok(out)
 }
@@ -240,6 +256,7 @@ mod tests {
                     url: url.into(),
                     username: None,
                     password: None,
+                    no_proxy: None,
                 }),
                 ..HttpSettings::default()
             };
@@ -251,6 +268,7 @@ mod tests {
             url: "http://127.0.0.1:3128".into(),
             username: Some("u".into()),
             password: Some(SecretString::from("SECRETPW")),
+            no_proxy: Some("10.0.0.0/8,.svc".into()),
         };
         assert!(!format!("{proxy:?}").contains("SECRETPW"));
     }

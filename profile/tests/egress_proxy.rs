@@ -109,6 +109,7 @@ async fn vendor_calls_go_through_the_configured_proxy() {
             url: proxy_url.clone(),
             username: Some(PROXY_USER.into()),
             password: Some(SecretString::from(password)),
+            no_proxy: None,
         }),
         ..HttpSettings::default()
     };

@@ -63,7 +63,7 @@ pub async fn cleanup(credential: &ApiCredential, ctx: &Context) -> Result<Action
     let resolved = dereference::resolve(&ctx.client, &namespace, &credential.spec)
         .await
         .map_err(|e| Error::disable(e.reason(), e.to_string(), None))?;
-    let settings: HttpSettings = engine_settings(&resolved, ctx.vendor_timeout);
+    let settings: HttpSettings = engine_settings(&resolved, ctx);
     let engine = Engine::new(
         resolved.profile.clone(),
         &credential.spec.base_url,

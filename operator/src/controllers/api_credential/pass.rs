@@ -21,9 +21,9 @@ use crate::context::Context;
 use recovery_vendor::Vendor;
 
 /// The HTTPS settings for this credential's vendor.
-pub fn engine_settings(resolved: &dereference::Resolved, timeout: Duration) -> HttpSettings {
-    HttpSettings {
-        request_timeout: timeout,
+pub fn engine_settings(resolved: &dereference::Resolved, ctx: &Context) -> HttpSettings {
+    ctx.egress.apply(HttpSettings {
+        request_timeout: ctx.vendor_timeout,
         server_ca_pem: resolved.server_ca.clone(),
         client_identity: resolved.client_certificate.as_ref().map(|c| {
             otpilot_profile::ClientIdentity {
@@ -32,7 +32,7 @@ pub fn engine_settings(resolved: &dereference::Resolved, timeout: Duration) -> H
             }
         }),
         ..HttpSettings::default()
-    }
+    })
 }
 
 /// The outcome of one pass, before it becomes conditions.
@@ -162,7 +162,7 @@ pub async fn enroll(obj: &ApiCredential, ctx: &Context, namespace: &str) -> Pass
     let engine = match Engine::new(
         resolved.profile.clone(),
         &obj.spec.base_url,
-        engine_settings(&resolved, ctx.vendor_timeout),
+        engine_settings(&resolved, ctx),
     ) {
         Ok(e) => e.with_timer(ctx.timer.clone()),
         Err(e) => return failed(pass, reasons::INVALID_SECRET, e.to_string(), None, true),
