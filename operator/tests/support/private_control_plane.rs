@@ -25,6 +25,14 @@ impl PrivateControlPlane {
     /// Starts etcd, kube-apiserver and kube-controller-manager on free
     /// loopback ports, and installs the CRDs.
     pub async fn up() -> (Self, TestCluster) {
+        let (plane, cluster) = Self::up_without_crds().await;
+        cluster.install_crds().await.expect("CRDs");
+        (plane, cluster)
+    }
+
+    /// [`Self::up`] without otpilot's CRDs: for a test that installs
+    /// others first (an earlier version's).
+    pub async fn up_without_crds() -> (Self, TestCluster) {
         let dir = tempfile::Builder::new()
             .prefix("otpilot-private-cp-")
             .tempdir()
@@ -53,7 +61,6 @@ impl PrivateControlPlane {
         let cluster = TestCluster::from_kubeconfig(plane.kubeconfig.clone())
             .await
             .expect("connect to the private control plane");
-        cluster.install_crds().await.expect("CRDs");
         (plane, cluster)
     }
 
