@@ -37,6 +37,13 @@ pub struct RunArgs {
     #[arg(long, env = "OTPILOT_WATCH_NAMESPACE")]
     pub watch_namespace: Option<String>,
 
+    /// The namespaces where the operator's RBAC grants Secrets (the chart's
+    /// `rbac.secretNamespaces` and its own namespace), comma-separated;
+    /// default: every namespace. Its own Secrets are then watched in these
+    /// namespaces only, where a cluster-wide watch would be refused.
+    #[arg(long, env = "OTPILOT_SECRET_NAMESPACES", value_delimiter = ',')]
+    pub secret_namespaces: Vec<String>,
+
     /// Reconcile only the ClientCAs matching this label selector (default:
     /// all). Lets several operators share a cluster, each with its own CAs.
     #[arg(long, env = "OTPILOT_CLIENT_CA_SELECTOR")]

@@ -33,6 +33,9 @@ pub struct Context {
     pub namespace: String,
     /// The only namespace whose ApiCredentials are reconciled, if set.
     pub watch_namespace: Option<String>,
+    /// The namespaces where RBAC grants Secrets (`--secret-namespaces`);
+    /// empty: every namespace.
+    pub secret_namespaces: Vec<String>,
     /// Label selector limiting the ClientCAs reconciled, if set.
     pub client_ca_selector: Option<String>,
     pub metrics: Arc<Metrics>,
@@ -65,6 +68,7 @@ impl Context {
             client,
             namespace,
             watch_namespace,
+            secret_namespaces: Vec::new(),
             client_ca_selector,
             metrics,
             recorder,
@@ -79,6 +83,12 @@ impl Context {
     /// The same context with `timeout` as the limit on one vendor call.
     pub fn with_vendor_timeout(mut self, timeout: Duration) -> Self {
         self.vendor_timeout = timeout;
+        self
+    }
+
+    /// The same context with Secrets granted in `namespaces` only.
+    pub fn with_secret_namespaces(mut self, namespaces: Vec<String>) -> Self {
+        self.secret_namespaces = namespaces;
         self
     }
 

@@ -141,7 +141,8 @@ async fn run(args: RunArgs) -> anyhow::Result<()> {
             timer,
         )
         .with_vendor_timeout(args.vendor_timeout())
-        .with_egress(egress),
+        .with_egress(egress)
+        .with_secret_namespaces(args.secret_namespaces.clone()),
     );
 
     let drain_expired = async {

@@ -360,6 +360,86 @@ async fn a_wrong_password_keeps_the_app_from_starting_and_the_events_say_why() {
     }
 }
 
+/// `rbac.secretNamespaces`: the operator holds Secrets, Leases, Roles and RoleBindings in the
+/// listed namespaces only (RoleBindings, no ClusterRoleBinding). Its Pods still reach Ready,
+/// the credential Ready, an injected Pod its token, and the operator never asks for what it
+/// was not granted (its owned-Secret watch covers the listed namespaces, not the cluster).
+#[tokio::test]
+async fn the_operator_works_with_secrets_granted_in_listed_namespaces_only() {
+    let setup = Setup {
+        secret_namespaces_rbac: true,
+        ..Setup::audd(LONG_LIVED)
+    };
+    let world = world_with("rbac-narrow", setup).await;
+    let operators = kube::Api::<Pod>::namespaced(world.cluster.client(), RELEASE_NAMESPACE);
+    let bindings =
+        kube::Api::<k8s_openapi::api::rbac::v1::ClusterRoleBinding>::all(world.cluster.client())
+            .list(&ListParams::default())
+            .await
+            .expect("list ClusterRoleBindings")
+            .items;
+    assert!(
+        !bindings.iter().any(|b| b
+            .metadata
+            .name
+            .as_deref()
+            .is_some_and(|n| n.ends_with("-secrets"))),
+        "no cluster-wide Secret binding in this mode"
+    );
+    world
+        .ns
+        .api::<Deployment>()
+        .create(
+            &PostParams::default(),
+            &injected_deployment("app", 1, AUDD_USERS),
+        )
+        .await
+        .expect("create the Deployment");
+    let pod = &pods_of(&world.ns, "app", 1).await[0];
+    let name = pod.metadata.name.clone().unwrap_or_default();
+    let pod = wait_for_pod(
+        &world.ns,
+        &name,
+        "Running and Ready",
+        Duration::from_secs(180),
+        all_ready,
+    )
+    .await;
+    println!("{}", describe_pod(&pod));
+    let calls = the_answered_calls(&world, &name, 0).await;
+    println!(
+        "  app -> sidecar proxy -> vendor: {} answered call(s)",
+        calls.len()
+    );
+    for operator in operators
+        .list(&ListParams::default().labels("app.kubernetes.io/name=otpilot"))
+        .await
+        .expect("list operator Pods")
+        .items
+    {
+        let pod_name = operator.metadata.name.clone().unwrap_or_default();
+        let log = operators
+            .logs(
+                &pod_name,
+                &kube::api::LogParams {
+                    container: Some("operator".into()),
+                    ..Default::default()
+                },
+            )
+            .await
+            .expect("operator log");
+        let refused: Vec<&str> = log
+            .lines()
+            .filter(|l| l.contains("forbidden") || l.contains("Forbidden"))
+            .collect();
+        assert!(
+            refused.is_empty(),
+            "operator {pod_name} was refused:\n{}",
+            refused.join("\n")
+        );
+    }
+}
+
 /// A new TOTP seed (re-enrollment on request) while a Deployment runs: picked up by the
 /// running sidecar, which logs in with it, without a restart (node_support::reenroll).
 #[tokio::test]

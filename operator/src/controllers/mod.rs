@@ -4,6 +4,7 @@ pub mod api_credential;
 pub mod client_ca;
 pub mod profile;
 pub mod session_grants;
+mod stream_errors;
 
 use std::sync::Arc;
 

@@ -40,7 +40,11 @@ pub async fn run(ctx: Arc<Context>, shutdown: CancellationToken) {
     Controller::new(api, watcher::Config::default())
         .graceful_shutdown_on(shutdown.cancelled_owned())
         .run(reconcile, error_policy, ctx)
-        .for_each(|_| async {})
+        .for_each(|result| async move {
+            if let Err(error) = result {
+                crate::controllers::stream_errors::log(CONTROLLER, &error);
+            }
+        })
         .await;
 }
 

@@ -54,6 +54,8 @@ pub struct Setup {
     /// The vendor answers 503 to everything (faults) from before the credential exists until
     /// the test clears its faults; the credential is then not waited for.
     pub vendor_down: bool,
+    /// The chart's narrow RBAC mode: `rbac.secretNamespaces` lists this case's namespace only.
+    pub secret_namespaces_rbac: bool,
 }
 
 impl Setup {
@@ -64,6 +66,7 @@ impl Setup {
             access_token_lifetime: None,
             chart_values: &[],
             vendor_down: false,
+            secret_namespaces_rbac: false,
         }
     }
 }
@@ -78,9 +81,14 @@ pub async fn world_with(test: &str, setup: Setup) -> World {
         .await
         .expect("the node cluster (OTPILOT_NODE_KUBECONFIG)");
     println!("{}", nodes_line(&cluster.client()).await);
-    chart::install(&cluster, setup.chart_values).await;
     let ns = cluster.namespace(test).await.expect("namespace");
     println!("namespace {}", ns.name());
+    let narrow = format!("rbac.secretNamespaces={{{}}}", ns.name());
+    let mut values = setup.chart_values.to_vec();
+    if setup.secret_namespaces_rbac {
+        values.push(&narrow);
+    }
+    chart::install(&cluster, &values).await;
     let mut config = SimConfig::new(setup.vendor)
         .with_period(Duration::from_secs(PERIOD_SECS))
         .with_account(AccountSpec::new(USERNAME, PASSWORD, API_KEY));

@@ -24,6 +24,7 @@ mod secrets;
 mod seed_check;
 mod seed_verdict;
 mod status;
+mod watch_scope;
 mod withdraw;
 
 use std::sync::Arc;
@@ -105,13 +106,18 @@ impl Error {
 }
 
 pub async fn run(ctx: Arc<Context>, shutdown: CancellationToken) {
-    let (credentials, owned): (Api<ApiCredential>, Api<Secret>) = match &ctx.watch_namespace {
-        Some(ns) => (
-            Api::namespaced(ctx.client.clone(), ns),
-            Api::namespaced(ctx.client.clone(), ns),
-        ),
-        None => (Api::all(ctx.client.clone()), Api::all(ctx.client.clone())),
+    let credentials: Api<ApiCredential> = match &ctx.watch_namespace {
+        Some(ns) => Api::namespaced(ctx.client.clone(), ns),
+        None => Api::all(ctx.client.clone()),
     };
+    let owned: Vec<Api<Secret>> =
+        match watch_scope::owned_secrets(ctx.watch_namespace.as_deref(), &ctx.secret_namespaces) {
+            watch_scope::Scope::All => vec![Api::all(ctx.client.clone())],
+            watch_scope::Scope::Namespaces(namespaces) => namespaces
+                .iter()
+                .map(|ns| Api::namespaced(ctx.client.clone(), ns))
+                .collect(),
+        };
     // Only otpilot's own Secrets are watched and cached: caching every
     // Secret of the cluster costs memory in proportion to the cluster.
     let owned_config = watcher::Config::default().labels(&format!(
@@ -119,11 +125,13 @@ pub async fn run(ctx: Arc<Context>, shutdown: CancellationToken) {
         labels::MANAGED_BY,
         labels::MANAGED_BY_VALUE
     ));
-    let controller = Controller::new(credentials, watcher::Config::default());
+    let mut controller = Controller::new(credentials, watcher::Config::default());
     let store = controller.store();
     let by_ca = store.clone();
+    for api in owned {
+        controller = controller.owns(api, owned_config.clone());
+    }
     controller
-        .owns(owned, owned_config)
         // A ClientCA's edit (a namespace no longer allowed, a narrower
         // issuance policy) reaches its credentials now, not at their resync.
         .watches(
@@ -159,7 +167,11 @@ pub async fn run(ctx: Arc<Context>, shutdown: CancellationToken) {
         )
         .graceful_shutdown_on(shutdown.cancelled_owned())
         .run(reconcile, error_policy, ctx)
-        .for_each(|_| async {})
+        .for_each(|result| async move {
+            if let Err(error) = result {
+                crate::controllers::stream_errors::log(CONTROLLER, &error);
+            }
+        })
         .await;
 }
 

@@ -66,7 +66,11 @@ pub async fn run(ctx: Arc<Context>, shutdown: CancellationToken) {
     Controller::new(api, config)
         .graceful_shutdown_on(shutdown.cancelled_owned())
         .run(reconcile, error_policy, ctx)
-        .for_each(|_| async {})
+        .for_each(|result| async move {
+            if let Err(error) = result {
+                crate::controllers::stream_errors::log(CONTROLLER, &error);
+            }
+        })
         .await;
 }
 
