@@ -119,8 +119,6 @@ pub mod reasons {
     pub const FORBIDDEN_SECRET: &str = "ForbiddenSecret";
 
     // Deletion.
-    /// deletionPolicy Disable: MFA is being turned off at the vendor.
-    pub const DISABLING: &str = "Disabling";
     /// Turning MFA off at the vendor on deletion failed.
     pub const DISABLE_FAILED: &str = "DisableFailed";
 
@@ -200,7 +198,6 @@ pub mod reasons {
         FORBIDDEN_SECRET,
         RECOVERY_CODES_EXHAUSTED,
         RECOVERED_WITH_RECOVERY_CODE,
-        DISABLING,
         DISABLE_FAILED,
         RECONCILED,
         SHADOWS_BUILTIN,

@@ -333,7 +333,27 @@ async fn a_disable_deletion_that_cannot_reach_the_vendor_ends_when_the_policy_be
         .delete("bot", &DeleteParams::default())
         .await
         .expect("delete");
-    tokio::time::sleep(Duration::from_secs(3)).await;
+    let events = ns.api::<k8s_openapi::api::core::v1::Event>();
+    eventually(
+        "a DisableFailed Warning Event says why deletion waits",
+        Duration::from_secs(60),
+        async || {
+            events
+                .list(&Default::default())
+                .await
+                .expect("list Events")
+                .items
+                .iter()
+                .any(|e| {
+                    e.reason.as_deref() == Some("DisableFailed")
+                        && e.type_.as_deref() == Some("Warning")
+                        && e.message.as_deref().is_some_and(|m| {
+                            m.contains("VendorUnreachable") && m.contains("deletionPolicy")
+                        })
+                })
+        },
+    )
+    .await;
     assert!(
         !gone(&credentials, "bot").await,
         "deletion waits for the vendor while the policy is Disable"

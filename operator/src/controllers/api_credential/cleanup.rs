@@ -165,12 +165,14 @@ pub async fn cleanup_with_events(obj: &ApiCredential, ctx: &Context) -> Result<A
         reason, message, ..
     }) = &result
     {
+        // One reason for every failed disable, so a person (and an alert)
+        // finds it; the cause's own reason is in the note.
         let event = Event {
             type_: EventType::Warning,
-            reason: (*reason).to_owned(),
+            reason: local::DISABLE_FAILED.to_owned(),
             note: Some(format!(
-                "deletion waits: failed to turn MFA off at the vendor ({message}); fix the cause, \
-                 or set spec.deletionPolicy to Retain to delete without calling the vendor"
+                "deletion waits: failed to turn MFA off at the vendor ({reason}: {message}); fix \
+                 the cause, or set spec.deletionPolicy to Retain to delete without calling the vendor"
             )),
             action: "Delete".to_owned(),
             secondary: None,
