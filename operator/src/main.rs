@@ -10,6 +10,7 @@ mod controllers;
 mod failpoint;
 mod leader;
 mod metrics;
+mod readiness;
 mod run;
 mod telemetry;
 mod webhook;

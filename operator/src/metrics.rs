@@ -11,9 +11,13 @@ use prometheus_client::metrics::family::Family;
 use prometheus_client::metrics::gauge::Gauge;
 use prometheus_client::registry::Registry;
 
+use crate::readiness::WebhookCertificate;
+
 type Labels = Vec<(&'static str, &'static str)>;
 /// `namespace` and `name` of an ApiCredential.
 type CredentialLabels = Vec<(&'static str, String)>;
+/// Labels with an owned value (a namespace), or none.
+type OwnedLabels = Vec<(&'static str, String)>;
 
 /// What one credential's gauges show.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
@@ -47,11 +51,22 @@ pub struct Metrics {
     certificate_expiry: Family<CredentialLabels, Gauge>,
     recovery_codes: Family<CredentialLabels, Gauge>,
     clock_offset: Family<CredentialLabels, Gauge>,
-    webhook_denials: Family<Labels, Counter>,
+    webhook_denials: Family<OwnedLabels, Counter>,
+    /// Registered only when this replica serves the webhook.
+    webhook_certificate_valid: Gauge,
+    webhook_certificate_expiry: Family<OwnedLabels, Gauge>,
 }
 
 impl Default for Metrics {
     fn default() -> Self {
+        Self::new(false)
+    }
+}
+
+impl Metrics {
+    /// Every metric; the webhook certificate's only when `webhook` (an
+    /// operator without `--webhook-addr` exports no such series).
+    pub fn new(webhook: bool) -> Self {
         let mut registry = Registry::with_prefix("otpilot_operator");
         let reconciles = Family::<Labels, Counter>::default();
         registry.register(
@@ -101,12 +116,26 @@ impl Default for Metrics {
             "The vendor's clock minus ours, seconds, as last measured for the ApiCredential (status.clockOffsetSeconds)",
             clock_offset.clone(),
         );
-        let webhook_denials = Family::<Labels, Counter>::default();
+        let webhook_denials = Family::<OwnedLabels, Counter>::default();
         registry.register(
             "webhook_denials",
-            "Pods the injection webhook refused, by reason",
+            "Pods the injection webhook refused, by the Pod's namespace and reason",
             webhook_denials.clone(),
         );
+        let webhook_certificate_valid = Gauge::default();
+        let webhook_certificate_expiry = Family::<OwnedLabels, Gauge>::default();
+        if webhook {
+            registry.register(
+                "webhook_certificate_valid",
+                "1 while the webhook's serving certificate loads and is within its validity, else 0 (TLS handshakes fail; /readyz fails)",
+                webhook_certificate_valid.clone(),
+            );
+            registry.register(
+                "webhook_certificate_expiry_timestamp_seconds",
+                "notAfter of the webhook's serving certificate, Unix seconds (absent: none loads)",
+                webhook_certificate_expiry.clone(),
+            );
+        }
         Self {
             registry,
             reconciles,
@@ -118,11 +147,10 @@ impl Default for Metrics {
             recovery_codes,
             clock_offset,
             webhook_denials,
+            webhook_certificate_valid,
+            webhook_certificate_expiry,
         }
     }
-}
-
-impl Metrics {
     pub fn reconciled(&self, controller: &'static str) {
         self.reconciles
             .get_or_create(&vec![("controller", controller)])
@@ -168,11 +196,30 @@ impl Metrics {
         set_or_remove(&self.clock_offset, &labels, f.clock_offset_seconds);
     }
 
-    /// Counts a Pod the injection webhook refused (reason: a bounded set).
-    pub fn webhook_denied(&self, reason: &'static str) {
+    /// Counts a Pod the injection webhook refused, labelled with the Pod's
+    /// namespace (so the alert reaches the team whose Pod it was) and the
+    /// reason (a bounded set).
+    pub fn webhook_denied(&self, namespace: &str, reason: &'static str) {
         self.webhook_denials
-            .get_or_create(&vec![("reason", reason)])
+            .get_or_create(&vec![
+                ("namespace", namespace.to_owned()),
+                ("reason", reason.to_owned()),
+            ])
             .inc();
+    }
+
+    /// Records the webhook's serving certificate as `/readyz` last found it.
+    pub fn webhook_certificate(&self, certificate: &WebhookCertificate) {
+        if *certificate == WebhookCertificate::NotServed {
+            return;
+        }
+        let valid = matches!(certificate, WebhookCertificate::Current { .. });
+        self.webhook_certificate_valid.set(i64::from(valid));
+        set_or_remove(
+            &self.webhook_certificate_expiry,
+            &Vec::new(),
+            certificate.not_after().map(|t| t.as_second()),
+        );
     }
 
     /// The text exposition format.
@@ -187,8 +234,8 @@ impl Metrics {
 /// A gauge that exists only while there is a value: an absent series, not a
 /// made-up 0, when a credential has no certificate or no recovery codes.
 fn set_or_remove(
-    family: &Family<CredentialLabels, Gauge>,
-    labels: &CredentialLabels,
+    family: &Family<OwnedLabels, Gauge>,
+    labels: &OwnedLabels,
     value: Option<i64>,
 ) {
     match value {
@@ -241,7 +288,10 @@ mod tests {
     #[test]
     fn every_metric_the_shipped_alerts_read_is_exported() {
         let rules = include_str!("../../charts/otpilot/templates/prometheusrule.yaml");
-        let metrics = Metrics::default();
+        let metrics = Metrics::new(true);
+        metrics.webhook_certificate(&WebhookCertificate::Current {
+            not_after: jiff::Timestamp::UNIX_EPOCH,
+        });
         metrics.credential(
             "ns/name",
             Some(CredentialFigures {
@@ -251,7 +301,7 @@ mod tests {
                 clock_offset_seconds: Some(1),
             }),
         );
-        metrics.webhook_denied("CredentialNotFound");
+        metrics.webhook_denied("team-a", "CredentialNotFound");
         let text = metrics.render();
         let mut read = 0;
         for word in rules.split(|c: char| !(c.is_ascii_alphanumeric() || c == '_')) {
@@ -264,7 +314,7 @@ mod tests {
                 );
             }
         }
-        assert!(read >= 5, "found {read} metric names in the PrometheusRule");
+        assert!(read >= 8, "found {read} metric names in the PrometheusRule");
     }
 
     #[test]
@@ -274,16 +324,38 @@ mod tests {
         metrics.reconcile_failed("apicredential", "SecretNotFound");
         metrics.enrollment_finished("Enrolled");
         metrics.set_leader(true);
-        metrics.webhook_denied("CredentialNotFound");
+        metrics.webhook_denied("team-a", "CredentialNotFound");
         let text = metrics.render();
         for want in [
             "otpilot_operator_reconciles_total{controller=\"apicredential\"} 1",
             "otpilot_operator_reconcile_errors_total{controller=\"apicredential\",category=\"SecretNotFound\"} 1",
             "otpilot_operator_enrollments_total{outcome=\"Enrolled\"} 1",
             "otpilot_operator_leader 1",
-            "otpilot_operator_webhook_denials_total{reason=\"CredentialNotFound\"} 1",
+            "otpilot_operator_webhook_denials_total{namespace=\"team-a\",reason=\"CredentialNotFound\"} 1",
         ] {
             assert!(text.contains(want), "missing {want} in\n{text}");
         }
+        // No webhook served: no webhook certificate series at all.
+        assert!(!text.contains("webhook_certificate"), "{text}");
+    }
+
+    #[test]
+    fn the_webhook_certificate_series_follow_what_readyz_found() {
+        let metrics = Metrics::new(true);
+        let not_after = jiff::Timestamp::from_second(1_900_000_000).expect("timestamp");
+        metrics.webhook_certificate(&WebhookCertificate::Current { not_after });
+        let text = metrics.render();
+        assert!(text.contains("otpilot_operator_webhook_certificate_valid 1"), "{text}");
+        assert!(
+            text.contains("otpilot_operator_webhook_certificate_expiry_timestamp_seconds 1900000000")
+                || text.contains("otpilot_operator_webhook_certificate_expiry_timestamp_seconds{} 1900000000"),
+            "{text}"
+        );
+        metrics.webhook_certificate(&WebhookCertificate::Expired { not_after });
+        assert!(metrics.render().contains("otpilot_operator_webhook_certificate_valid 0"));
+        metrics.webhook_certificate(&WebhookCertificate::Unusable("no file".into()));
+        let text = metrics.render();
+        assert!(text.contains("otpilot_operator_webhook_certificate_valid 0"), "{text}");
+        assert!(!text.contains("expiry_timestamp_seconds{} ") && !text.contains("expiry_timestamp_seconds 1"), "{text}");
     }
 }
