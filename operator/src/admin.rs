@@ -50,7 +50,10 @@ async fn readyz(State(state): State<AdminState>) -> impl IntoResponse {
     let certificate = state.webhook_certificate();
     match readiness::verdict(state.connected.load(Ordering::Relaxed), &certificate) {
         Ok(()) => (StatusCode::OK, "ready\n".to_owned()),
-        Err(why) => (StatusCode::SERVICE_UNAVAILABLE, format!("not ready: {why}\n")),
+        Err(why) => (
+            StatusCode::SERVICE_UNAVAILABLE,
+            format!("not ready: {why}\n"),
+        ),
     }
 }
 

@@ -149,6 +149,9 @@ mod tests {
             inspect(Some(dir.path()), Timestamp::now()),
             WebhookCertificate::Unusable(e) if e.contains("tls.crt")
         ));
-        assert_eq!(inspect(None, Timestamp::now()), WebhookCertificate::NotServed);
+        assert_eq!(
+            inspect(None, Timestamp::now()),
+            WebhookCertificate::NotServed
+        );
     }
 }

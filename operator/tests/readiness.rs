@@ -50,8 +50,8 @@ fn write_expired_certificate(dir: &std::path::Path) {
         common_name: "expired test CA".to_owned(),
         ..CertificateSubject::default()
     };
-    let ca = otpilot_pki::generate_ca(&subject, KeyAlgorithm::EcdsaP256, day, two_days_ago)
-        .expect("CA");
+    let ca =
+        otpilot_pki::generate_ca(&subject, KeyAlgorithm::EcdsaP256, day, two_days_ago).expect("CA");
     let leaf =
         otpilot_pki::issue_server_certificate(&ca, &["127.0.0.1".to_owned()], day, two_days_ago)
             .expect("serving certificate");
@@ -104,7 +104,10 @@ async fn readyz_needs_a_current_webhook_certificate_and_the_metrics_say_so() {
         .and_then(|v| v.parse::<i64>().ok())
         .unwrap_or_else(|| panic!("no webhook certificate expiry in\n{metrics}"));
     let in_a_day = jiff::Timestamp::now().as_second() + 24 * 3600;
-    assert!((in_a_day - 120..=in_a_day + 120).contains(&expiry), "{expiry}");
+    assert!(
+        (in_a_day - 120..=in_a_day + 120).contains(&expiry),
+        "{expiry}"
+    );
 
     // Expired: not Ready again, and /readyz says when it expired.
     write_expired_certificate(dir.path());
@@ -119,7 +122,10 @@ async fn readyz_needs_a_current_webhook_certificate_and_the_metrics_say_so() {
 #[tokio::test]
 async fn without_the_webhook_readyz_needs_only_the_api_server() {
     let cluster = TestCluster::with_crds().await.expect("test control plane");
-    let ns = cluster.namespace("readiness-no-webhook").await.expect("namespace");
+    let ns = cluster
+        .namespace("readiness-no-webhook")
+        .await
+        .expect("namespace");
     let operator = Operator::start(ns.name()).await;
     wait_for_readyz(&operator, 200, "ready").await;
     let metrics = operator.metrics().await;

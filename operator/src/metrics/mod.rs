@@ -233,11 +233,7 @@ impl Metrics {
 
 /// A gauge that exists only while there is a value: an absent series, not a
 /// made-up 0, when a credential has no certificate or no recovery codes.
-fn set_or_remove(
-    family: &Family<OwnedLabels, Gauge>,
-    labels: &OwnedLabels,
-    value: Option<i64>,
-) {
+fn set_or_remove(family: &Family<OwnedLabels, Gauge>, labels: &OwnedLabels, value: Option<i64>) {
     match value {
         Some(v) => {
             family.get_or_create(labels).set(v);
@@ -249,113 +245,4 @@ fn set_or_remove(
 }
 
 #[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn a_credential_has_its_own_series_until_it_is_gone() {
-        let metrics = Metrics::default();
-        let figures = CredentialFigures {
-            ready: true,
-            certificate_not_after: Some(1_900_000_000),
-            recovery_codes: Some(2),
-            clock_offset_seconds: Some(-4),
-        };
-        metrics.credential("payments/bot", Some(figures));
-        metrics.credential("ci/builder", Some(CredentialFigures::default()));
-        let text = metrics.render();
-        for want in [
-            r#"otpilot_operator_credential_ready{namespace="payments",name="bot"} 1"#,
-            r#"otpilot_operator_certificate_expiry_timestamp_seconds{namespace="payments",name="bot"} 1900000000"#,
-            r#"otpilot_operator_recovery_codes_remaining{namespace="payments",name="bot"} 2"#,
-            r#"otpilot_operator_vendor_clock_offset_seconds{namespace="payments",name="bot"} -4"#,
-            r#"otpilot_operator_credential_ready{namespace="ci",name="builder"} 0"#,
-        ] {
-            assert!(text.contains(want), "{want} in\n{text}");
-        }
-        // No certificate, no codes, no offset measured: no series, not a 0.
-        assert!(!text.contains(r#"certificate_expiry_timestamp_seconds{namespace="ci""#));
-        assert!(!text.contains(r#"recovery_codes_remaining{namespace="ci""#));
-
-        metrics.credential("payments/bot", None);
-        let text = metrics.render();
-        assert!(!text.contains(r#"name="bot""#), "{text}");
-        assert!(text.contains(r#"name="builder""#));
-    }
-
-    /// Every metric the chart's PrometheusRule reads is one the operator
-    /// exports: an alert on a misspelt metric never fires.
-    #[test]
-    fn every_metric_the_shipped_alerts_read_is_exported() {
-        let rules = include_str!("../../charts/otpilot/templates/prometheusrule.yaml");
-        let metrics = Metrics::new(true);
-        metrics.webhook_certificate(&WebhookCertificate::Current {
-            not_after: jiff::Timestamp::UNIX_EPOCH,
-        });
-        metrics.credential(
-            "ns/name",
-            Some(CredentialFigures {
-                ready: true,
-                certificate_not_after: Some(1),
-                recovery_codes: Some(1),
-                clock_offset_seconds: Some(1),
-            }),
-        );
-        metrics.webhook_denied("team-a", "CredentialNotFound");
-        let text = metrics.render();
-        let mut read = 0;
-        for word in rules.split(|c: char| !(c.is_ascii_alphanumeric() || c == '_')) {
-            if word.starts_with("otpilot_operator_") {
-                read += 1;
-                assert!(
-                    text.lines().any(|l| l.starts_with(&format!("{word}{{"))
-                        || l.starts_with(&format!("{word} "))),
-                    "the PrometheusRule reads {word}, which the operator does not export:\n{text}"
-                );
-            }
-        }
-        assert!(read >= 8, "found {read} metric names in the PrometheusRule");
-    }
-
-    #[test]
-    fn rendered_metrics_carry_the_prefix_and_bounded_labels() {
-        let metrics = Metrics::default();
-        metrics.reconciled("apicredential");
-        metrics.reconcile_failed("apicredential", "SecretNotFound");
-        metrics.enrollment_finished("Enrolled");
-        metrics.set_leader(true);
-        metrics.webhook_denied("team-a", "CredentialNotFound");
-        let text = metrics.render();
-        for want in [
-            "otpilot_operator_reconciles_total{controller=\"apicredential\"} 1",
-            "otpilot_operator_reconcile_errors_total{controller=\"apicredential\",category=\"SecretNotFound\"} 1",
-            "otpilot_operator_enrollments_total{outcome=\"Enrolled\"} 1",
-            "otpilot_operator_leader 1",
-            "otpilot_operator_webhook_denials_total{namespace=\"team-a\",reason=\"CredentialNotFound\"} 1",
-        ] {
-            assert!(text.contains(want), "missing {want} in\n{text}");
-        }
-        // No webhook served: no webhook certificate series at all.
-        assert!(!text.contains("webhook_certificate"), "{text}");
-    }
-
-    #[test]
-    fn the_webhook_certificate_series_follow_what_readyz_found() {
-        let metrics = Metrics::new(true);
-        let not_after = jiff::Timestamp::from_second(1_900_000_000).expect("timestamp");
-        metrics.webhook_certificate(&WebhookCertificate::Current { not_after });
-        let text = metrics.render();
-        assert!(text.contains("otpilot_operator_webhook_certificate_valid 1"), "{text}");
-        assert!(
-            text.contains("otpilot_operator_webhook_certificate_expiry_timestamp_seconds 1900000000")
-                || text.contains("otpilot_operator_webhook_certificate_expiry_timestamp_seconds{} 1900000000"),
-            "{text}"
-        );
-        metrics.webhook_certificate(&WebhookCertificate::Expired { not_after });
-        assert!(metrics.render().contains("otpilot_operator_webhook_certificate_valid 0"));
-        metrics.webhook_certificate(&WebhookCertificate::Unusable("no file".into()));
-        let text = metrics.render();
-        assert!(text.contains("otpilot_operator_webhook_certificate_valid 0"), "{text}");
-        assert!(!text.contains("expiry_timestamp_seconds{} ") && !text.contains("expiry_timestamp_seconds 1"), "{text}");
-    }
-}
+mod tests;
