@@ -324,7 +324,7 @@ kubectl get crd apicredentials.otpilot.dev clientcas.otpilot.dev clustermfaprofi
 left_cluster=$(kubectl get clusterroles,clusterrolebindings,mutatingwebhookconfigurations -o name | grep "$FULLNAME" || true)
 [ -z "$left_cluster" ] || die "cluster-scoped objects left: $left_cluster"
 log "   nothing else left"
-log "6. the PrometheusRule with $("$PROMTOOL" --version 2>&1 | head -1)"
+log "6. the PrometheusRule with $PROMTOOL"
 RULES_DIR=$(mktemp -d)
 # The PrometheusRule's spec is a Prometheus rule file (`groups:`).
 rule_file() { # helm args...: prints the rule file of the rendered PrometheusRule
@@ -346,11 +346,13 @@ cp "$CHART"/tests/*.test.yaml "$RULES_DIR/"
   || { cat "$RULES_DIR/test.log" >&2; die "promtool test rules"; }
 log "   test rules ok: $(grep -c 'alertname:' "$CHART"/tests/*.test.yaml) alert evaluations"
 # Every alert has its switch, and a runbook section.
-alerts=$(grep -oE '^- alert: [A-Za-z]+' "$RULES_DIR/rules.yaml" | awk '{print $3}' || true)
+alerts=$(grep -oE -- '- alert: [A-Za-z]+$' "$RULES_DIR/rules.yaml" | awk '{print $3}' || true)
 [ "$(wc -w <<<"$alerts")" -ge 11 ] || die "expected at least 11 alerts, rendered: $alerts"
 for alert in $alerts; do
-  rule_file --set metrics.prometheusRule.enabled=true --set "metrics.prometheusRule.alerts.$alert.enabled=false" \
-    | grep -q "alert: $alert\$" && die "metrics.prometheusRule.alerts.$alert.enabled=false left the alert in"
+  # Captured first: grep -q closing a pipe early would fail it under pipefail.
+  switched_off=$(rule_file --set metrics.prometheusRule.enabled=true --set "metrics.prometheusRule.alerts.$alert.enabled=false")
+  grep -q "alert: $alert\$" <<<"$switched_off" && die "metrics.prometheusRule.alerts.$alert.enabled=false left the alert in"
+  grep -qE -- "- alert: [A-Za-z]+\$" <<<"$switched_off" || die "switching $alert off rendered no other alert"
   grep -q "^### \`$alert\`$" "$ROOT/docs/troubleshooting.md" || die "docs/troubleshooting.md has no '### \`$alert\`' runbook section"
   grep -q "#$(tr 'A-Z' 'a-z' <<<"$alert")\"" "$RULES_DIR/rules.yaml" || die "$alert has no runbook_url to its section"
 done
@@ -358,9 +360,9 @@ log "   $(wc -w <<<"$alerts") alerts: each switchable, each with its runbook sec
 # The operator's and sidecars' own labels (the credential's namespace) must
 # win over the target's, or the alerts name the operator's namespace.
 for monitor in servicemonitor podmonitor; do
-  "$BIN/helm" template "$RELEASE" "$CHART" --namespace "$NS" --kube-version "$VERSION" \
-    -f "$CHART/ci/all-values.yaml" --show-only "templates/$monitor.yaml" | grep -q 'honorLabels: true' \
-    || die "the $monitor does not set honorLabels: true"
+  monitor_yaml=$("$BIN/helm" template "$RELEASE" "$CHART" --namespace "$NS" --kube-version "$VERSION" \
+    -f "$CHART/ci/all-values.yaml" --show-only "templates/$monitor.yaml")
+  grep -q 'honorLabels: true' <<<"$monitor_yaml" || die "the $monitor does not set honorLabels: true"
 done
 log "   ServiceMonitor and PodMonitor keep the scraped labels (honorLabels)"
 log "all chart checks passed"
