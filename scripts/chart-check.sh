@@ -339,7 +339,9 @@ for values in "${values_files[@]}"; do
     || { "$PROMTOOL" check rules "$RULES_DIR/rules.yaml"; die "promtool check rules: $(basename "$values")"; }
   log "   check rules ok: $(basename "$values")"
 done
-rule_file --set metrics.prometheusRule.enabled=true >"$RULES_DIR/rules.yaml"
+# The ServiceMonitor on: the alerts on the operator's own series need its job.
+ON=(--set metrics.prometheusRule.enabled=true --set metrics.serviceMonitor.enabled=true)
+rule_file "${ON[@]}" >"$RULES_DIR/rules.yaml"
 "$PROMTOOL" check rules "$RULES_DIR/rules.yaml" >/dev/null || die "promtool check rules: defaults"
 cp "$CHART"/tests/*.test.yaml "$RULES_DIR/"
 ( cd "$RULES_DIR" && "$PROMTOOL" test rules ./*.test.yaml ) >"$RULES_DIR/test.log" 2>&1 \
@@ -350,13 +352,21 @@ alerts=$(grep -oE -- '- alert: [A-Za-z]+$' "$RULES_DIR/rules.yaml" | awk '{print
 [ "$(wc -w <<<"$alerts")" -ge 11 ] || die "expected at least 11 alerts, rendered: $alerts"
 for alert in $alerts; do
   # Captured first: grep -q closing a pipe early would fail it under pipefail.
-  switched_off=$(rule_file --set metrics.prometheusRule.enabled=true --set "metrics.prometheusRule.alerts.$alert.enabled=false")
+  switched_off=$(rule_file "${ON[@]}" --set "metrics.prometheusRule.alerts.$alert.enabled=false")
   grep -q "alert: $alert\$" <<<"$switched_off" && die "metrics.prometheusRule.alerts.$alert.enabled=false left the alert in"
   grep -qE -- "- alert: [A-Za-z]+\$" <<<"$switched_off" || die "switching $alert off rendered no other alert"
   grep -q "^### \`$alert\`$" "$ROOT/docs/troubleshooting.md" || die "docs/troubleshooting.md has no '### \`$alert\`' runbook section"
   grep -q "#$(tr 'A-Z' 'a-z' <<<"$alert")\"" "$RULES_DIR/rules.yaml" || die "$alert has no runbook_url to its section"
 done
 log "   $(wc -w <<<"$alerts") alerts: each switchable, each with its runbook section"
+# Without the ServiceMonitor or operatorSelector the operator's job is
+# unknown: the alerts on its own series are left out, not always firing.
+unknown_job=$(rule_file --set metrics.prometheusRule.enabled=true)
+grep -q "alert: OtpilotOperatorDown" <<<"$unknown_job" && die "OtpilotOperatorDown rendered without a known operator job"
+grep -q "alert: OtpilotCredentialNotReady" <<<"$unknown_job" || die "the per-credential alerts need no operator job"
+selected=$(rule_file --set metrics.prometheusRule.enabled=true --set 'metrics.prometheusRule.operatorSelector=job="otpilot"')
+grep -q 'absent(up{job="otpilot"})' <<<"$selected" || die "operatorSelector is not used by OtpilotOperatorDown"
+log "   the operator's own alerts follow its job (ServiceMonitor or operatorSelector)"
 # The operator's and sidecars' own labels (the credential's namespace) must
 # win over the target's, or the alerts name the operator's namespace.
 for monitor in servicemonitor podmonitor; do
