@@ -84,8 +84,11 @@ async fn readyz_needs_a_current_webhook_certificate_and_the_metrics_say_so() {
         metrics.contains("otpilot_operator_webhook_certificate_valid 0"),
         "{metrics}"
     );
+    // No certificate loads: no expiry sample (an absent series, not a 0).
     assert!(
-        !metrics.contains("otpilot_operator_webhook_certificate_expiry_timestamp_seconds "),
+        !metrics
+            .lines()
+            .any(|l| l.starts_with("otpilot_operator_webhook_certificate_expiry_timestamp_seconds")),
         "{metrics}"
     );
 
