@@ -10,10 +10,14 @@
 # ever committed.
 set -euo pipefail
 
-# github.com/prometheus/prometheus v0.316.0 is Prometheus 3.16.0.
+# The Go module github.com/prometheus/prometheus v0.316.0 is Prometheus 3.16.0.
 PROMETHEUS_VERSION=${PROMETHEUS_VERSION:-v0.316.0}
+PROMETHEUS_RELEASE=${PROMETHEUS_RELEASE:-3.16.0}
 CACHE=${OTPILOT_CACHE:-$HOME/.cache/otpilot}
-OUT=$CACHE/bin-promtool-$PROMETHEUS_VERSION
+# remove_all_sd: without Prometheus' service-discovery providers (cloud SDKs,
+# client-go), which rule checks never use: a fraction of the download and build.
+TAGS=remove_all_sd
+OUT=$CACHE/bin-promtool-$PROMETHEUS_VERSION-$TAGS
 
 if [ -x "$OUT/promtool" ]; then echo "$OUT/promtool"; exit 0; fi
 
@@ -25,8 +29,9 @@ mkdir -p "$CACHE"
 STAGE=$OUT.partial
 rm -rf "$STAGE"; mkdir -p "$STAGE"
 start=$(date +%s)
-step "building promtool $PROMETHEUS_VERSION"
-GOBIN=$STAGE go install -trimpath -ldflags "-s -w" \
+step "building promtool $PROMETHEUS_RELEASE ($PROMETHEUS_VERSION, tags $TAGS)"
+GOBIN=$STAGE go install -trimpath -tags "$TAGS" \
+  -ldflags "-s -w -X github.com/prometheus/common/version.Version=$PROMETHEUS_RELEASE" \
   "github.com/prometheus/prometheus/cmd/promtool@$PROMETHEUS_VERSION"
 "$STAGE/promtool" --version >/dev/null
 rm -rf "$OUT"

@@ -324,7 +324,7 @@ kubectl get crd apicredentials.otpilot.dev clientcas.otpilot.dev clustermfaprofi
 left_cluster=$(kubectl get clusterroles,clusterrolebindings,mutatingwebhookconfigurations -o name | grep "$FULLNAME" || true)
 [ -z "$left_cluster" ] || die "cluster-scoped objects left: $left_cluster"
 log "   nothing else left"
-log "6. the PrometheusRule with $PROMTOOL"
+log "6. the PrometheusRule with $("$PROMTOOL" --version 2>&1 | awk 'NR == 1')"
 RULES_DIR=$(mktemp -d)
 # The PrometheusRule's spec is a Prometheus rule file (`groups:`).
 rule_file() { # helm args...: prints the rule file of the rendered PrometheusRule
