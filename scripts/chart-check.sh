@@ -374,5 +374,9 @@ for monitor in servicemonitor podmonitor; do
     -f "$CHART/ci/all-values.yaml" --show-only "templates/$monitor.yaml")
   grep -q 'honorLabels: true' <<<"$monitor_yaml" || die "the $monitor does not set honorLabels: true"
 done
-log "   ServiceMonitor and PodMonitor keep the scraped labels (honorLabels)"
+services_yaml=$("$BIN/helm" template "$RELEASE" "$CHART" --namespace "$NS" --kube-version "$VERSION" \
+  --show-only templates/services.yaml)
+grep -A8 'otpilot.dev/service: metrics' <<<"$services_yaml" | grep -q 'publishNotReadyAddresses: true' \
+  || die "the metrics Service drops not-Ready replicas: their metrics (why not Ready) would not be scraped"
+log "   ServiceMonitor and PodMonitor keep the scraped labels (honorLabels); not-Ready replicas are scraped"
 log "all chart checks passed"
