@@ -376,7 +376,8 @@ for monitor in servicemonitor podmonitor; do
 done
 services_yaml=$("$BIN/helm" template "$RELEASE" "$CHART" --namespace "$NS" --kube-version "$VERSION" \
   --show-only templates/services.yaml)
-grep -A8 'otpilot.dev/service: metrics' <<<"$services_yaml" | grep -q 'publishNotReadyAddresses: true' \
+metrics_service=$(grep -A8 'otpilot.dev/service: metrics' <<<"$services_yaml")
+grep -q 'publishNotReadyAddresses: true' <<<"$metrics_service" \
   || die "the metrics Service drops not-Ready replicas: their metrics (why not Ready) would not be scraped"
 log "   ServiceMonitor and PodMonitor keep the scraped labels (honorLabels); not-Ready replicas are scraped"
 log "all chart checks passed"
