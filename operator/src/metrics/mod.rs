@@ -52,6 +52,9 @@ pub struct Metrics {
     recovery_codes: Family<CredentialLabels, Gauge>,
     clock_offset: Family<CredentialLabels, Gauge>,
     webhook_denials: Family<OwnedLabels, Counter>,
+    /// The namespaces that label refusals so far (bounded, see
+    /// [`denial_namespace`]).
+    denial_namespaces: std::sync::Mutex<std::collections::HashSet<String>>,
     /// Registered only when this replica serves the webhook.
     webhook_certificate_valid: Gauge,
     webhook_certificate_expiry: Family<OwnedLabels, Gauge>,
@@ -147,6 +150,7 @@ impl Metrics {
             recovery_codes,
             clock_offset,
             webhook_denials,
+            denial_namespaces: std::sync::Mutex::default(),
             webhook_certificate_valid,
             webhook_certificate_expiry,
         }
@@ -200,9 +204,13 @@ impl Metrics {
     /// namespace (so the alert reaches the team whose Pod it was) and the
     /// reason (a bounded set).
     pub fn webhook_denied(&self, namespace: &str, reason: &'static str) {
+        let namespace = match self.denial_namespaces.lock() {
+            Ok(mut seen) => denial_namespace(&mut seen, namespace),
+            Err(_) => String::new(),
+        };
         self.webhook_denials
             .get_or_create(&vec![
-                ("namespace", namespace.to_owned()),
+                ("namespace", namespace),
                 ("reason", reason.to_owned()),
             ])
             .inc();
@@ -229,6 +237,32 @@ impl Metrics {
         let _ = encode(&mut out, &self.registry);
         out
     }
+}
+
+/// At most this many namespaces label webhook refusals.
+pub const MAX_DENIAL_NAMESPACES: usize = 1000;
+
+/// The `namespace` label of a refusal. The webhook answers anyone who
+/// reaches its port, and a made-up review can name any namespace: only a
+/// valid namespace name labels a series, and only the first
+/// [`MAX_DENIAL_NAMESPACES`] of them, so no caller grows the series without
+/// bound. Others get `""` (still counted by reason).
+fn denial_namespace(seen: &mut std::collections::HashSet<String>, namespace: &str) -> String {
+    let valid = !namespace.is_empty()
+        && namespace.len() <= 63
+        && namespace
+            .bytes()
+            .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-')
+        && !namespace.starts_with('-')
+        && !namespace.ends_with('-');
+    if !valid {
+        return String::new();
+    }
+    if seen.contains(namespace) || seen.len() < MAX_DENIAL_NAMESPACES {
+        seen.insert(namespace.to_owned());
+        return namespace.to_owned();
+    }
+    String::new()
 }
 
 /// A gauge that exists only while there is a value: an absent series, not a

@@ -195,3 +195,28 @@ fn the_webhook_certificate_series_follow_what_readyz_found() {
         "{text}"
     );
 }
+
+#[test]
+fn refusals_are_labelled_by_a_bounded_set_of_valid_namespaces() {
+    let mut seen = std::collections::HashSet::new();
+    for (namespace, want) in [
+        ("payments", "payments"),
+        ("team-a1", "team-a1"),
+        ("", ""),
+        ("Payments", ""),
+        ("-a", ""),
+        ("a-", ""),
+        ("a.b", ""),
+        ("a{b=\"c\"}", ""),
+        (&"x".repeat(64), ""),
+    ] {
+        assert_eq!(denial_namespace(&mut seen, namespace), want, "{namespace}");
+    }
+    for i in 0..MAX_DENIAL_NAMESPACES {
+        denial_namespace(&mut seen, &format!("ns-{i}"));
+    }
+    // Full: a new name is not a new series; the ones seen keep theirs.
+    assert_eq!(seen.len(), MAX_DENIAL_NAMESPACES);
+    assert_eq!(denial_namespace(&mut seen, "one-too-many"), "");
+    assert_eq!(denial_namespace(&mut seen, "payments"), "payments");
+}
