@@ -29,6 +29,11 @@ section "control-plane binaries"
 BIN=$(scripts/build-control-plane.sh)
 echo "$BIN"
 
+section "promtool"
+# Prometheus' rule checker, for the chart's alerts (scripts/chart-check.sh);
+# built once from the Go module proxy and cached like the control plane.
+scripts/build-promtool.sh
+
 section "node binaries and packages"
 # kubelet, kube-scheduler, containerd (cached like the control plane); runc, CNI plugins...
 scripts/install-node-packages.sh

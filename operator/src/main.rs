@@ -11,6 +11,7 @@ mod egress;
 mod failpoint;
 mod leader;
 mod metrics;
+mod readiness;
 mod run;
 mod telemetry;
 mod webhook;

@@ -58,15 +58,19 @@ async fn run(args: RunArgs) -> anyhow::Result<()> {
     let shutdown = CancellationToken::new();
     tokio::spawn(stop_on_signal(shutdown.clone()));
 
-    let metrics = Arc::new(Metrics::default());
-    let ready = Arc::new(AtomicBool::new(false));
+    let metrics = Arc::new(Metrics::new(args.webhook.webhook_addr.is_some()));
+    let connected = Arc::new(AtomicBool::new(false));
     let listener = tokio::net::TcpListener::bind(args.admin_addr)
         .await
         .with_context(|| format!("failed to bind the admin server to {}", args.admin_addr))?;
     tracing::info!(addr = %listener.local_addr()?, "admin server listening");
     let admin_state = AdminState {
         metrics: metrics.clone(),
-        ready: ready.clone(),
+        connected: connected.clone(),
+        webhook_cert_dir: args
+            .webhook
+            .webhook_addr
+            .map(|_| args.webhook.webhook_cert_dir.clone()),
     };
     let admin_task = tokio::spawn(admin::serve(listener, admin_state, shutdown.clone()));
 
@@ -89,7 +93,6 @@ async fn run(args: RunArgs) -> anyhow::Result<()> {
         namespace = args.namespace,
         "connected"
     );
-    ready.store(true, Ordering::Relaxed);
 
     let identity = args.identity.clone().unwrap_or_else(default_identity);
     webhook::start(
@@ -100,6 +103,8 @@ async fn run(args: RunArgs) -> anyhow::Result<()> {
         shutdown.clone(),
     )
     .await?;
+    // Ready from here: connected, and the webhook (if any) listening.
+    connected.store(true, Ordering::Relaxed);
     let settings = LeaseSettings {
         name: args.lease_name.clone(),
         identity: identity.clone(),

@@ -165,8 +165,11 @@ async fn a_missing_credential_is_refused_counted_and_reported_by_the_pods_contro
                         && m.contains("missing or not Ready")
                 })
         });
-        let counted = metrics
-            .contains("otpilot_operator_webhook_denials_total{reason=\"CredentialNotFound\"}");
+        // Labelled with the refused Pod's namespace: the alert reaches its team.
+        let counted = metrics.contains(&format!(
+            "otpilot_operator_webhook_denials_total{{namespace=\"{}\",reason=\"CredentialNotFound\"}}",
+            namespace.name()
+        ));
         if failed_create && counted {
             break events;
         }

@@ -77,7 +77,10 @@ async fn answer(state: &WebhookState, review: AdmissionReview<Pod>) -> Admission
         decision = super::borrowed::check(&state.client, credential, decision).await;
     }
     if let Decision::Deny { reason, message } = &decision {
-        state.metrics.webhook_denied(reason.as_str());
+        state.metrics.webhook_denied(
+            request.namespace.as_deref().unwrap_or_default(),
+            reason.as_str(),
+        );
         tracing::info!(
             namespace = request.namespace.as_deref().unwrap_or_default(),
             reason = reason.as_str(),

@@ -11,9 +11,13 @@ use prometheus_client::metrics::family::Family;
 use prometheus_client::metrics::gauge::Gauge;
 use prometheus_client::registry::Registry;
 
+use crate::readiness::WebhookCertificate;
+
 type Labels = Vec<(&'static str, &'static str)>;
 /// `namespace` and `name` of an ApiCredential.
 type CredentialLabels = Vec<(&'static str, String)>;
+/// Labels with an owned value (a namespace), or none.
+type OwnedLabels = Vec<(&'static str, String)>;
 
 /// What one credential's gauges show.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
@@ -47,11 +51,25 @@ pub struct Metrics {
     certificate_expiry: Family<CredentialLabels, Gauge>,
     recovery_codes: Family<CredentialLabels, Gauge>,
     clock_offset: Family<CredentialLabels, Gauge>,
-    webhook_denials: Family<Labels, Counter>,
+    webhook_denials: Family<OwnedLabels, Counter>,
+    /// The namespaces that label refusals so far (bounded, see
+    /// [`denial_namespace`]).
+    denial_namespaces: std::sync::Mutex<std::collections::HashSet<String>>,
+    /// Registered only when this replica serves the webhook.
+    webhook_certificate_valid: Gauge,
+    webhook_certificate_expiry: Family<OwnedLabels, Gauge>,
 }
 
 impl Default for Metrics {
     fn default() -> Self {
+        Self::new(false)
+    }
+}
+
+impl Metrics {
+    /// Every metric; the webhook certificate's only when `webhook` (an
+    /// operator without `--webhook-addr` exports no such series).
+    pub fn new(webhook: bool) -> Self {
         let mut registry = Registry::with_prefix("otpilot_operator");
         let reconciles = Family::<Labels, Counter>::default();
         registry.register(
@@ -101,12 +119,26 @@ impl Default for Metrics {
             "The vendor's clock minus ours, seconds, as last measured for the ApiCredential (status.clockOffsetSeconds)",
             clock_offset.clone(),
         );
-        let webhook_denials = Family::<Labels, Counter>::default();
+        let webhook_denials = Family::<OwnedLabels, Counter>::default();
         registry.register(
             "webhook_denials",
-            "Pods the injection webhook refused, by reason",
+            "Pods the injection webhook refused, by the Pod's namespace and reason",
             webhook_denials.clone(),
         );
+        let webhook_certificate_valid = Gauge::default();
+        let webhook_certificate_expiry = Family::<OwnedLabels, Gauge>::default();
+        if webhook {
+            registry.register(
+                "webhook_certificate_valid",
+                "1 while the webhook's serving certificate loads and is within its validity, else 0 (TLS handshakes fail; /readyz fails)",
+                webhook_certificate_valid.clone(),
+            );
+            registry.register(
+                "webhook_certificate_expiry_timestamp_seconds",
+                "notAfter of the webhook's serving certificate, Unix seconds (absent: none loads)",
+                webhook_certificate_expiry.clone(),
+            );
+        }
         Self {
             registry,
             reconciles,
@@ -118,11 +150,11 @@ impl Default for Metrics {
             recovery_codes,
             clock_offset,
             webhook_denials,
+            denial_namespaces: std::sync::Mutex::default(),
+            webhook_certificate_valid,
+            webhook_certificate_expiry,
         }
     }
-}
-
-impl Metrics {
     pub fn reconciled(&self, controller: &'static str) {
         self.reconciles
             .get_or_create(&vec![("controller", controller)])
@@ -168,11 +200,34 @@ impl Metrics {
         set_or_remove(&self.clock_offset, &labels, f.clock_offset_seconds);
     }
 
-    /// Counts a Pod the injection webhook refused (reason: a bounded set).
-    pub fn webhook_denied(&self, reason: &'static str) {
+    /// Counts a Pod the injection webhook refused, labelled with the Pod's
+    /// namespace (so the alert reaches the team whose Pod it was) and the
+    /// reason (a bounded set).
+    pub fn webhook_denied(&self, namespace: &str, reason: &'static str) {
+        let namespace = match self.denial_namespaces.lock() {
+            Ok(mut seen) => denial_namespace(&mut seen, namespace),
+            Err(_) => String::new(),
+        };
         self.webhook_denials
-            .get_or_create(&vec![("reason", reason)])
+            .get_or_create(&vec![
+                ("namespace", namespace),
+                ("reason", reason.to_owned()),
+            ])
             .inc();
+    }
+
+    /// Records the webhook's serving certificate as `/readyz` last found it.
+    pub fn webhook_certificate(&self, certificate: &WebhookCertificate) {
+        if *certificate == WebhookCertificate::NotServed {
+            return;
+        }
+        let valid = matches!(certificate, WebhookCertificate::Current { .. });
+        self.webhook_certificate_valid.set(i64::from(valid));
+        set_or_remove(
+            &self.webhook_certificate_expiry,
+            &Vec::new(),
+            certificate.not_after().map(|t| t.as_second()),
+        );
     }
 
     /// The text exposition format.
@@ -184,13 +239,35 @@ impl Metrics {
     }
 }
 
+/// At most this many namespaces label webhook refusals.
+pub const MAX_DENIAL_NAMESPACES: usize = 1000;
+
+/// The `namespace` label of a refusal. The webhook answers anyone who
+/// reaches its port, and a made-up review can name any namespace: only a
+/// valid namespace name labels a series, and only the first
+/// [`MAX_DENIAL_NAMESPACES`] of them, so no caller grows the series without
+/// bound. Others get `""` (still counted by reason).
+fn denial_namespace(seen: &mut std::collections::HashSet<String>, namespace: &str) -> String {
+    let valid = !namespace.is_empty()
+        && namespace.len() <= 63
+        && namespace
+            .bytes()
+            .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-')
+        && !namespace.starts_with('-')
+        && !namespace.ends_with('-');
+    if !valid {
+        return String::new();
+    }
+    if seen.contains(namespace) || seen.len() < MAX_DENIAL_NAMESPACES {
+        seen.insert(namespace.to_owned());
+        return namespace.to_owned();
+    }
+    String::new()
+}
+
 /// A gauge that exists only while there is a value: an absent series, not a
 /// made-up 0, when a credential has no certificate or no recovery codes.
-fn set_or_remove(
-    family: &Family<CredentialLabels, Gauge>,
-    labels: &CredentialLabels,
-    value: Option<i64>,
-) {
+fn set_or_remove(family: &Family<OwnedLabels, Gauge>, labels: &OwnedLabels, value: Option<i64>) {
     match value {
         Some(v) => {
             family.get_or_create(labels).set(v);
@@ -202,88 +279,4 @@ fn set_or_remove(
 }
 
 #[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn a_credential_has_its_own_series_until_it_is_gone() {
-        let metrics = Metrics::default();
-        let figures = CredentialFigures {
-            ready: true,
-            certificate_not_after: Some(1_900_000_000),
-            recovery_codes: Some(2),
-            clock_offset_seconds: Some(-4),
-        };
-        metrics.credential("payments/bot", Some(figures));
-        metrics.credential("ci/builder", Some(CredentialFigures::default()));
-        let text = metrics.render();
-        for want in [
-            r#"otpilot_operator_credential_ready{namespace="payments",name="bot"} 1"#,
-            r#"otpilot_operator_certificate_expiry_timestamp_seconds{namespace="payments",name="bot"} 1900000000"#,
-            r#"otpilot_operator_recovery_codes_remaining{namespace="payments",name="bot"} 2"#,
-            r#"otpilot_operator_vendor_clock_offset_seconds{namespace="payments",name="bot"} -4"#,
-            r#"otpilot_operator_credential_ready{namespace="ci",name="builder"} 0"#,
-        ] {
-            assert!(text.contains(want), "{want} in\n{text}");
-        }
-        // No certificate, no codes, no offset measured: no series, not a 0.
-        assert!(!text.contains(r#"certificate_expiry_timestamp_seconds{namespace="ci""#));
-        assert!(!text.contains(r#"recovery_codes_remaining{namespace="ci""#));
-
-        metrics.credential("payments/bot", None);
-        let text = metrics.render();
-        assert!(!text.contains(r#"name="bot""#), "{text}");
-        assert!(text.contains(r#"name="builder""#));
-    }
-
-    /// Every metric the chart's PrometheusRule reads is one the operator
-    /// exports: an alert on a misspelt metric never fires.
-    #[test]
-    fn every_metric_the_shipped_alerts_read_is_exported() {
-        let rules = include_str!("../../charts/otpilot/templates/prometheusrule.yaml");
-        let metrics = Metrics::default();
-        metrics.credential(
-            "ns/name",
-            Some(CredentialFigures {
-                ready: true,
-                certificate_not_after: Some(1),
-                recovery_codes: Some(1),
-                clock_offset_seconds: Some(1),
-            }),
-        );
-        metrics.webhook_denied("CredentialNotFound");
-        let text = metrics.render();
-        let mut read = 0;
-        for word in rules.split(|c: char| !(c.is_ascii_alphanumeric() || c == '_')) {
-            if word.starts_with("otpilot_operator_") {
-                read += 1;
-                assert!(
-                    text.lines().any(|l| l.starts_with(&format!("{word}{{"))
-                        || l.starts_with(&format!("{word} "))),
-                    "the PrometheusRule reads {word}, which the operator does not export:\n{text}"
-                );
-            }
-        }
-        assert!(read >= 5, "found {read} metric names in the PrometheusRule");
-    }
-
-    #[test]
-    fn rendered_metrics_carry_the_prefix_and_bounded_labels() {
-        let metrics = Metrics::default();
-        metrics.reconciled("apicredential");
-        metrics.reconcile_failed("apicredential", "SecretNotFound");
-        metrics.enrollment_finished("Enrolled");
-        metrics.set_leader(true);
-        metrics.webhook_denied("CredentialNotFound");
-        let text = metrics.render();
-        for want in [
-            "otpilot_operator_reconciles_total{controller=\"apicredential\"} 1",
-            "otpilot_operator_reconcile_errors_total{controller=\"apicredential\",category=\"SecretNotFound\"} 1",
-            "otpilot_operator_enrollments_total{outcome=\"Enrolled\"} 1",
-            "otpilot_operator_leader 1",
-            "otpilot_operator_webhook_denials_total{reason=\"CredentialNotFound\"} 1",
-        ] {
-            assert!(text.contains(want), "missing {want} in\n{text}");
-        }
-    }
-}
+mod tests;
