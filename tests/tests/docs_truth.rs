@@ -38,6 +38,7 @@ const OTHER_PROGRAMS_FLAGS: &[&str] = &[
     "--for",
     "--from-literal",
     "--from-file",
+    "--previous",
     // kube-apiserver (docs/testing.md describes how the test control plane runs it)
     "--enable-aggregator-routing",
     // curl
@@ -213,17 +214,26 @@ fn expand(path: &str) -> Vec<String> {
 }
 
 #[test]
-fn troubleshooting_sections_name_real_reasons() {
+fn troubleshooting_sections_name_real_reasons_and_alerts() {
     let doc = std::fs::read_to_string(repo().join("docs/troubleshooting.md")).expect("read");
     let refusals = webhook_refusal_reasons();
     assert!(
         refusals.contains("UnsafePod"),
         "the refusal reasons parser is out of date"
     );
+    // The shipped alerts have their runbooks there too.
+    let alerts: Vec<String> = chart_value_paths()
+        .iter()
+        .filter_map(|p| p.strip_prefix("metrics.prometheusRule.alerts."))
+        .filter(|rest| !rest.contains('.'))
+        .map(str::to_owned)
+        .collect();
+    assert!(alerts.len() > 3, "found no alert switches in values.yaml");
     let reasons: BTreeSet<&str> = otpilot_api::conditions::reasons::ALL
         .iter()
         .copied()
         .chain(refusals.iter().map(String::as_str))
+        .chain(alerts.iter().map(String::as_str))
         .collect();
     let heading = Regex::new(r"^### `([A-Za-z]+)`").expect("regex");
     let unknown: Vec<(String, usize, String)> = doc
