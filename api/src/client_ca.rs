@@ -204,8 +204,10 @@ pub struct GeneratedCA {
     /// Validity of the CA certificate, e.g. 87600h (ten years).
     #[serde(default = "default_ca_duration")]
     pub duration: Duration,
-    /// How long before expiry the operator rolls the CA. Vendors must be
-    /// given the new certificate before then.
+    /// How long before expiry the CA is reported as expiring (condition
+    /// Expiring, a Warning Event, `status.renewalTime`). The operator never
+    /// rolls a CA by itself: vendors must be given a new one first (see
+    /// docs/operations.md, 'Rotating a ClientCA').
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub renew_before: Option<Duration>,
 }
@@ -250,8 +252,9 @@ pub struct ClientCAStatus {
     /// When the CA certificate expires.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub not_after: Option<Time>,
-    /// When the operator rolls a generated CA (renewBefore ahead of
-    /// notAfter). Absent for imported CAs, which you renew yourself.
+    /// When the CA enters its renewal window (renewBefore ahead of
+    /// notAfter): from then on it is reported as expiring. Set for
+    /// generated and imported CAs alike; neither is rolled by the operator.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub renewal_time: Option<Time>,
     /// Serial number of the CA certificate (upper-case hex).
