@@ -180,3 +180,27 @@ async fn unreachable_base_url_is_reported_and_recovers_once_fixed() {
     );
     login_with_secrets(&ns, "bot").await;
 }
+
+#[tokio::test]
+async fn missing_server_ca_config_map_is_reported_and_recovers_once_created() {
+    let cluster = TestCluster::with_crds().await.expect("test control plane");
+    let ns = cluster.namespace("missing-ca").await.expect("namespace");
+    let sim = vendor(Vendor::Goaxr).await;
+    create_login_secret(&ns).await;
+    let operator = Operator::start(ns.name()).await;
+    create_credential(&ns, &credential("bot", "goaxr", &sim.base_url(), "Retain")).await;
+
+    let c = wait_for_reason(&ns, &operator, "Enrolled", "ConfigMapNotFound").await;
+    let msg = message(&c, "Enrolled");
+    assert!(msg.contains(CA_CONFIG_MAP), "names the ConfigMap: {msg}");
+    let account = sim
+        .admin()
+        .expect("admin")
+        .account(USERNAME)
+        .await
+        .expect("account");
+    assert!(!account.enrolled, "nothing was sent to the vendor");
+
+    create_server_ca(&ns, &sim).await;
+    wait_for_ready(&ns, "bot", &operator).await;
+}

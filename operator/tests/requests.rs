@@ -236,3 +236,43 @@ async fn reenroll_request_replaces_the_cryptr_secret_in_place() {
 async fn reenroll_request_turns_conduit_mfa_off_and_on_with_a_new_secret() {
     reenroll_request_turns_mfa_over(Vendor::Conduit, "conduit").await;
 }
+
+#[tokio::test]
+async fn requests_that_do_not_apply_are_answered_and_recorded_once() {
+    let cluster = TestCluster::with_crds().await.expect("test control plane");
+    let ns = cluster.namespace("requests-moot").await.expect("namespace");
+    let sim = vendor(Vendor::Conduit).await;
+    create_login_secret(&ns).await;
+    create_server_ca(&ns, &sim).await;
+    let operator = Operator::start(ns.name()).await;
+    // A re-enroll request on a credential that was never enrolled: its
+    // first enrollment makes the new secret the request asks for.
+    let mut bot = credential("bot", "conduit", &sim.base_url(), "Retain");
+    bot.metadata.annotations =
+        Some([("otpilot.dev/reenroll".to_owned(), "first".to_owned())].into());
+    create_credential(&ns, &bot).await;
+    let ready = wait_handled(
+        &ns,
+        "bot",
+        &operator,
+        |s| s.handled_reenroll_request.as_ref(),
+        "first",
+    )
+    .await;
+    wait_for_event(&ns, "bot", "ReenrollNotNeeded").await;
+    // No client certificate: nothing to renew, and the status says none is needed.
+    assert_eq!(
+        condition(&ready, "CertificateReady"),
+        Some(("True".to_owned(), "NotRequired".to_owned()))
+    );
+    annotate(&ns, "bot", "otpilot.dev/renew-certificate", "r1").await;
+    wait_handled(
+        &ns,
+        "bot",
+        &operator,
+        |s| s.handled_renew_request.as_ref(),
+        "r1",
+    )
+    .await;
+    wait_for_event(&ns, "bot", "RenewNotApplicable").await;
+}

@@ -247,3 +247,81 @@ fn troubleshooting_sections_name_real_reasons_and_alerts() {
         .collect();
     report("reasons (### `Reason` sections)", &unknown);
 }
+
+/// Reasons a code path emits but no test produces and asserts yet: the
+/// list only shrinks (the test fails when one of them gains a test, so it
+/// is taken off).
+const REASONS_NOT_YET_ASSERTED: &[&str] = &[
+    "Renewing",
+    "IssueFailed",
+    "ClientCANotReady",
+    "Imported",
+    "InvalidSecret",
+    "EnrollmentInterrupted",
+    "CheckpointUnreadable",
+    "KubernetesError",
+];
+
+/// Every condition or Event reason of the API is emitted by the code (a
+/// reason nothing emits is removed from the API, not documented), and a
+/// test names it: an integration test or a unit test's table.
+#[test]
+fn every_reason_is_emitted_and_asserted() {
+    let constants = std::fs::read_to_string(repo().join("api/src/conditions.rs")).expect("read");
+    let declared = Regex::new(r#"pub const ([A-Z_]+): &str = "([A-Za-z]+)";"#).expect("regex");
+    let reasons_module = &constants[constants.find("pub mod reasons").expect("reasons module")..];
+    let mut code = String::new();
+    let mut tests = String::new();
+    let root = repo();
+    for path in files(&["rs"]) {
+        let shown = path
+            .strip_prefix(&root)
+            .unwrap_or(&path)
+            .to_string_lossy()
+            .into_owned();
+        // The list itself, and this test, name reasons without testing them.
+        if shown.ends_with("api/src/conditions.rs") || shown.starts_with("tests/tests/docs_truth") {
+            continue;
+        }
+        let text = std::fs::read_to_string(&path).unwrap_or_default();
+        if shown.starts_with("tests/") || shown.contains("/tests/") {
+            tests.push_str(&text);
+        } else if let Some((before, after)) = text.split_once("#[cfg(test)]") {
+            code.push_str(before);
+            tests.push_str(after);
+        } else {
+            code.push_str(&text);
+        }
+    }
+    let named = |text: &str, constant: &str, value: &str| {
+        text.contains(&format!("\"{value}\""))
+            || Regex::new(&format!(r"\b{constant}\b"))
+                .expect("regex")
+                .is_match(text)
+    };
+    let mut silent = Vec::new();
+    let mut untested = Vec::new();
+    let mut listed_but_tested = Vec::new();
+    for capture in declared.captures_iter(reasons_module) {
+        let (constant, value) = (&capture[1], &capture[2]);
+        if !named(&code, constant, value) {
+            silent.push(value.to_owned());
+        }
+        let tested = named(&tests, constant, value);
+        let listed = REASONS_NOT_YET_ASSERTED.contains(&value);
+        match (tested, listed) {
+            (false, false) => untested.push(value.to_owned()),
+            (true, true) => listed_but_tested.push(value.to_owned()),
+            _ => {}
+        }
+    }
+    assert!(
+        silent.is_empty(),
+        "reasons no code emits (remove them): {silent:?}"
+    );
+    assert!(untested.is_empty(), "reasons no test asserts: {untested:?}");
+    assert!(
+        listed_but_tested.is_empty(),
+        "tested now, take them off REASONS_NOT_YET_ASSERTED: {listed_but_tested:?}"
+    );
+}

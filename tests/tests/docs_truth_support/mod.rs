@@ -7,7 +7,11 @@ use std::path::{Path, PathBuf};
 use regex::Regex;
 
 pub fn repo() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("..")
+    // The parent, not `tests/..`: paths are matched on their components.
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .parent()
+        .expect("the workspace root")
+        .to_path_buf()
 }
 
 /// Directories never read: build output, run state, VCS.
