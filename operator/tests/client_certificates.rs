@@ -256,3 +256,132 @@ async fn a_client_ca_the_vendor_does_not_know_is_reported_as_a_refused_certifica
     assert_eq!(reason, "ClientCertificateRejected", "{message}");
     assert!(message.contains("register"), "{message}");
 }
+
+/// The ClientCA's Ready condition and reason, once it has one.
+async fn client_ca_reason(cluster: &TestCluster, name: &str) -> Option<(String, String)> {
+    kube::Api::<otpilot_api::ClientCA>::all(cluster.client())
+        .get(name)
+        .await
+        .ok()?
+        .status?
+        .conditions
+        .into_iter()
+        .find(|c| c.type_ == "Ready")
+        .map(|c| (c.status, c.reason))
+}
+
+async fn wait_for_client_ca(cluster: &TestCluster, name: &str, status: &str, reason: &str) {
+    let deadline = Instant::now() + Duration::from_secs(60);
+    loop {
+        let now = client_ca_reason(cluster, name).await;
+        if now
+            .as_ref()
+            .is_some_and(|(s, r)| s == status && r == reason)
+        {
+            return;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "ClientCA {name}: {status} {reason}, not {now:?}"
+        );
+        tokio::time::sleep(Duration::from_millis(250)).await;
+    }
+}
+
+#[tokio::test]
+async fn an_imported_client_ca_waits_for_a_usable_secret_and_its_credentials_with_it() {
+    use kube::api::{Patch, PatchParams, PostParams};
+    use secrecy::ExposeSecret;
+
+    let cluster = TestCluster::with_crds().await.expect("test control plane");
+    let ns = cluster.namespace("imported-ca").await.expect("namespace");
+    let sim = mtls_vendor(Vendor::Audd).await;
+    create_login_secret(&ns).await;
+    create_server_ca(&ns, &sim).await;
+    let operator = Operator::start(ns.name()).await;
+    let name = format!("imported-{}", ns.name());
+    let ca: otpilot_api::ClientCA = serde_json::from_value(serde_json::json!({
+        "apiVersion": "otpilot.dev/v1alpha1",
+        "kind": "ClientCA",
+        "metadata": { "name": name, "labels": { "otpilot.dev/test": ns.name() } },
+        "spec": {
+            "importFrom": { "secretName": "corporate-ca" },
+            "allowedNamespaces": { "names": [ns.name()] },
+        },
+    }))
+    .expect("ClientCA");
+    kube::Api::<otpilot_api::ClientCA>::all(cluster.client())
+        .create(&PostParams::default(), &ca)
+        .await
+        .expect("create ClientCA");
+    create_credential(
+        &ns,
+        &mtls_credential("bot", "audd", &sim.base_url(), &name, "2160h", "720h"),
+    )
+    .await;
+
+    // No Secret yet: the CA says so, its credential waits for it.
+    wait_for_client_ca(&cluster, &name, "False", "SecretNotFound").await;
+    wait_for(
+        &ns,
+        "bot",
+        Duration::from_secs(60),
+        &operator,
+        "ClientCANotReady",
+        |c| {
+            condition(c, "CertificateReady")
+                .is_some_and(|(s, r)| s == "False" && r == "ClientCANotReady")
+        },
+    )
+    .await;
+
+    // A Secret that holds no CA.
+    let garbage: Secret = serde_json::from_value(serde_json::json!({
+        "metadata": { "name": "corporate-ca" },
+        "type": "kubernetes.io/tls",
+        "stringData": { "tls.crt": "not a certificate", "tls.key": "not a key" },
+    }))
+    .expect("Secret");
+    ns.api::<Secret>()
+        .create(&PostParams::default(), &garbage)
+        .await
+        .expect("create the Secret");
+    wait_for_client_ca(&cluster, &name, "False", "InvalidSecret").await;
+
+    // The real CA: imported, registered at the vendor, and the credential Ready.
+    let material = otpilot_pki::generate_ca(
+        &otpilot_api::common::CertificateSubject {
+            common_name: "corporate client CA".into(),
+            organizations: vec![],
+            organizational_units: vec![],
+        },
+        otpilot_api::common::KeyAlgorithm::default(),
+        Duration::from_secs(365 * 24 * 3600),
+        jiff::Timestamp::now(),
+    )
+    .expect("a CA");
+    let patch = serde_json::json!({ "stringData": {
+        "tls.crt": material.cert_pem,
+        "tls.key": material.key_pem.expose_secret(),
+    }});
+    ns.api::<Secret>()
+        .patch(
+            "corporate-ca",
+            &PatchParams::default(),
+            &Patch::Merge(&patch),
+        )
+        .await
+        .expect("put the CA in the Secret");
+    wait_for_client_ca(&cluster, &name, "True", "Imported").await;
+    sim.admin()
+        .expect("admin")
+        .register_client_ca(&material.cert_pem)
+        .await
+        .expect("register the CA at the vendor");
+    let ready = wait_for_ready(&ns, "bot", &operator).await;
+    assert_eq!(
+        condition(&ready, "CertificateReady"),
+        Some(("True".into(), "Issued".into()))
+    );
+    login_with_secrets(&ns, "bot").await;
+}

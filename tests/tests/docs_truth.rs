@@ -254,9 +254,6 @@ fn troubleshooting_sections_name_real_reasons_and_alerts() {
 const REASONS_NOT_YET_ASSERTED: &[&str] = &[
     "Renewing",
     "IssueFailed",
-    "ClientCANotReady",
-    "Imported",
-    "InvalidSecret",
     "EnrollmentInterrupted",
     "CheckpointUnreadable",
     "KubernetesError",
