@@ -2,7 +2,7 @@
 
 use std::collections::BTreeMap;
 
-use otpilot_api::sidecar::{DEFAULT_API_PORT, DEFAULT_PROXY_PORT};
+use otpilot_api::sidecar::{DEFAULT_ADMIN_PORT, DEFAULT_API_PORT, DEFAULT_PROXY_PORT};
 
 use crate::config::InjectConfig;
 use crate::sidecar::SIDECAR_MOUNT_PATHS;
@@ -16,6 +16,14 @@ pub const INJECTED: &str = "otpilot.dev/injected";
 pub const API_PORT: &str = "otpilot.dev/api-port";
 /// Port of the sidecar's authenticating proxy on 127.0.0.1.
 pub const PROXY_PORT: &str = "otpilot.dev/proxy-port";
+/// Port of the sidecar's admin listener (`/healthz`, `/readyz`, `/metrics`)
+/// on the Pod IP, for the kubelet's probes and Prometheus.
+pub const ADMIN_PORT: &str = "otpilot.dev/admin-port";
+/// Whether the Pod's readiness follows the sidecar's token: `token` (the
+/// Pod leaves its Services while the sidecar holds no usable token) or
+/// `none` (the default: the sidecar's token does not affect the Pod's
+/// readiness once the startup probe passed).
+pub const READINESS: &str = "otpilot.dev/readiness";
 /// Absolute path where the sidecar also writes the current token; its
 /// directory becomes an in-memory volume, read-only in the app containers.
 pub const TOKEN_FILE: &str = "otpilot.dev/token-file";
@@ -39,12 +47,29 @@ pub struct InjectRequest {
     pub api_port: u16,
     /// Port of the sidecar's authenticating proxy, on the Pod's loopback.
     pub proxy_port: u16,
+    /// Port of the sidecar's admin listener, on the Pod IP.
+    pub admin_port: u16,
+    /// Whether the Pod's readiness follows the sidecar's.
+    pub readiness: Readiness,
     /// Where the sidecar also writes the token, if asked.
     pub token_file: Option<TokenFile>,
     /// The image to run instead of the installation's (only when allowed).
     pub image: Option<String>,
     /// The proxy requires the token request header ([`PROXY_REQUIRE_HEADER`]).
     pub proxy_require_header: bool,
+}
+
+/// Values of [`READINESS`].
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum Readiness {
+    /// `none`: once started, the Pod's readiness is the app's alone; a
+    /// vendor outage does not pull a Pod that serves other traffic from
+    /// its Services.
+    #[default]
+    None,
+    /// `token`: the sidecar gets a readiness probe on `/readyz`; the Pod
+    /// is not Ready while the sidecar holds no token it may serve.
+    Token,
 }
 
 /// Where the token file goes.
@@ -90,13 +115,23 @@ pub enum AnnotationError {
         value: String,
     },
     #[error(
-        "annotations {API_PORT} and {PROXY_PORT} both use port {port}: give the sidecar's API \
-         and proxy two different ports"
+        "annotations {first} and {second} both use port {port} (explicitly or by default): give \
+         the sidecar's API, proxy and admin listener different ports"
     )]
-    /// The API and the proxy would share a port.
+    /// Two of the sidecar's listeners would share a port.
     SamePorts {
+        /// The first annotation.
+        first: &'static str,
+        /// The second annotation.
+        second: &'static str,
         /// The port both ask for.
         port: u16,
+    },
+    #[error("annotation {READINESS}={value:?} is not \"token\" or \"none\"")]
+    /// The readiness mode is neither `token` nor `none`.
+    InvalidReadiness {
+        /// The annotation's value.
+        value: String,
     },
     #[error("annotation {TOKEN_FILE}={value:?} is not usable: {why}")]
     /// The token file path cannot be used.
@@ -138,9 +173,30 @@ pub fn parse(
     let credential = credential_name(value)?;
     let api_port = port(annotations, API_PORT, DEFAULT_API_PORT)?;
     let proxy_port = port(annotations, PROXY_PORT, DEFAULT_PROXY_PORT)?;
-    if api_port == proxy_port {
-        return Err(AnnotationError::SamePorts { port: api_port });
+    let admin_port = port(annotations, ADMIN_PORT, DEFAULT_ADMIN_PORT)?;
+    let ports = [
+        (API_PORT, api_port),
+        (PROXY_PORT, proxy_port),
+        (ADMIN_PORT, admin_port),
+    ];
+    for (i, (first, port)) in ports.iter().enumerate() {
+        if let Some((second, _)) = ports[i + 1..].iter().find(|(_, p)| p == port) {
+            return Err(AnnotationError::SamePorts {
+                first,
+                second,
+                port: *port,
+            });
+        }
     }
+    let readiness = match annotations.get(READINESS).map(|v| v.trim()) {
+        None | Some("none") => Readiness::None,
+        Some("token") => Readiness::Token,
+        Some(other) => {
+            return Err(AnnotationError::InvalidReadiness {
+                value: other.to_owned(),
+            });
+        }
+    };
     let token_file = annotations
         .get(TOKEN_FILE)
         .map(|value| token_file(value))
@@ -162,6 +218,8 @@ pub fn parse(
         credential,
         api_port,
         proxy_port,
+        admin_port,
+        readiness,
         token_file,
         image,
         proxy_require_header,
@@ -334,6 +392,8 @@ mod tests {
                 credential: "vendor".into(),
                 api_port: DEFAULT_API_PORT,
                 proxy_port: DEFAULT_PROXY_PORT,
+                admin_port: DEFAULT_ADMIN_PORT,
+                readiness: Readiness::None,
                 token_file: None,
                 image: None,
                 proxy_require_header: false,
@@ -348,6 +408,8 @@ mod tests {
                 (INJECT, " payments.audd "),
                 (API_PORT, "9001"),
                 (PROXY_PORT, "9002"),
+                (ADMIN_PORT, "9003"),
+                (READINESS, "token"),
                 (TOKEN_FILE, "/var/run/otpilot/token/token"),
                 (SIDECAR_IMAGE, "registry.local/sidecar@sha256:abc"),
                 (PROXY_REQUIRE_HEADER, "true"),
@@ -362,6 +424,8 @@ mod tests {
                 credential: "payments.audd".into(),
                 api_port: 9001,
                 proxy_port: 9002,
+                admin_port: 9003,
+                readiness: Readiness::Token,
                 token_file: Some(TokenFile {
                     path: "/var/run/otpilot/token/token".into(),
                     dir: "/var/run/otpilot/token".into(),
@@ -395,6 +459,15 @@ mod tests {
                 PROXY_PORT,
             ),
             (&[(INJECT, "v"), (PROXY_PORT, "8181")], PROXY_PORT),
+            (&[(INJECT, "v"), (ADMIN_PORT, "8181")], ADMIN_PORT),
+            (&[(INJECT, "v"), (ADMIN_PORT, "8182")], ADMIN_PORT),
+            (&[(INJECT, "v"), (ADMIN_PORT, "80")], ADMIN_PORT),
+            (
+                &[(INJECT, "v"), (PROXY_PORT, "9000"), (ADMIN_PORT, "9000")],
+                ADMIN_PORT,
+            ),
+            (&[(INJECT, "v"), (READINESS, "always")], READINESS),
+            (&[(INJECT, "v"), (READINESS, "Token")], READINESS),
             (&[(INJECT, "v"), (TOKEN_FILE, "token")], TOKEN_FILE),
             (&[(INJECT, "v"), (TOKEN_FILE, "/token")], TOKEN_FILE),
             (&[(INJECT, "v"), (TOKEN_FILE, "/tmp/token")], TOKEN_FILE),
