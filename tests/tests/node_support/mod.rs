@@ -3,6 +3,7 @@
 //! registered at the vendor (for a vendor that requires mTLS), and a Ready ApiCredential.
 
 pub mod chart;
+pub mod health;
 pub mod held_back;
 pub mod reenroll;
 pub mod seeds;
