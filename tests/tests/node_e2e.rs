@@ -373,6 +373,12 @@ async fn readiness_token_pulls_the_pod_out_of_ready_when_the_vendor_is_down_and_
     node_support::health::readiness_case().await;
 }
 
+/// `spec.token.refreshBefore` sets when the injected sidecar renews (node_support::health).
+#[tokio::test]
+async fn refresh_before_of_the_credential_sets_when_the_injected_sidecar_renews() {
+    node_support::health::refresh_before_case().await;
+}
+
 /// A new TOTP seed (re-enrollment on request) while a Deployment runs: picked up by the
 /// running sidecar, which logs in with it, without a restart (node_support::reenroll).
 #[tokio::test]
