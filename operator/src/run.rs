@@ -59,6 +59,10 @@ async fn run(args: RunArgs) -> anyhow::Result<()> {
     let admin_state = AdminState {
         metrics: metrics.clone(),
         ready: ready.clone(),
+        webhook_cert_dir: args
+            .webhook
+            .webhook_addr
+            .map(|_| args.webhook.webhook_cert_dir.clone()),
     };
     let admin_task = tokio::spawn(admin::serve(listener, admin_state, shutdown.clone()));
 

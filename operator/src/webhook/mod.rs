@@ -32,6 +32,7 @@ use clap::Args;
 pub use certificate::manage as manage_certificate;
 pub use server::{WebhookState, serve};
 pub use settings::load_inject_config;
+pub use tls::current as serving_certificate_current;
 
 /// Flags of the webhook (all optional: without `--webhook-addr` no webhook
 /// is served).

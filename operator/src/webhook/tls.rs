@@ -90,6 +90,29 @@ pub fn server_config(dir: PathBuf) -> Arc<rustls::ServerConfig> {
     Arc::new(config)
 }
 
+/// Whether `dir` holds a serving certificate the webhook can use at `now`:
+/// it loads with its key and `now` is within its validity. Why not, when
+/// not (paths and dates, nothing secret): the operator's `/readyz`.
+pub fn current(dir: &Path, now: jiff::Timestamp) -> Result<(), String> {
+    load(dir).map_err(|e| e.to_string())?;
+    let path = dir.join("tls.crt");
+    let pem = std::fs::read_to_string(&path)
+        .map_err(|e| format!("failed to read {}: {e}", path.display()))?;
+    let info = otpilot_pki::certificate_info(&pem)
+        .map_err(|e| format!("failed to read {}: {e}", path.display()))?;
+    if now < info.not_before {
+        return Err(format!(
+            "{} is valid only from {}",
+            path.display(),
+            info.not_before
+        ));
+    }
+    if now >= info.not_after {
+        return Err(format!("{} expired at {}", path.display(), info.not_after));
+    }
+    Ok(())
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
