@@ -5,7 +5,9 @@
 pub mod chart;
 pub mod health;
 pub mod held_back;
+pub mod readiness;
 pub mod reenroll;
+pub mod refresh;
 pub mod seeds;
 pub mod workloads;
 
