@@ -219,7 +219,11 @@ pub struct TotpOverrides {
 #[x_kube(crates(kube_core = "::kube_core"))]
 #[serde(rename_all = "camelCase")]
 pub struct TokenSpec {
-    /// Refresh the access token this long before it expires.
+    /// Refresh the access token this long before it expires (at most at
+    /// half its life). The webhook passes it to the sidecars of Pods it
+    /// injects from then on (`--refresh-before`); without `spec.token` they
+    /// refresh when a third of the token's life or 60s remain, whichever is
+    /// larger.
     #[serde(default = "default_refresh_before")]
     pub refresh_before: Duration,
 }

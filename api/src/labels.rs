@@ -30,6 +30,13 @@ pub const CLEANUP_FINALIZER: &str = "otpilot.dev/cleanup";
 /// Pod annotation naming the ApiCredential whose sidecar to inject.
 pub const INJECT_ANNOTATION: &str = "otpilot.dev/inject";
 
+/// Label the webhook puts on every Pod it injects (value [`INJECTED_LABEL_VALUE`]),
+/// so a PodMonitor or a label selector finds injected Pods. The annotation
+/// of the same key carries the credential's name.
+pub const INJECTED_LABEL: &str = "otpilot.dev/injected";
+/// The value of [`INJECTED_LABEL`].
+pub const INJECTED_LABEL_VALUE: &str = "true";
+
 /// ApiCredential annotation asking the operator to issue a new client
 /// certificate now. The value is a request id (`kubectl otpilot renew` sets
 /// an RFC 3339 time); the operator honours each value once and records it in

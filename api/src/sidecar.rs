@@ -14,6 +14,12 @@ pub const TOKEN_REQUEST_HEADER_VALUE: &str = "true";
 pub const DEFAULT_API_PORT: u16 = 8181;
 /// Default port of the authenticating reverse proxy, on 127.0.0.1.
 pub const DEFAULT_PROXY_PORT: u16 = 8182;
+/// Default port of the admin listener (`/healthz`, `/readyz`, `/metrics`,
+/// never `/token`), on the Pod IP: the kubelet's probes and Prometheus.
+pub const DEFAULT_ADMIN_PORT: u16 = 8183;
+/// Name of the injected container's admin port (probes and PodMonitors
+/// refer to it by name).
+pub const ADMIN_PORT_NAME: &str = "otpilot-admin";
 
 /// Environment variables the webhook adds to each application container.
 pub mod env {

@@ -37,6 +37,7 @@ pub mod config;
 pub mod decision;
 mod mutate;
 mod patch;
+pub mod probes;
 pub mod review;
 pub mod sidecar;
 

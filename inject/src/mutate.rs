@@ -6,7 +6,7 @@ use std::collections::BTreeMap;
 use k8s_openapi::api::core::v1::{Container, Pod, PodSpec};
 use otpilot_api::ApiCredential;
 use otpilot_api::conditions::READY;
-use otpilot_api::labels::recovery_secret_name;
+use otpilot_api::labels::{INJECTED_LABEL, INJECTED_LABEL_VALUE, recovery_secret_name};
 
 use crate::annotations::{self, AnnotationError, InjectRequest, paths_overlap};
 use crate::config::{InjectConfig, WhenNotReady};
@@ -91,9 +91,39 @@ pub fn mutate(pod: &Pod, credential: Option<&ApiCredential>, config: &InjectConf
              as default; give the Pod a ServiceAccount of its own (spec.serviceAccountName)"
         ));
     }
-    match patch(spec, &request, &refs, config, &mut warnings) {
+    let refresh_before = refresh_before(credential, &mut warnings);
+    match patch(
+        pod.metadata.labels.as_ref(),
+        spec,
+        &request,
+        &refs,
+        refresh_before,
+        config,
+        &mut warnings,
+    ) {
         Ok(patch) => Decision::Allow { patch, warnings },
         Err(error) => Decision::deny(DenyReason::InvalidRequest, error.to_string()),
+    }
+}
+
+/// The credential's `spec.token.refreshBefore`, for the sidecar's
+/// `--refresh-before`; absent, the sidecar's default lead applies. The
+/// schema's pattern keeps it parseable; one that still is not (too large)
+/// is left out with a warning rather than refusing the Pod.
+fn refresh_before(
+    credential: &ApiCredential,
+    warnings: &mut Vec<String>,
+) -> Option<std::time::Duration> {
+    let lead = &credential.spec.token.as_ref()?.refresh_before;
+    match lead.parse() {
+        Ok(lead) => Some(lead),
+        Err(error) => {
+            warnings.push(format!(
+                "spec.token.refreshBefore of the ApiCredential is not usable ({error}): the \
+                 sidecar uses its default"
+            ));
+            None
+        }
     }
 }
 
@@ -227,6 +257,7 @@ fn conflicts(spec: &PodSpec, request: &InjectRequest) -> Result<(), String> {
             let taken = [
                 (annotations::API_PORT, request.api_port),
                 (annotations::PROXY_PORT, request.proxy_port),
+                (annotations::ADMIN_PORT, request.admin_port),
             ];
             if let Some((annotation, _)) = taken
                 .iter()
@@ -263,9 +294,11 @@ fn conflicts(spec: &PodSpec, request: &InjectRequest) -> Result<(), String> {
 }
 
 fn patch(
+    labels: Option<&BTreeMap<String, String>>,
     spec: &PodSpec,
     request: &InjectRequest,
     refs: &SecretRefs,
+    refresh_before: Option<std::time::Duration>,
     config: &InjectConfig,
     warnings: &mut Vec<String>,
 ) -> Result<Vec<json_patch::PatchOperation>, SerializeError> {
@@ -275,6 +308,20 @@ fn patch(
         "marker annotation",
         &request.credential,
     )?;
+    // The label lets PodMonitors and selectors find injected Pods.
+    if labels.is_some() {
+        patch.add(
+            &["metadata", "labels", INJECTED_LABEL],
+            "marker label",
+            &INJECTED_LABEL_VALUE,
+        )?;
+    } else {
+        patch.add(
+            &["metadata", "labels"],
+            "marker label",
+            &BTreeMap::from([(INJECTED_LABEL, INJECTED_LABEL_VALUE)]),
+        )?;
+    }
     // First among the init containers: native sidecars start in order, so
     // every later init container (migrations, warm-ups) can already fetch a
     // token or call the vendor through the proxy.
@@ -282,7 +329,7 @@ fn patch(
         &["spec", "initContainers"],
         spec.init_containers.is_some(),
         "sidecar container",
-        &sidecar::container(request, refs, config),
+        &sidecar::container(request, refs, refresh_before, config),
     )?;
     patch.append(
         &["spec", "volumes"],

@@ -4,9 +4,9 @@
 use std::collections::BTreeMap;
 
 use k8s_openapi::api::core::v1::{
-    Capabilities, Container, EmptyDirVolumeSource, EnvVar, ExecAction, KeyToPath, Probe,
-    ProjectedVolumeSource, ResourceRequirements, SeccompProfile, SecretProjection,
-    SecretVolumeSource, SecurityContext, Volume, VolumeMount, VolumeProjection,
+    Capabilities, Container, EmptyDirVolumeSource, EnvVar, KeyToPath, ProjectedVolumeSource,
+    ResourceRequirements, SeccompProfile, SecretProjection, SecretVolumeSource, SecurityContext,
+    Volume, VolumeMount, VolumeProjection,
 };
 use k8s_openapi::apimachinery::pkg::api::resource::Quantity;
 use otpilot_api::ApiCredential;
@@ -16,6 +16,7 @@ use otpilot_api::sidecar::{TOKEN_REQUEST_HEADER, TOKEN_REQUEST_HEADER_VALUE, env
 
 use crate::annotations::InjectRequest;
 use crate::config::InjectConfig;
+use crate::probes;
 
 /// Name of the injected container; its presence marks a Pod as injected.
 pub const CONTAINER_NAME: &str = "otpilot-sidecar";
@@ -64,20 +65,15 @@ pub const API_KEY_FILE: &str = "api-key";
 // through the "other" bits. Only the sidecar mounts these volumes, so
 // "other" is the sidecar alone. No write or execute bits.
 const SECRET_FILE_MODE: i32 = 0o444;
-// Startup: poll each second, give enrollment and the first login up to 10
-// minutes before the kubelet restarts the sidecar (the app waits meanwhile).
-const STARTUP_PERIOD_SECONDS: i32 = 1;
-const STARTUP_FAILURE_THRESHOLD: i32 = 600;
-const LIVENESS_PERIOD_SECONDS: i32 = 10;
-const LIVENESS_FAILURE_THRESHOLD: i32 = 3;
-const PROBE_TIMEOUT_SECONDS: i32 = 2;
 /// Size cap of the token file's in-memory volume.
 const TOKEN_VOLUME_SIZE: &str = "1Mi";
 
 /// The native sidecar: an init container with `restartPolicy: Always`.
+/// `refresh_before` is the credential's `spec.token.refreshBefore`.
 pub fn container(
     request: &InjectRequest,
     spec_refs: &SecretRefs,
+    refresh_before: Option<std::time::Duration>,
     config: &InjectConfig,
 ) -> Container {
     let api_addr = format!("127.0.0.1:{}", request.api_port);
@@ -110,6 +106,12 @@ pub fn container(
         api_addr.clone(),
         "--proxy-addr".to_owned(),
         proxy_addr,
+        // Probes and metrics on the Pod IP, which the kubelet and
+        // Prometheus reach; `/token` and the proxy stay on loopback. An
+        // IPv6 Pod IP comes without brackets: the sidecar reads the part
+        // after the last ':' as the port.
+        "--admin-addr".to_owned(),
+        format!("$({}):{}", probes::POD_IP_ENV, request.admin_port),
         // The replicas of one credential share one vendor session through
         // its Lease and session Secret (docs/shared-session.md); without the
         // Pod's ServiceAccount token or the permission, the sidecar logs in
@@ -119,6 +121,12 @@ pub fn container(
     ]);
     if request.proxy_require_header {
         args.push("--proxy-require-header".to_owned());
+    }
+    if let Some(lead) = refresh_before {
+        args.extend([
+            "--refresh-before".to_owned(),
+            lead.as_secs_f64().to_string(),
+        ]);
     }
     let mut mounts = vec![read_only_mount(RUNTIME_VOLUME, RUNTIME_DIR)];
     if spec_refs.password.is_some() {
@@ -145,23 +153,6 @@ pub fn container(
             ..VolumeMount::default()
         });
     }
-    // The sidecar listens on 127.0.0.1 only, which the kubelet's httpGet
-    // probes (sent to the Pod IP) cannot reach: exec the binary's probe.
-    let probe = |which: &str, period, failures| Probe {
-        exec: Some(ExecAction {
-            command: Some(vec![
-                config.sidecar_binary.clone(),
-                "probe".to_owned(),
-                which.to_owned(),
-                "--api-addr".to_owned(),
-                api_addr.clone(),
-            ]),
-        }),
-        period_seconds: Some(period),
-        timeout_seconds: Some(PROBE_TIMEOUT_SECONDS),
-        failure_threshold: Some(failures),
-        ..Probe::default()
-    };
     Container {
         name: CONTAINER_NAME.to_owned(),
         image: Some(
@@ -174,16 +165,11 @@ pub fn container(
         command: Some(vec![config.sidecar_binary.clone()]),
         args: Some(args),
         restart_policy: Some("Always".to_owned()),
-        startup_probe: Some(probe(
-            "ready",
-            STARTUP_PERIOD_SECONDS,
-            STARTUP_FAILURE_THRESHOLD,
-        )),
-        liveness_probe: Some(probe(
-            "live",
-            LIVENESS_PERIOD_SECONDS,
-            LIVENESS_FAILURE_THRESHOLD,
-        )),
+        env: Some(vec![probes::pod_ip_env()]),
+        ports: Some(vec![probes::admin_port(request.admin_port)]),
+        startup_probe: Some(probes::startup(config, &api_addr)),
+        liveness_probe: Some(probes::liveness()),
+        readiness_probe: probes::readiness(request.readiness),
         resources: Some(resources(config)),
         security_context: Some(restricted_security_context()),
         volume_mounts: Some(mounts),

@@ -3,9 +3,12 @@
 mod support;
 
 use k8s_openapi::api::core::v1::{Container, Pod};
+use otpilot_api::api_credential::TokenSpec;
+use otpilot_api::labels::{INJECTED_LABEL, INJECTED_LABEL_VALUE};
 use otpilot_api::sidecar::env;
 use otpilot_inject::annotations::{
-    API_PORT, INJECT, INJECTED, PROXY_PORT, PROXY_REQUIRE_HEADER, SIDECAR_IMAGE, TOKEN_FILE,
+    ADMIN_PORT, API_PORT, INJECT, INJECTED, PROXY_PORT, PROXY_REQUIRE_HEADER, READINESS,
+    SIDECAR_IMAGE, TOKEN_FILE,
 };
 use otpilot_inject::sidecar::CONTAINER_NAME;
 use otpilot_inject::{Decision, DenyReason, InjectConfig, mutate};
@@ -56,14 +59,17 @@ fn an_annotated_pod_gets_the_native_sidecar_exactly_as_specified() {
             "--password-file", "/var/run/otpilot/password/password",
             "--api-addr", "127.0.0.1:8181",
             "--proxy-addr", "127.0.0.1:8182",
+            "--admin-addr", "$(OTPILOT_POD_IP):8183",
             "--session-credential", CREDENTIAL],
         "restartPolicy": "Always",
+        "env": [{"name": "OTPILOT_POD_IP", "valueFrom": {"fieldRef": {"fieldPath": "status.podIP"}}}],
+        "ports": [{"name": "otpilot-admin", "containerPort": 8183, "protocol": "TCP"}],
         "startupProbe": {
             "exec": {"command": ["/usr/local/bin/otpilot-sidecar", "probe", "ready", "--api-addr", "127.0.0.1:8181"]},
             "periodSeconds": 1, "timeoutSeconds": 2, "failureThreshold": 600
         },
         "livenessProbe": {
-            "exec": {"command": ["/usr/local/bin/otpilot-sidecar", "probe", "live", "--api-addr", "127.0.0.1:8181"]},
+            "httpGet": {"path": "/healthz", "port": "otpilot-admin"},
             "periodSeconds": 10, "timeoutSeconds": 2, "failureThreshold": 3
         },
         "resources": {"requests": {"cpu": "10m", "memory": "16Mi"}, "limits": {"memory": "64Mi"}},
@@ -117,6 +123,82 @@ fn an_annotated_pod_gets_the_native_sidecar_exactly_as_specified() {
             .map(String::as_str),
         Some(CREDENTIAL)
     );
+    assert_eq!(
+        patched
+            .metadata
+            .labels
+            .as_ref()
+            .and_then(|l| l.get(INJECTED_LABEL))
+            .map(String::as_str),
+        Some(INJECTED_LABEL_VALUE)
+    );
+    assert_eq!(
+        sidecar(&patched).readiness_probe,
+        None,
+        "no readiness probe unless the Pod asks (annotation {READINESS})"
+    );
+}
+
+#[test]
+fn the_injected_label_joins_labels_the_pod_already_has() {
+    let pod = pod().injecting().labelled("app", "web").build();
+    let (patched, _) = injected(&pod, &credential().build(), &config());
+    let labels = patched.metadata.labels.clone().unwrap_or_default();
+    assert_eq!(labels.get("app").map(String::as_str), Some("web"));
+    assert_eq!(
+        labels.get(INJECTED_LABEL).map(String::as_str),
+        Some(INJECTED_LABEL_VALUE)
+    );
+}
+
+#[test]
+fn readiness_token_gives_the_sidecar_an_http_readiness_probe_on_the_admin_port() {
+    let pod = pod()
+        .injecting()
+        .annotated(READINESS, "token")
+        .annotated(ADMIN_PORT, "9183")
+        .build();
+    let (patched, _) = injected(&pod, &credential().build(), &config());
+    let sidecar = sidecar(&patched);
+    assert_eq!(
+        serde_json::to_value(&sidecar.readiness_probe).expect("json"),
+        json!({
+            "httpGet": {"path": "/readyz", "port": "otpilot-admin"},
+            "periodSeconds": 5, "timeoutSeconds": 2, "failureThreshold": 3
+        })
+    );
+    assert_eq!(
+        serde_json::to_value(&sidecar.ports).expect("json"),
+        json!([{"name": "otpilot-admin", "containerPort": 9183, "protocol": "TCP"}])
+    );
+    let args = sidecar.args.clone().unwrap_or_default().join(" ");
+    assert!(
+        args.contains("--admin-addr $(OTPILOT_POD_IP):9183"),
+        "{args}"
+    );
+}
+
+#[test]
+fn the_credentials_refresh_before_reaches_the_sidecar() {
+    let cases = [
+        (None, None),
+        (Some("45s"), Some("45")),
+        (Some("1m30s"), Some("90")),
+        (Some("1500ms"), Some("1.5")),
+    ];
+    for (lead, flag) in cases {
+        let mut credential = credential().build();
+        credential.spec.token = lead.map(|l| TokenSpec {
+            refresh_before: otpilot_api::duration::Duration::new(l),
+        });
+        let (patched, _) = injected(&pod().injecting().build(), &credential, &config());
+        let args = sidecar(&patched).args.clone().unwrap_or_default();
+        let got = args
+            .iter()
+            .position(|a| a == "--refresh-before")
+            .map(|i| args[i + 1].as_str());
+        assert_eq!(got, flag, "{lead:?}");
+    }
 }
 
 #[test]

@@ -307,3 +307,57 @@ async fn the_operator_managed_certificate_is_stored_and_its_ca_patched_into_the_
         .await
         .expect("delete the test webhook configuration");
 }
+
+/// `/readyz` of a replica serving the webhook means what the chart's probe
+/// comment says: connected to the API server AND holding a serving
+/// certificate valid now. Without one (cert-manager has not mounted it
+/// yet), the replica stays out of the webhook Service's endpoints.
+#[tokio::test]
+async fn a_replica_serving_the_webhook_is_ready_only_with_a_serving_certificate() {
+    let cluster = TestCluster::connect().await.expect("test control plane");
+    let ns = cluster
+        .namespace("webhook-readyz")
+        .await
+        .expect("namespace");
+    let dir = tempfile::tempdir().expect("temp dir");
+    let addr = format!("127.0.0.1:{}", free_port());
+    let cert_dir = dir.path().display().to_string();
+    let operator = Operator::start_with(
+        ns.name(),
+        "otpilot-operator",
+        &[
+            ("OTPILOT_WEBHOOK_ADDR", addr.as_str()),
+            ("OTPILOT_WEBHOOK_CERT_DIR", cert_dir.as_str()),
+        ],
+    )
+    .await;
+    let readyz = || async {
+        let url = format!("{}/readyz", operator.admin.as_deref().unwrap_or_default());
+        let res = reqwest::get(url).await.expect("admin answers");
+        (res.status().as_u16(), res.text().await.unwrap_or_default())
+    };
+    // Connected, but no certificate yet.
+    let deadline = Instant::now() + Duration::from_secs(30);
+    let (status, body) = loop {
+        let (status, body) = readyz().await;
+        if body.contains("serving certificate") || Instant::now() > deadline {
+            break (status, body);
+        }
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    };
+    assert_eq!(status, 503, "{body}");
+    assert!(body.contains("serving certificate"), "{body}");
+    write_serving_certificate(dir.path());
+    let deadline = Instant::now() + Duration::from_secs(10);
+    loop {
+        let (status, body) = readyz().await;
+        if status == 200 {
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "not ready with a certificate: {body}"
+        );
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+}

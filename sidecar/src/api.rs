@@ -1,5 +1,6 @@
-//! The local API on 127.0.0.1: `/token`, `/healthz`, `/readyz`, `/metrics`.
-//! No CORS: a preflight gets 405 like any other method the API does not
+//! The local API on 127.0.0.1: `/token`, `/healthz`, `/readyz`, `/metrics`;
+//! and the admin listener on the Pod IP, for the kubelet and Prometheus:
+//! `/healthz`, `/readyz`, `/metrics` only, never `/token`. No CORS: a preflight gets 405 like any other method the API does not
 //! serve, so a browser page can never read the token.
 //!
 //! Served by hyper without a router framework: `/token` is the hot path
@@ -44,10 +45,23 @@ fn text(status: StatusCode, body: impl Into<Bytes>) -> ApiResponse {
     answer(status, TEXT, body)
 }
 
+/// Which listener a request came in on.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Surface {
+    /// The local API on loopback: `/token` and the probes and metrics
+    /// (kept there for tools that ask on loopback).
+    Local,
+    /// The admin listener on the Pod IP: probes and metrics, no `/token`.
+    Admin,
+}
+
 /// The answer to one request.
-pub fn respond<B>(shared: &Shared, request: &Request<B>) -> ApiResponse {
+pub fn respond<B>(shared: &Shared, request: &Request<B>, surface: Surface) -> ApiResponse {
     let path = request.uri().path();
-    let known = matches!(path, "/token" | "/healthz" | "/readyz" | "/metrics");
+    let known = match surface {
+        Surface::Local => matches!(path, "/token" | "/healthz" | "/readyz" | "/metrics"),
+        Surface::Admin => matches!(path, "/healthz" | "/readyz" | "/metrics"),
+    };
     if !known {
         return text(StatusCode::NOT_FOUND, "not found\n");
     }
@@ -75,16 +89,17 @@ pub fn respond<B>(shared: &Shared, request: &Request<B>) -> ApiResponse {
                 )
             }
         },
-        "/healthz" => text(StatusCode::OK, "ok\n"),
+        "/healthz" => healthz(shared),
         "/readyz" => readyz(shared),
         _ => metrics(shared),
     }
 }
 
-/// Serves the API on `listener` until `shutdown` is cancelled.
+/// Serves `surface` on `listener` until `shutdown` is cancelled.
 pub async fn serve(
     listener: TcpListener,
     shared: Arc<Shared>,
+    surface: Surface,
     shutdown: CancellationToken,
 ) -> std::io::Result<()> {
     loop {
@@ -106,7 +121,7 @@ pub async fn serve(
         // microseconds; open connections end with the process.
         tokio::spawn(async move {
             let service = service_fn(move |request: Request<hyper::body::Incoming>| {
-                let response = respond(&shared, &request);
+                let response = respond(&shared, &request, surface);
                 async move { Ok::<_, Infallible>(response) }
             });
             let _ = Builder::new(TokioExecutor::new())
@@ -165,6 +180,17 @@ fn forbidden_message() -> String {
         "failed to serve the token: the request lacks the header {TOKEN_REQUEST_HEADER}: {TOKEN_REQUEST_HEADER_VALUE} \
          (it keeps browsers and server-side request forgeries from reading the token)\n"
     )
+}
+
+/// Alive while every supervised task runs (see [`crate::supervise`]).
+fn healthz(shared: &Shared) -> ApiResponse {
+    match shared.failed_task() {
+        None => text(StatusCode::OK, "ok\n"),
+        Some(why) => text(
+            StatusCode::SERVICE_UNAVAILABLE,
+            format!("not alive: {why}\n"),
+        ),
+    }
 }
 
 fn readyz(shared: &Shared) -> ApiResponse {
@@ -234,7 +260,7 @@ mod tests {
     }
 
     async fn call(shared: Arc<Shared>, req: Request<Body>) -> (StatusCode, String) {
-        let res = respond(&shared, &req);
+        let res = respond(&shared, &req, Surface::Local);
         let status = res.status();
         let body = res.into_body().collect().await.expect("body").to_bytes();
         (status, String::from_utf8_lossy(&body).into_owned())
@@ -343,12 +369,42 @@ mod tests {
             .header(header::ACCESS_CONTROL_REQUEST_HEADERS, TOKEN_REQUEST_HEADER)
             .body(())
             .expect("req");
-        let res = respond(&shared, &req);
+        let res = respond(&shared, &req, Surface::Local);
         assert_eq!(res.status(), StatusCode::METHOD_NOT_ALLOWED);
         assert!(
             res.headers()
                 .get(header::ACCESS_CONTROL_ALLOW_ORIGIN)
                 .is_none()
         );
+    }
+
+    #[tokio::test]
+    async fn the_admin_surface_serves_probes_and_metrics_but_never_the_token() {
+        let shared = with_token(Duration::from_secs(300));
+        for path in ["/healthz", "/readyz", "/metrics"] {
+            let req = Request::get(path).body(()).expect("req");
+            let res = respond(&shared, &req, Surface::Admin);
+            assert_eq!(res.status(), StatusCode::OK, "{path}");
+        }
+        let mut req = get_token(None, true);
+        *req.uri_mut() = "/token".parse().expect("uri");
+        let res = respond(&shared, &req, Surface::Admin);
+        assert_eq!(res.status(), StatusCode::NOT_FOUND);
+        let body = res.into_body().collect().await.expect("body").to_bytes();
+        assert!(!String::from_utf8_lossy(&body).contains("the-token"));
+    }
+
+    #[tokio::test]
+    async fn healthz_fails_once_a_supervised_task_ended() {
+        let shared = with_token(Duration::from_secs(300));
+        let live = || Request::get("/healthz").body(()).expect("req");
+        assert_eq!(call(shared.clone(), live()).await.0, StatusCode::OK);
+        shared.set_failed_task("task session panicked".to_owned());
+        for surface in [Surface::Local, Surface::Admin] {
+            let res = respond(&shared, &live(), surface);
+            assert_eq!(res.status(), StatusCode::SERVICE_UNAVAILABLE, "{surface:?}");
+        }
+        let (_, body) = call(shared, live()).await;
+        assert!(body.contains("task session panicked"), "{body}");
     }
 }

@@ -58,6 +58,13 @@ pub struct RunArgs {
     /// Local API (`/token`, `/healthz`, `/readyz`, `/metrics`); loopback only.
     #[arg(long, env = "OTPILOT_API_ADDR", default_value_t = default_api_addr(), value_parser = loopback)]
     pub api_addr: SocketAddr,
+    /// Admin listener (`/healthz`, `/readyz`, `/metrics`; never `/token`),
+    /// for the kubelet's HTTP probes and Prometheus: any address, usually
+    /// the Pod IP (the webhook passes `$(OTPILOT_POD_IP):8183`). An IPv6
+    /// address may come without brackets (`fd00::5:8183`): the part after
+    /// the last `:` is the port. Unset: no admin listener.
+    #[arg(long, env = "OTPILOT_ADMIN_ADDR", value_parser = admin_addr)]
+    pub admin_addr: Option<SocketAddr>,
     /// Authenticating reverse proxy; loopback only.
     #[arg(long, env = "OTPILOT_PROXY_ADDR", default_value_t = default_proxy_addr(), value_parser = loopback)]
     pub proxy_addr: SocketAddr,
@@ -137,6 +144,19 @@ pub fn loopback(text: &str) -> Result<SocketAddr, String> {
     }
 }
 
+/// `HOST:PORT`, where HOST may be an IPv6 address without brackets: the
+/// kubelet substitutes a bare Pod IP into `$(OTPILOT_POD_IP):PORT`.
+pub fn admin_addr(text: &str) -> Result<SocketAddr, String> {
+    if let Ok(addr) = text.parse::<SocketAddr>() {
+        return Ok(addr);
+    }
+    let usage = || format!("{text:?} is not an address like 10.0.0.5:8183 or [fd00::5]:8183");
+    let (host, port) = text.rsplit_once(':').ok_or_else(usage)?;
+    let ip: std::net::Ipv6Addr = host.parse().map_err(|_| usage())?;
+    let port: u16 = port.parse().map_err(|_| usage())?;
+    Ok(SocketAddr::from((ip, port)))
+}
+
 /// `NAME=FILE`: see [`otpilot_api::secret_value_flag`].
 pub fn secret_value(text: &str) -> Result<(String, PathBuf), String> {
     otpilot_api::secret_value_flag::parse_secret_value_flag(text)
@@ -170,6 +190,25 @@ mod tests {
         ];
         for (addr, ok) in cases {
             assert_eq!(loopback(addr).is_ok(), ok, "{addr}");
+        }
+    }
+
+    #[test]
+    fn admin_addresses_take_a_pod_ip_of_either_family() {
+        let cases = [
+            ("10.88.0.5:8183", Some("10.88.0.5:8183")),
+            ("[fd00::5]:8183", Some("[fd00::5]:8183")),
+            ("fd00::5:8183", Some("[fd00::5]:8183")),
+            ("0.0.0.0:8183", Some("0.0.0.0:8183")),
+            (":8183", None),
+            ("10.88.0.5", None),
+            ("fd00::5", None),
+            ("pod:8183", None),
+            ("10.88.0.5:http", None),
+        ];
+        for (text, want) in cases {
+            let got = admin_addr(text).ok().map(|a| a.to_string());
+            assert_eq!(got.as_deref(), want, "{text}");
         }
     }
 

@@ -5,7 +5,7 @@
 //! Modules by concern: `policy` decides (pure), `session` drives the
 //! engine, `inputs`/`reload` read the mounted Secrets, `state` holds the
 //! current token, `api` and `proxy` serve, `sharing` shares one session
-//! among replicas, `run` wires them together.
+//! among replicas, `supervise` watches every task, `run` wires them together.
 
 #![warn(missing_docs)]
 
@@ -23,4 +23,5 @@ pub mod run;
 pub mod session;
 pub mod sharing;
 pub mod state;
+pub mod supervise;
 pub mod token_file;

@@ -48,6 +48,13 @@ pub struct RefusedLabels {
     pub reason: &'static str,
 }
 
+/// A supervised task.
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct TaskLabels {
+    /// `reload`, `session`, `api`, `admin` or `proxy`.
+    pub task: &'static str,
+}
+
 /// Every metric of the sidecar.
 pub struct Metrics {
     registry: Registry,
@@ -76,6 +83,8 @@ pub struct Metrics {
     /// The vendor's clock minus ours, as the engine last measured it from
     /// the vendor's `Date` headers (absent until measured).
     pub vendor_clock_offset_seconds: Gauge<f64, AtomicU64>,
+    /// Supervised tasks that ended before shutdown (the process exits next).
+    pub task_exits: Family<TaskLabels, Counter>,
 }
 
 fn latency_buckets() -> impl Iterator<Item = f64> {
@@ -165,6 +174,12 @@ impl Metrics {
             Unit::Seconds,
             vendor_clock_offset_seconds.clone(),
         );
+        let task_exits = Family::<TaskLabels, Counter>::default();
+        registry.register(
+            "task_exits",
+            "Supervised tasks that returned or panicked before shutdown; the sidecar then fails /healthz and exits non-zero",
+            task_exits.clone(),
+        );
         Self {
             registry,
             logins,
@@ -179,6 +194,7 @@ impl Metrics {
             session_mode,
             refused_requests,
             vendor_clock_offset_seconds,
+            task_exits,
         }
     }
 

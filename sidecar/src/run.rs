@@ -1,6 +1,7 @@
 //! `otpilot-sidecar run`: wires the input watcher, the session, the local
-//! API and the proxy to one cancellation token, and shuts them down in
-//! order on SIGTERM.
+//! API, the admin listener and the proxy to one cancellation token, under
+//! one supervisor: shut down together on SIGTERM, or the process exits
+//! non-zero when one of them ends first.
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -12,6 +13,9 @@ use tokio::net::TcpListener;
 use tokio::sync::watch;
 use tokio_util::sync::CancellationToken;
 
+use futures::TryFutureExt;
+
+use crate::api::Surface;
 use crate::cli::RunArgs;
 use crate::inputs::{ClientTimeouts, Sources};
 use crate::policy::{Backoff, RenewPolicy};
@@ -21,6 +25,7 @@ use crate::session::{self, SessionConfig};
 use crate::sharing::decide::Mode;
 use crate::sharing::{self, SharingConfig};
 use crate::state::Shared;
+use crate::supervise::{self, Supervisor};
 use crate::{api, proxy};
 
 /// Serves `router` on `listener` until `shutdown` is cancelled, then lets
@@ -35,12 +40,14 @@ pub async fn serve(
         .await
 }
 
-/// Runs until SIGTERM or SIGINT.
+/// Runs until SIGTERM or SIGINT; an error when a supervised task ended
+/// first (see [`crate::supervise`]), so the process exits non-zero.
 pub async fn run(args: RunArgs) -> anyhow::Result<()> {
     let cancel = CancellationToken::new();
     let shared = Arc::new(Shared::new());
     let timer = Arc::new(CodeTimer::new(Arc::new(SystemClock)));
     let (inputs_tx, inputs_rx) = watch::channel(None);
+    let mut tasks = Supervisor::new();
 
     let api_listener = TcpListener::bind(args.api_addr)
         .await
@@ -48,31 +55,46 @@ pub async fn run(args: RunArgs) -> anyhow::Result<()> {
     let proxy_listener = TcpListener::bind(args.proxy_addr)
         .await
         .with_context(|| format!("failed to bind the proxy to {}", args.proxy_addr))?;
+    let admin_listener = match args.admin_addr {
+        Some(addr) => Some(
+            TcpListener::bind(addr)
+                .await
+                .with_context(|| format!("failed to bind the admin listener to {addr}"))?,
+        ),
+        None => None,
+    };
+    let admin = admin_listener
+        .as_ref()
+        .map(TcpListener::local_addr)
+        .transpose()
+        .context("failed to read the admin address")?;
     tracing::info!(
         api = %api_listener.local_addr().context("failed to read the API address")?,
         proxy = %proxy_listener.local_addr().context("failed to read the proxy address")?,
+        admin = admin.map(|a| a.to_string()),
         "listening"
     );
 
-    let reload = tokio::spawn(reload::watch_inputs(
-        ReloadConfig {
-            sources: Sources {
-                runtime_dir: args.runtime_dir.clone(),
-                password_file: args.password_file,
-                api_key_file: args.api_key_file,
-                secret_value_files: args.secret_values,
-            },
-            interval: args.poll_interval,
-            timeouts: ClientTimeouts {
-                engine_request: Duration::from_secs(15),
-                proxy_request: args.proxy_timeout,
-            },
+    let reload_config = ReloadConfig {
+        sources: Sources {
+            runtime_dir: args.runtime_dir.clone(),
+            password_file: args.password_file,
+            api_key_file: args.api_key_file,
+            secret_value_files: args.secret_values,
         },
-        timer,
-        shared.clone(),
-        inputs_tx,
-        cancel.clone(),
-    ));
+        interval: args.poll_interval,
+        timeouts: ClientTimeouts {
+            engine_request: Duration::from_secs(15),
+            proxy_request: args.proxy_timeout,
+        },
+    };
+    {
+        let (shared, cancel) = (shared.clone(), cancel.clone());
+        tasks.spawn("reload", &cancel.clone(), async move {
+            reload::watch_inputs(reload_config, timer, shared, inputs_tx, cancel).await;
+            Ok(())
+        });
+    }
     let session_config = SessionConfig {
         renew: RenewPolicy {
             refresh_before: args.refresh_before,
@@ -89,66 +111,88 @@ pub async fn run(args: RunArgs) -> anyhow::Result<()> {
         lease_duration: args.session_lease_duration,
         runtime_dir: args.runtime_dir,
     };
-    let session = match sharing::choose(&sharing_config).await {
-        Ok(objects) => tokio::spawn(sharing::run_shared(
-            objects,
-            shared.clone(),
-            inputs_rx,
-            session_config,
-            cancel.clone(),
-        )),
-        Err(reason) => {
-            sharing::report_mode(&shared, Mode::Standalone, &reason);
-            tokio::spawn(session::run(
-                shared.clone(),
-                inputs_rx,
-                session_config,
-                cancel.clone(),
-            ))
-        }
-    };
-    let api = tokio::spawn(api::serve(api_listener, shared.clone(), cancel.clone()));
-    let proxy = tokio::spawn(serve(
-        proxy_listener,
-        proxy::router(
-            shared.clone(),
-            ProxyConfig {
-                renewal_wait: Duration::from_secs(10),
-                require_header: args.proxy_require_header,
-            },
-        ),
-        cancel.clone(),
-    ));
-
-    let signal = shutdown_signal()
-        .await
-        .context("failed to listen for signals")?;
-    tracing::info!(
-        signal,
-        grace_s = args.shutdown_grace.as_secs_f64(),
-        "shutting down"
-    );
-    cancel.cancel();
-    let drained = tokio::time::timeout(args.shutdown_grace, async {
-        for (name, server) in [("api", api), ("proxy", proxy)] {
-            match server.await {
-                Ok(Ok(())) => {}
-                Ok(Err(e)) => tracing::error!(server = name, error = %e, "server failed"),
-                Err(e) => tracing::error!(server = name, error = %e, "server task died"),
+    {
+        let (shared, cancel) = (shared.clone(), cancel.clone());
+        match sharing::choose(&sharing_config).await {
+            Ok(objects) => {
+                let spawner = tasks.spawner();
+                tasks.spawn("session", &cancel.clone(), async move {
+                    sharing::run_shared(
+                        objects,
+                        shared,
+                        inputs_rx,
+                        session_config,
+                        cancel,
+                        spawner,
+                    )
+                    .await;
+                    Ok(())
+                });
+            }
+            Err(reason) => {
+                sharing::report_mode(&shared, Mode::Standalone, &reason);
+                tasks.spawn("session", &cancel.clone(), async move {
+                    session::run(shared, inputs_rx, session_config, cancel).await;
+                    Ok(())
+                });
             }
         }
-    })
-    .await;
-    if drained.is_err() {
-        tracing::warn!("requests still in flight after the grace period; exiting anyway");
     }
-    let _ = tokio::time::timeout(Duration::from_secs(1), async {
-        let _ = session.await;
-        let _ = reload.await;
-    })
-    .await;
-    tracing::info!("stopped");
-    Ok(())
+    let io = |e: std::io::Error| e.to_string();
+    tasks.spawn(
+        "api",
+        &cancel,
+        api::serve(api_listener, shared.clone(), Surface::Local, cancel.clone()).map_err(io),
+    );
+    if let Some(listener) = admin_listener {
+        tasks.spawn(
+            "admin",
+            &cancel,
+            api::serve(listener, shared.clone(), Surface::Admin, cancel.clone()).map_err(io),
+        );
+    }
+    tasks.spawn(
+        "proxy",
+        &cancel,
+        serve(
+            proxy_listener,
+            proxy::router(
+                shared.clone(),
+                ProxyConfig {
+                    renewal_wait: Duration::from_secs(10),
+                    require_header: args.proxy_require_header,
+                },
+            ),
+            cancel.clone(),
+        )
+        .map_err(io),
+    );
+
+    let ended = tokio::select! {
+        signal = shutdown_signal() => Ok(signal.context("failed to listen for signals")?),
+        exit = tasks.next_exit() => Err(exit),
+    };
+    match ended {
+        Ok(signal) => {
+            tracing::info!(
+                signal,
+                grace_s = args.shutdown_grace.as_secs_f64(),
+                "shutting down"
+            );
+            cancel.cancel();
+            if !tasks.drain(args.shutdown_grace).await {
+                tracing::warn!("requests still in flight after the grace period; exiting anyway");
+            }
+            tracing::info!("stopped");
+            Ok(())
+        }
+        Err(exit) => {
+            let description = supervise::record_exit(&shared, &exit);
+            cancel.cancel();
+            let _ = tasks.drain(Duration::from_secs(1)).await;
+            Err(anyhow::anyhow!(description))
+        }
+    }
 }
 
 async fn shutdown_signal() -> std::io::Result<&'static str> {

@@ -108,6 +108,7 @@ pub struct Shared {
     refresh_requested: Notify,
     last_forced_renewal: Mutex<Option<Instant>>,
     session_mode: ArcSwap<(Mode, String)>,
+    failed_task: ArcSwapOption<String>,
     /// The metrics.
     pub metrics: Metrics,
 }
@@ -133,8 +134,20 @@ impl Shared {
                 Mode::Standalone,
                 "no shared session configured".to_owned(),
             )),
+            failed_task: ArcSwapOption::empty(),
             metrics: Metrics::new(),
         }
+    }
+
+    /// Why the sidecar is no longer alive: a supervised task ended
+    /// (`/healthz` fails from then on).
+    pub fn set_failed_task(&self, description: String) {
+        self.failed_task.store(Some(Arc::new(description)));
+    }
+
+    /// The task that ended, if one did.
+    pub fn failed_task(&self) -> Option<Arc<String>> {
+        self.failed_task.load_full()
     }
 
     /// The current token, if one is servable at `now`.

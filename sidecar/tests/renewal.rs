@@ -140,3 +140,50 @@ async fn acreto_token_is_renewed_before_expiry_without_a_gap() {
 async fn cryptr_token_is_renewed_before_expiry_without_a_gap() {
     renews_without_a_gap("cryptr", Vendor::Cryptr).await;
 }
+
+/// `--refresh-before` (what the webhook passes from `spec.token.refreshBefore`) sets when the
+/// token is renewed: 12 s tokens with a 3 s lead are renewed 8.25–9 s after they were obtained
+/// (the lead plus up to a quarter of jitter), where the default lead (a third of the life or
+/// 60 s, at most half the life) would renew at 6 s. The schedule is read from the sidecar's
+/// "new token" log line, not from a clock; then the renewal itself is awaited.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn refresh_before_sets_when_the_token_is_renewed() {
+    let v = vendor(
+        "audd",
+        Vendor::Audd,
+        VendorOptions {
+            access: Duration::from_secs(12),
+            refresh: Duration::from_secs(120),
+            ..VendorOptions::default()
+        },
+    )
+    .await;
+    let mounts = Mounts::new(&v.bundle());
+    let mut args = mounts.args();
+    args.extend(["--refresh-before".into(), "3".into()]);
+    let sidecar = Sidecar::spawn(&args);
+    sidecar.wait_ready(Duration::from_secs(20)).await;
+    let scheduled: Vec<(u64, u64)> = sidecar
+        .output()
+        .lines()
+        .filter_map(|l| serde_json::from_str::<serde_json::Value>(l).ok())
+        .filter(|v| v["message"] == "new token")
+        .filter_map(|v| Some((v["expires_in_s"].as_u64()?, v["next_in_ms"].as_u64()?)))
+        .collect();
+    let (life_s, next_in_ms) = *scheduled.first().expect("a 'new token' line");
+    let life_ms = life_s * 1000;
+    // The logged life is whole seconds (rounded down): allow one second more.
+    assert!(
+        (life_ms.saturating_sub(3750)..=life_ms + 1000 - 3000).contains(&next_in_ms),
+        "renewal scheduled {next_in_ms} ms after a token of {life_s} s, not 3 s before its end"
+    );
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while sidecar.counter("otpilot_sidecar_refreshes_total", "").await < 1.0 {
+        assert!(
+            Instant::now() < deadline,
+            "no renewal within 30 s:\n{}",
+            sidecar.output()
+        );
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+}

@@ -440,6 +440,25 @@ async fn the_operator_works_with_secrets_granted_in_listed_namespaces_only() {
     }
 }
 
+/// Probes and metrics on the admin port (HTTP, Pod IP), no token there, and a sidecar whose
+/// task dies restarted by the kubelet (node_support::health).
+#[tokio::test]
+async fn the_sidecar_is_probed_over_http_on_its_admin_port_and_restarts_when_a_task_dies() {
+    node_support::health::probes_and_restart_case().await;
+}
+
+/// `otpilot.dev/readiness` token vs none with the vendor down (node_support::readiness).
+#[tokio::test]
+async fn readiness_token_pulls_the_pod_out_of_ready_when_the_vendor_is_down_and_none_does_not() {
+    node_support::readiness::readiness_case().await;
+}
+
+/// `spec.token.refreshBefore` sets when the injected sidecar renews (node_support::refresh).
+#[tokio::test]
+async fn refresh_before_of_the_credential_sets_when_the_injected_sidecar_renews() {
+    node_support::refresh::refresh_before_case().await;
+}
+
 /// A new TOTP seed (re-enrollment on request) while a Deployment runs: picked up by the
 /// running sidecar, which logs in with it, without a restart (node_support::reenroll).
 #[tokio::test]

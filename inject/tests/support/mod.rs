@@ -96,6 +96,15 @@ impl PodBuilder {
         self
     }
 
+    pub fn labelled(mut self, key: &str, value: &str) -> Self {
+        self.pod
+            .metadata
+            .labels
+            .get_or_insert_with(BTreeMap::new)
+            .insert(key.to_owned(), value.to_owned());
+        self
+    }
+
     /// `otpilot.dev/inject: vendor`
     pub fn injecting(self) -> Self {
         self.annotated(INJECT, CREDENTIAL)

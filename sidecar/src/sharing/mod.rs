@@ -19,6 +19,7 @@ use crate::inputs::Prepared;
 use crate::policy::RenewPolicy;
 use crate::session::{self, Handoff, SessionConfig};
 use crate::state::{ServedToken, Shared};
+use crate::supervise::Spawner;
 use decide::{Mode, Probe};
 use kube_io::SessionObjects;
 
@@ -164,18 +165,27 @@ pub async fn run_shared(
     inputs: watch::Receiver<Option<Arc<Prepared>>>,
     config: SessionConfig,
     cancel: CancellationToken,
+    tasks: Spawner,
 ) {
     let (records_tx, records_rx) = watch::channel(None);
     let (role_tx, role_rx) = watch::channel(Mode::SharedFollower);
-    tokio::spawn(objects.clone().watch_records(records_tx, cancel.clone()));
-    tokio::spawn(follow(
+    let watched = objects.clone().watch_records(records_tx, cancel.clone());
+    tasks.spawn("session-records", &cancel, async move {
+        watched.await;
+        Ok(())
+    });
+    let followed = follow(
         shared.clone(),
         records_rx.clone(),
         role_rx,
         inputs.clone(),
         config.renew,
         cancel.clone(),
-    ));
+    );
+    tasks.spawn("session-follow", &cancel, async move {
+        followed.await;
+        Ok(())
+    });
     report_mode(
         &shared,
         Mode::SharedFollower,
@@ -209,14 +219,18 @@ pub async fn run_shared(
                             }
                         ),
                     );
-                    tokio::spawn(publish(
+                    let published = publish(
                         objects.clone(),
                         publish_rx,
                         records_rx.clone(),
                         renew_every,
                         child.clone(),
-                    ));
-                    tokio::spawn(session::run_with(
+                    );
+                    tasks.spawn("session-publish", &child, async move {
+                        published.await;
+                        Ok(())
+                    });
+                    let held = session::run_with(
                         shared.clone(),
                         inputs.clone(),
                         config.clone(),
@@ -225,7 +239,11 @@ pub async fn run_shared(
                             seed,
                             publish: Some(publish_tx),
                         },
-                    ));
+                    );
+                    tasks.spawn("session-holder", &child, async move {
+                        held.await;
+                        Ok(())
+                    });
                     holding = Some(child);
                 }
             }

@@ -396,6 +396,8 @@ pub struct Sidecar {
     output: Arc<Mutex<Vec<String>>>,
     pub api: SocketAddr,
     pub proxy: SocketAddr,
+    /// The admin listener, when `--admin-addr` was given.
+    pub admin: Option<SocketAddr>,
     pub http: reqwest::Client,
 }
 
@@ -445,7 +447,7 @@ impl Sidecar {
         capture(child.stdout.take().expect("stdout"), output.clone());
         capture(child.stderr.take().expect("stderr"), output.clone());
         let deadline = Instant::now() + Duration::from_secs(20);
-        let (api, proxy) = loop {
+        let (api, proxy, admin) = loop {
             let found = output.lock().expect("lock").iter().find_map(|line| {
                 let v: serde_json::Value = serde_json::from_str(line).ok()?;
                 if v["message"] != "listening" {
@@ -453,7 +455,8 @@ impl Sidecar {
                 }
                 let api = v["api"].as_str()?.parse().ok()?;
                 let proxy = v["proxy"].as_str()?.parse().ok()?;
-                Some((api, proxy))
+                let admin = v["admin"].as_str().and_then(|a| a.parse().ok());
+                Some((api, proxy, admin))
             });
             if let Some(found) = found {
                 break found;
@@ -476,6 +479,7 @@ impl Sidecar {
             output,
             api,
             proxy,
+            admin,
             http: reqwest::Client::builder()
                 .no_proxy()
                 .timeout(Duration::from_secs(30))

@@ -3,8 +3,11 @@
 //! registered at the vendor (for a vendor that requires mTLS), and a Ready ApiCredential.
 
 pub mod chart;
+pub mod health;
 pub mod held_back;
+pub mod readiness;
 pub mod reenroll;
+pub mod refresh;
 pub mod seeds;
 pub mod workloads;
 

@@ -60,7 +60,10 @@ pub async fn run(ctx: Arc<Context>, shutdown: CancellationToken) {
     Controller::new(credentials, watcher::Config::default())
         // Every Pod is watched (RBAC and the API cannot select by
         // annotation) but none is cached: an injected Pod's change only
-        // names its credential for a pass.
+        // names its credential for a pass. The webhook now also labels the
+        // Pods it injects (otpilot.dev/injected=true); a label selector
+        // here would miss Pods injected by an older release, which keep
+        // running unlabelled until they are replaced, so it waits a release.
         .watches(pods, watcher::Config::default(), |pod: Pod| {
             let credential = decision::injected_for(&pod)?.to_owned();
             Some(ObjectRef::<ApiCredential>::new(&credential).within(&pod.namespace()?))
