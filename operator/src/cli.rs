@@ -75,7 +75,7 @@ pub struct RunArgs {
     pub vendor_timeout_seconds: u32,
 
     #[command(flatten)]
-    pub egress: crate::egress::EgressArgs,
+    pub egress: otpilot_profile::EgressArgs,
 
     #[command(flatten)]
     pub webhook: crate::webhook::WebhookArgs,

@@ -45,7 +45,7 @@ pub struct Context {
     /// The limit on one vendor call.
     pub vendor_timeout: Duration,
     /// How vendors are reached: directly or through a proxy.
-    pub egress: crate::egress::Egress,
+    pub egress: otpilot_profile::Egress,
     failures: Mutex<HashMap<String, u32>>,
     /// Per credential, the TOTP secret last checked at the vendor and what
     /// was found: refusals add up across passes, so a check interrupted by
@@ -74,7 +74,7 @@ impl Context {
             recorder,
             timer,
             vendor_timeout: otpilot_profile::HttpSettings::default().request_timeout,
-            egress: crate::egress::Egress::default(),
+            egress: otpilot_profile::Egress::default(),
             failures: Mutex::new(HashMap::new()),
             seed_checks: Mutex::new(HashMap::new()),
         }
@@ -93,7 +93,7 @@ impl Context {
     }
 
     /// The same context reaching vendors as `egress` says.
-    pub fn with_egress(mut self, egress: crate::egress::Egress) -> Self {
+    pub fn with_egress(mut self, egress: otpilot_profile::Egress) -> Self {
         self.egress = egress;
         self
     }

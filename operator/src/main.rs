@@ -7,7 +7,6 @@ mod cli;
 mod conditions;
 mod context;
 mod controllers;
-mod egress;
 mod failpoint;
 mod leader;
 mod metrics;

@@ -47,7 +47,8 @@ const RUNTIME_SHUTDOWN: std::time::Duration = std::time::Duration::from_secs(5);
 
 async fn run(args: RunArgs) -> anyhow::Result<()> {
     let inject = webhook::load_inject_config(args.webhook.inject_config.as_deref())?;
-    let egress = crate::egress::Egress::from_args(&args.egress)?;
+    let egress = otpilot_profile::Egress::from_config(&args.egress.config())
+        .context("the egress proxy settings")?;
     if let Some(proxy) = &egress.proxy {
         tracing::info!(
             proxy = proxy.url,

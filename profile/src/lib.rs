@@ -21,6 +21,7 @@ pub mod builtin;
 mod check;
 mod checkpoint_record;
 mod classify;
+mod egress;
 mod error;
 mod executor;
 mod expiry;
@@ -49,6 +50,9 @@ use otpilot_api::api_credential::TotpOverrides;
 use secrecy::SecretString;
 
 pub use checkpoint_record::{CheckpointRecordError, RECORD_VERSION, profile_digest};
+#[cfg(feature = "cli")]
+pub use egress::EgressArgs;
+pub use egress::{Egress, EgressConfig};
 pub use error::{ClientError, FlowError, FlowErrorKind, FlowKind, LoadError, Problem, StepRef};
 pub use executor::{Checkpoint, FlowRun, StepReport};
 pub use http::{ClientIdentity, EgressProxy, HttpSettings, build_client};

@@ -93,6 +93,9 @@ pub struct RunArgs {
     /// Timeout of one proxied request, in seconds.
     #[arg(long, env = "OTPILOT_PROXY_TIMEOUT", default_value = "300", value_parser = seconds)]
     pub proxy_timeout: Duration,
+    /// How vendors are reached: directly, or through an HTTP proxy.
+    #[command(flatten)]
+    pub egress: otpilot_profile::EgressArgs,
     /// Share one vendor session with the other replicas of this
     /// ApiCredential (its Lease and `<name>-session` Secret, through the
     /// Pod's ServiceAccount); unset, or without the permission: log in alone.

@@ -222,12 +222,14 @@ impl std::fmt::Debug for Prepared {
 }
 
 /// How the HTTP clients are built.
-#[derive(Debug, Clone, Copy)]
-pub struct ClientTimeouts {
+#[derive(Debug, Clone)]
+pub struct ClientSettings {
     /// One whole login / refresh request.
     pub engine_request: Duration,
     /// One whole proxied request (large bodies take time).
     pub proxy_request: Duration,
+    /// Directly, or through an HTTP proxy (`--egress-proxy`).
+    pub egress: otpilot_profile::Egress,
 }
 
 /// Parses the inputs and builds the engine. The runtime Secret's
@@ -236,7 +238,7 @@ pub struct ClientTimeouts {
 pub fn prepare(
     raw: &RawInputs,
     timer: &Arc<CodeTimer>,
-    timeouts: ClientTimeouts,
+    client: &ClientSettings,
 ) -> Result<Prepared, InputError> {
     let bundle = RuntimeBundle::from_data(&raw.runtime)?;
     let password = raw
@@ -262,14 +264,14 @@ pub fn prepare(
         }),
         _ => None,
     };
-    let settings = HttpSettings {
+    let settings = client.egress.apply(HttpSettings {
         client_identity: identity,
         server_ca_pem: bundle.server_ca.clone(),
-        request_timeout: timeouts.engine_request,
+        request_timeout: client.engine_request,
         ..HttpSettings::default()
-    };
+    });
     let proxy_settings = HttpSettings {
-        request_timeout: timeouts.proxy_request,
+        request_timeout: client.proxy_request,
         ..settings.clone()
     };
     let engine =

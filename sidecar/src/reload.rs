@@ -11,7 +11,7 @@ use tokio::sync::watch;
 use tokio::time::MissedTickBehavior;
 use tokio_util::sync::CancellationToken;
 
-use crate::inputs::{self, ClientTimeouts, Prepared, RawInputs, Sources};
+use crate::inputs::{self, ClientSettings, Prepared, RawInputs, Sources};
 use crate::state::{ProxyTarget, Shared};
 
 /// How to watch.
@@ -21,8 +21,8 @@ pub struct ReloadConfig {
     pub sources: Sources,
     /// How often to look.
     pub interval: Duration,
-    /// Client timeouts for the engine and the proxy.
-    pub timeouts: ClientTimeouts,
+    /// How the engine's and the proxy's clients are built.
+    pub client: ClientSettings,
 }
 
 /// Reads the inputs every `interval` until cancelled, publishing each new
@@ -72,7 +72,7 @@ pub async fn watch_inputs(
             continue;
         }
         let first = last_raw.is_none();
-        match inputs::prepare(&raw, &timer, config.timeouts) {
+        match inputs::prepare(&raw, &timer, &config.client) {
             Ok(prepared) => {
                 tracing::info!(
                     profile = %prepared.profile_name,

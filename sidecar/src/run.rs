@@ -17,7 +17,7 @@ use futures::TryFutureExt;
 
 use crate::api::Surface;
 use crate::cli::RunArgs;
-use crate::inputs::{ClientTimeouts, Sources};
+use crate::inputs::{ClientSettings, Sources};
 use crate::policy::{Backoff, RenewPolicy};
 use crate::proxy::ProxyConfig;
 use crate::reload::{self, ReloadConfig};
@@ -43,6 +43,15 @@ pub async fn serve(
 /// Runs until SIGTERM or SIGINT; an error when a supervised task ended
 /// first (see [`crate::supervise`]), so the process exits non-zero.
 pub async fn run(args: RunArgs) -> anyhow::Result<()> {
+    let egress = otpilot_profile::Egress::from_config(&args.egress.config())
+        .context("the egress proxy settings")?;
+    if let Some(proxy) = &egress.proxy {
+        tracing::info!(
+            proxy = proxy.url,
+            no_proxy = proxy.no_proxy,
+            "vendor calls go through the egress proxy"
+        );
+    }
     let cancel = CancellationToken::new();
     let shared = Arc::new(Shared::new());
     let timer = Arc::new(CodeTimer::new(Arc::new(SystemClock)));
@@ -83,9 +92,10 @@ pub async fn run(args: RunArgs) -> anyhow::Result<()> {
             secret_value_files: args.secret_values,
         },
         interval: args.poll_interval,
-        timeouts: ClientTimeouts {
+        client: ClientSettings {
             engine_request: Duration::from_secs(15),
             proxy_request: args.proxy_timeout,
+            egress,
         },
     };
     {

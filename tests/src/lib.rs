@@ -12,6 +12,7 @@
 pub mod artifacts;
 pub mod cluster;
 pub mod node;
+pub mod tinyproxy;
 pub mod webhook;
 
 pub use cluster::{TestCluster, TestNamespace};

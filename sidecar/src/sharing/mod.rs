@@ -82,6 +82,10 @@ pub async fn choose(config: &SharingConfig) -> Result<SessionObjects, String> {
             // An API server that does not answer must not hold up the first
             // token for kube's default 30 s.
             c.connect_timeout = Some(API_TIMEOUT);
+            // kube takes HTTPS_PROXY from the environment for the API
+            // server too and then fails without its proxy feature: the API
+            // server is reached directly; vendors as --egress-proxy says.
+            c.proxy_url = None;
             c
         }
         Err(error) => {
