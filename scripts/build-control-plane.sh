@@ -34,27 +34,40 @@ build_kubernetes() {
   build_k8s_commands "$CACHE/mod-k8s-$K8S_VERSION" "$STAGE" kube-apiserver kube-controller-manager kubectl
 }
 
+# etcd and helm do not depend on the Kubernetes version: each is built once into its own
+# cache dir and copied into every control-plane dir, so a second (older) Kubernetes
+# version (scripts/compat.sh) costs only its own binaries.
 build_etcd() {
   [ -x "$STAGE/etcd" ] && return
-  # Own module, so the server's etcd version does not raise kube-apiserver's etcd client.
-  local m=$CACHE/mod-etcd-$ETCD_VERSION
-  step "building etcd $ETCD_VERSION"
-  rm -rf "$m"; mkdir -p "$m"
-  (
-    cd "$m"
-    go mod init local.invalid/etcd-bin >/dev/null 2>&1
-    go get "go.etcd.io/etcd/server/v3@$ETCD_VERSION" >&2
-    go build -trimpath -ldflags "-s -w" -o "$STAGE/etcd.tmp" go.etcd.io/etcd/server/v3
-  )
-  mv "$STAGE/etcd.tmp" "$STAGE/etcd"
+  local cached=$CACHE/bin-etcd-$ETCD_VERSION/etcd
+  if [ ! -x "$cached" ]; then
+    # Own module, so the server's etcd version does not raise kube-apiserver's etcd client.
+    local m=$CACHE/mod-etcd-$ETCD_VERSION
+    step "building etcd $ETCD_VERSION"
+    rm -rf "$m"; mkdir -p "$m" "${cached%/*}"
+    (
+      cd "$m"
+      go mod init local.invalid/etcd-bin >/dev/null 2>&1
+      go get "go.etcd.io/etcd/server/v3@$ETCD_VERSION" >&2
+      go build -trimpath -ldflags "-s -w" -o "$cached.tmp" go.etcd.io/etcd/server/v3
+    )
+    mv "$cached.tmp" "$cached"
+  fi
+  cp "$cached" "$STAGE/etcd"
 }
 
 build_helm() {
   [ -x "$STAGE/helm" ] && return
-  step "building helm $HELM_VERSION"
-  GOBIN=$STAGE go install -trimpath \
-    -ldflags "-s -w -X helm.sh/helm/v3/internal/version.version=$HELM_VERSION" \
-    "helm.sh/helm/v3/cmd/helm@$HELM_VERSION"
+  local dir=$CACHE/bin-helm-$HELM_VERSION
+  if [ ! -x "$dir/helm" ]; then
+    step "building helm $HELM_VERSION"
+    mkdir -p "$dir"
+    GOBIN=$dir.partial go install -trimpath \
+      -ldflags "-s -w -X helm.sh/helm/v3/internal/version.version=$HELM_VERSION" \
+      "helm.sh/helm/v3/cmd/helm@$HELM_VERSION"
+    mv "$dir.partial/helm" "$dir/helm"; rmdir "$dir.partial"
+  fi
+  cp "$dir/helm" "$STAGE/helm"
 }
 
 start=$(date +%s)

@@ -31,24 +31,28 @@ STAGE=$OUT.partial
 mkdir -p "$STAGE"
 
 build_containerd() {
+  # containerd does not depend on the Kubernetes version: built once into its own cache dir
+  # and copied into every node dir, so an older kubelet (scripts/compat.sh) costs only itself.
   # Own module: containerd's dependency versions must not move the kubelet's.
-  local m=$CACHE/mod-containerd-$CONTAINERD_VERSION
+  local m=$CACHE/mod-containerd-$CONTAINERD_VERSION dir=$CACHE/bin-containerd-$CONTAINERD_VERSION
   local cmds=(containerd containerd-shim-runc-v2 ctr)
-  if [ ! -f "$m/go.sum" ]; then
-    step "resolving containerd $CONTAINERD_VERSION"
-    rm -rf "$m"; mkdir -p "$m"
-    # A bare `go get containerd/v2@v` leaves go.sum incomplete: get each command package.
-    (cd "$m" && go mod init local.invalid/containerd-bins >/dev/null 2>&1 &&
-      go get $(for c in "${cmds[@]}"; do echo "github.com/containerd/containerd/v2/cmd/$c@$CONTAINERD_VERSION"; done) >&2)
-  fi
+  mkdir -p "$dir"
   for c in "${cmds[@]}"; do
-    [ -x "$STAGE/$c" ] && continue
+    [ -x "$dir/$c" ] && continue
+    if [ ! -f "$m/go.sum" ]; then
+      step "resolving containerd $CONTAINERD_VERSION"
+      rm -rf "$m"; mkdir -p "$m"
+      # A bare `go get containerd/v2@v` leaves go.sum incomplete: get each command package.
+      (cd "$m" && go mod init local.invalid/containerd-bins >/dev/null 2>&1 &&
+        go get $(for c in "${cmds[@]}"; do echo "github.com/containerd/containerd/v2/cmd/$c@$CONTAINERD_VERSION"; done) >&2)
+    fi
     step "building $c $CONTAINERD_VERSION"
     (cd "$m" && go build -trimpath -tags "no_btrfs no_devmapper no_zfs no_aufs urfave_cli_no_docs" \
       -ldflags "-s -w -X github.com/containerd/containerd/v2/version.Version=$CONTAINERD_VERSION" \
-      -o "$STAGE/$c.tmp" "github.com/containerd/containerd/v2/cmd/$c")
-    mv "$STAGE/$c.tmp" "$STAGE/$c"
+      -o "$dir/$c.tmp" "github.com/containerd/containerd/v2/cmd/$c")
+    mv "$dir/$c.tmp" "$dir/$c"
   done
+  for c in "${cmds[@]}"; do cp "$dir/$c" "$STAGE/$c"; done
 }
 
 start=$(date +%s)

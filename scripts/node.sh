@@ -236,6 +236,12 @@ up() {
   # ServiceAccount admission refuses Pods until "default" exists.
   wait_for "serviceaccount default/default" 30 "${kubectl[@]}" get serviceaccount default
   "${kubectl[@]}" get node -o wide >&2
+  # A run for another release (scripts/compat.sh) must not pass on the default binaries.
+  local kubelet_version
+  kubelet_version=$("${kubectl[@]}" get node "$NODE" -o jsonpath='{.status.nodeInfo.kubeletVersion}')
+  if [ -n "${K8S_VERSION:-}" ] && [ "$kubelet_version" != "$K8S_VERSION" ]; then
+    die "the kubelet is $kubelet_version, not K8S_VERSION=$K8S_VERSION"
+  fi
   log "up in $(python3 -c "import time; print(round(time.time() - $t0, 1))")s"
   echo "export OTPILOT_NODE_KUBECONFIG=$DIR/kubeconfig"
 }

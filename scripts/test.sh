@@ -168,5 +168,18 @@ if [ -n "$node_summary" ]; then
 fi
 [ "$node_status" -eq 0 ] || { echo "error: the end-to-end phase on the node failed" >&2; exit "$node_status"; }
 
+section "compatibility: the oldest Kubernetes claimed"
+# scripts/compat.sh: v1.29.15 built and cached like v1.36.3; its own control plane (CRD
+# validation table, operator, webhook), then node-e2e.sh on a v1.29.15 kubelet.
+compat_log=$(mktemp)
+compat_status=0
+scripts/compat.sh 2>&1 | tee "$compat_log" || compat_status=$?
+while read -r s; do
+  read -r p f <<< "$(printf '%s' "$s" | python3 "$ROOT/scripts/nextest-counts.py")"
+  passed=$(( passed + p )); failed=$(( failed + f ))
+done < <(grep -E '^ *Summary .* tests run: ' "$compat_log" || true)
+rm -f "$compat_log"
+[ "$compat_status" -eq 0 ] || { echo "error: the compatibility phase failed" >&2; exit "$compat_status"; }
+
 section "done"
 echo "all checks passed in $(( $(date +%s) - started ))s"

@@ -22,8 +22,11 @@ build_k8s_commands() {
       for s in $(sed -n 's#^[[:space:]]*\(k8s\.io/[^[:space:]]*\)[[:space:]]*=>[[:space:]]*\./staging/.*#\1#p' "$gomod"); do
         go mod edit -replace="$s=$s@$staging"
       done
+      # Run-time defaults (GODEBUG) of the Go the release was made for, not of this newer Go:
+      # its own `godebug default=` (1.30+), else its `go` line (1.29 says go 1.21).
       local gd
       gd=$(sed -n 's/^godebug default=\(go[0-9.]*\)$/\1/p' "$gomod")
+      [ -n "$gd" ] || gd=$(sed -n 's/^go \([0-9]*\.[0-9]*\).*$/go\1/p' "$gomod" | head -n 1)
       if [ -n "$gd" ]; then go mod edit -godebug="default=$gd"; fi
       go get $(for c in "$@"; do echo "k8s.io/kubernetes/cmd/$c@$K8S_VERSION"; done) >&2
     )

@@ -16,6 +16,9 @@ record_host() {
   nft list tables > "$DIR/nft-tables-before" 2>/dev/null || true
   [ -d /run/netns ] && touch "$DIR/run-netns-existed"
   [ -d /var/log/containers ] && touch "$DIR/varlog-containers-existed"
+  # A kubelet before 1.30 has no podLogsDir: its Pods log under /var/log/pods.
+  [ -d /var/log/pods ] && touch "$DIR/varlog-pods-existed"
+  { ls /var/log/pods 2>/dev/null || true; } > "$DIR/varlog-pods-before"
   [ -d /run/containerd ] && touch "$DIR/run-containerd-existed"
   touch "$DIR/host-changed"
 }
@@ -24,11 +27,21 @@ restore_host() {
   local m l c n
   # Mounts the kubelet and containerd made under the state dir (volumes, overlay rootfs, shm).
   grep -o " $DIR/[^ ]*" /proc/mounts | sort -r | while read -r m; do umount -l "$m" 2>/dev/null || true; done
-  # The kubelet's (hardcoded) /var/log/containers links into our pod-logs dir.
+  # The kubelet's (hardcoded) /var/log/containers links into our pod-logs dir, or, before 1.30
+  # (no podLogsDir), into the /var/log/pods entries our Pods made.
+  local ours=()
+  for l in /var/log/pods/*; do
+    [ -e "$l" ] || continue
+    grep -qxF "${l##*/}" "$DIR/varlog-pods-before" 2>/dev/null || ours+=("$l")
+  done
   for l in /var/log/containers/*.log; do
-    [ -L "$l" ] && case "$(readlink "$l")" in "$DIR"/*) rm -f "$l" ;; esac
+    [ -L "$l" ] || continue
+    case "$(readlink "$l")" in "$DIR"/*) rm -f "$l"; continue ;; esac
+    for m in "${ours[@]}"; do case "$(readlink "$l")" in "$m"/*) rm -f "$l" ;; esac; done
   done
   [ -f "$DIR/varlog-containers-existed" ] || rmdir /var/log/containers 2>/dev/null || true
+  [ ${#ours[@]} -eq 0 ] || rm -rf "${ours[@]}"
+  [ -f "$DIR/varlog-pods-existed" ] || rmdir /var/log/pods 2>/dev/null || true
   # Pod cgroups (cgroupfs driver on cgroup v1): the emptied tree, depth first.
   for c in /sys/fs/cgroup/*/kubepods; do [ -d "$c" ] && find "$c" -depth -type d -exec rmdir {} \; 2>/dev/null; done
   # iptables: our two rules, and the kubelet's own chains (v4 and v6).
@@ -85,7 +98,8 @@ snapshot() {
   echo "## links"; ip -o link show | awk -F': ' '{print $2}' | sed 's/@.*//' | sort
   echo "## mounts"; awk '{print $2, $3}' /proc/mounts | grep -E "^(/run/netns|/run/containerd|$ROOT/.otpilot|/var/lib/kubelet)|kubelet|containerd|overlay" | sort || true
   echo "## cgroups"; { find /sys/fs/cgroup -maxdepth 2 -type d -name kubepods 2>/dev/null || true; } | sort
-  echo "## run dirs"; ls -d /run/containerd /var/log/containers 2>/dev/null || true
+  echo "## run dirs"; ls -d /run/containerd /var/log/containers /var/log/pods 2>/dev/null || true
+  echo "## pod logs"; ls /var/log/pods 2>/dev/null || true
   echo "## processes"; ps -eo comm= | grep -xE 'kubelet|containerd|containerd-shim|containerd-shim-runc-v2|kube-scheduler|pause|runc' | sort || true
 }
 

@@ -3,13 +3,13 @@
 # OCI archives and import them into the running node's containerd. No registry, no Docker:
 # the Dockerfiles stay what users build; these images hold the same binaries at the same paths.
 #
-#   scripts/node/images.sh [PROFILE_DIR]     # default target/debug
+#   scripts/node/images.sh [PROFILE_DIR]     # default $CARGO_TARGET_DIR/debug, else target/debug
 #
 # Images: localhost/otpilot/operator:dev, localhost/otpilot/sidecar:dev (the chart's
 # sidecar.binaryPath, /usr/local/bin/otpilot-sidecar), localhost/otpilot/app:dev (busybox).
 set -euo pipefail
 ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)
-BIN=${1:-$ROOT/target/debug}
+BIN=${1:-${CARGO_TARGET_DIR:-$ROOT/target}/debug}
 DIR=${OTPILOT_NODE_DIR:-$ROOT/.otpilot/node}
 out=$DIR/images
 mkdir -p "$out"

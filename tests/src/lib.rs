@@ -12,7 +12,22 @@
 pub mod artifacts;
 pub mod cluster;
 pub mod node;
+pub mod refusal;
 pub mod tinyproxy;
 pub mod webhook;
 
 pub use cluster::{TestCluster, TestNamespace};
+
+/// The minor release of the API server `cluster` talks to (`1.29.15` -> 29).
+pub async fn server_minor(cluster: &TestCluster) -> u32 {
+    let version = cluster
+        .client()
+        .apiserver_version()
+        .await
+        .expect("GET /version");
+    version
+        .minor
+        .trim_end_matches('+')
+        .parse()
+        .expect("numeric minor")
+}

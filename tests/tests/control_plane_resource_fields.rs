@@ -6,7 +6,7 @@
 use kube::api::{Api, DynamicObject, Patch, PatchParams, PostParams};
 use kube::core::{ApiResource, GroupVersionKind};
 use otpilot_api::{ApiCredential, ClientCA};
-use otpilot_tests::TestCluster;
+use otpilot_tests::{TestCluster, refusal};
 use serde_json::{Value, json};
 
 const FUTURE: &str = "2030-01-01T00:00:00Z";
@@ -466,9 +466,17 @@ async fn status_keeps_failure_bookkeeping_and_the_new_enrollment_states() {
         .await
         .expect_err("an unknown state and a negative count are refused");
     let message = error.to_string();
+    let minor = otpilot_tests::server_minor(&cluster).await;
     assert!(
-        message.contains("status.enrollment: Unsupported value: \"Broken\""),
+        refusal::says(
+            &message,
+            "status.enrollment: Unsupported value: \"Broken\"",
+            minor
+        ),
         "{message}"
     );
-    assert!(message.contains("status.failedAttempts"), "{message}");
+    assert!(
+        refusal::says(&message, "status.failedAttempts", minor),
+        "{message}"
+    );
 }
