@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # The end-to-end phase on a real node, as scripts/test.sh runs it (also usable alone):
-#   snapshot the host -> scripts/node.sh up -> images from target/debug -> the node_e2e tests
+#   snapshot the host -> scripts/node.sh up -> the shipped images (scripts/images.sh --check:
+#   release binaries, reproducible, pushed to and pulled from a loopback registry) -> the node_e2e tests
 #   -> scripts/node.sh down -> the host must match the snapshot.
 # Needs root. Fails, never skips, when the node cannot start. On failure the node's logs
 # (kubelet, containerd, API server...) are kept in $OTPILOT_NODE_DIR.
@@ -57,7 +58,8 @@ node_env=$(scripts/node.sh up)
 eval "$node_env"
 export OTPILOT_NODE_KUBECONFIG
 say "node up in $(( $(date +%s) - started ))s"
-cargo build --quiet --locked -p otpilot-operator -p otpilot-sidecar
+# The images users ship, not debug builds: every test below runs the release artefact.
+scripts/images.sh --check
 scripts/node/images.sh
 run_e2e_tests "$@"
 say "end-to-end tests passed in $(( $(date +%s) - started ))s"
