@@ -191,7 +191,12 @@ release_objects() {
 log "4. helm install (defaults but the images)"
 if out=$(helm install "$RELEASE" "$CHART" --namespace "$NS" 2>&1); then die "helm install without images succeeded"; fi
 grep -q "scripts/images.sh --push" <<<"$out" || die "helm install without images failed without saying how: $out"
-helm install "$RELEASE" "$CHART" "${IMAGES[@]}" --namespace "$NS" >/dev/null
+notes=$(helm install "$RELEASE" "$CHART" "${IMAGES[@]}" --namespace "$NS")
+# NOTES.txt: the images in use and the next step.
+for want in "operator: registry.example/otpilot/otpilot-operator:" "sidecar:  registry.example/otpilot/otpilot-sidecar:" \
+            "Next: wait for the operator" "rollout status deployment/$FULLNAME" "Private registries"; do
+  grep -qF "$want" <<<"$notes" || die "NOTES.txt lacks '$want': $notes"
+done
 for object in "deployment/$FULLNAME" "serviceaccount/$FULLNAME" "service/$FULLNAME-webhook" \
               "service/$FULLNAME-metrics" "poddisruptionbudget/$FULLNAME" "configmap/$FULLNAME-inject" \
               "role/$FULLNAME" "rolebinding/$FULLNAME"; do
