@@ -78,5 +78,6 @@ image is published: an unset repository fails the render with how to make one.
 {{- if .Values.sidecar.resources.cpuLimit }}{{- $_ := set $resources "cpuLimit" (toString .Values.sidecar.resources.cpuLimit) -}}{{- end -}}
 {{- $config := dict "sidecarImage" (include "otpilot.image" (dict "image" .Values.sidecar.image "root" . "component" "sidecar")) "sidecarBinary" .Values.sidecar.binaryPath "allowImageOverride" .Values.webhook.allowSidecarImageOverride "whenNotReady" .Values.webhook.whenNotReady "resources" $resources -}}
 {{- if .Values.sidecar.image.pullPolicy }}{{- $_ := set $config "imagePullPolicy" .Values.sidecar.image.pullPolicy -}}{{- end -}}
+{{- with .Values.sidecar.imagePullSecrets }}{{- $_ := set $config "imagePullSecrets" . -}}{{- end -}}
 {{- toPrettyJson $config -}}
 {{- end }}
