@@ -14,7 +14,7 @@
 # Installs wrk (Debian package) when it is missing. Loopback only. Environment:
 #   BENCH_DURATION (default 15s) length of each measured wrk run
 #   BENCH_TOTAL    (default 1000000) /token requests before the RSS reading
-#   BENCH_SKIP_BUILD=1 use the release binaries already in target/release
+#   BENCH_SKIP_BUILD=1 use the release binaries already in ${CARGO_TARGET_DIR:-target}/release
 set -euo pipefail
 cd "$(dirname "$0")/.."
 source scripts/lib/debian-packages.sh
@@ -30,7 +30,7 @@ TOTAL=${BENCH_TOTAL:-1000000}
 API=127.0.0.1:18181
 PROXY=127.0.0.1:18182
 CONST=127.0.0.1:18180
-T=target/release
+T=${CARGO_TARGET_DIR:-target}/release
 
 [ "${BENCH_SKIP_BUILD:-0}" = 1 ] || cargo build --release -q -p otpilot-sidecar --bin otpilot-sidecar \
   --example constant_server --example bench_vendor

@@ -39,6 +39,8 @@ mkdir -p "$root/tmp" "$root/etc" "$root/proc" "$root/sys" "$root/dev"; chmod 177
 [ -f "$root/etc/group" ] || printf 'root:x:0:\nnonroot:x:65532:\n' > "$root/etc/group"
 epoch=${SOURCE_DATE_EPOCH:-0}
 args=(--entrypoint "[\"$entry\"]" --epoch "$epoch" --created "$(date -u -d "@$epoch" +%Y-%m-%dT%H:%M:%SZ)")
+# The host's architecture: the binaries and libraries come from it.
+case $(uname -m) in x86_64) args+=(--arch amd64) ;; aarch64) args+=(--arch arm64) ;; *) echo "error: unsupported $(uname -m)" >&2; exit 1 ;; esac
 [ -z "${IMAGE_USER:-}" ] || args+=(--user "$IMAGE_USER")
 while IFS= read -r l; do [ -z "$l" ] || args+=(--label "$l"); done <<<"${IMAGE_LABELS:-}"
 python3 "$HERE/mkimage.py" "$name" "$root" "$out" "${args[@]}" >&2

@@ -4,7 +4,7 @@
 scripts/node/image.sh (and through it scripts/images.sh, the shipped images).
 
 usage: mkimage.py NAME ROOTFS_DIR OUT.tar [--entrypoint JSON] [--cmd JSON] [--user U:G]
-                  [--label KEY=VALUE]... [--created RFC3339] [--epoch SECONDS]
+                  [--label KEY=VALUE]... [--created RFC3339] [--epoch SECONDS] [--arch amd64|arm64]
 NAME e.g. localhost/otpilot/sidecar:dev. Prints "OUT.tar MANIFEST_DIGEST".
 
 Reproducible: the same rootfs contents and arguments give the same bytes, so the same manifest
@@ -21,6 +21,7 @@ ap.add_argument("--user", default="")
 ap.add_argument("--label", action="append", default=[])
 ap.add_argument("--created", default="1970-01-01T00:00:00Z")
 ap.add_argument("--epoch", type=int, default=0)
+ap.add_argument("--arch", default="amd64")
 a = ap.parse_args()
 
 
@@ -68,7 +69,7 @@ if a.user:
     config["User"] = a.user
 if labels:
     config["Labels"] = labels
-cfg = {"architecture": "amd64", "os": "linux", "created": a.created, "config": config,
+cfg = {"architecture": a.arch, "os": "linux", "created": a.created, "config": config,
        "rootfs": {"type": "layers", "diff_ids": [diff_id]},
        "history": [{"created": a.created, "created_by": "scripts/node/mkimage.py"}]}
 cfg_d = blob(json.dumps(cfg, sort_keys=True).encode(), "application/vnd.oci.image.config.v1+json")
@@ -78,7 +79,7 @@ man = {"schemaVersion": 2, "mediaType": "application/vnd.oci.image.manifest.v1+j
 if labels:
     man["annotations"] = labels
 man_d = blob(json.dumps(man, sort_keys=True).encode(), "application/vnd.oci.image.manifest.v1+json")
-man_d["platform"] = {"architecture": "amd64", "os": "linux"}
+man_d["platform"] = {"architecture": a.arch, "os": "linux"}
 man_d["annotations"] = {"io.containerd.image.name": a.name,
                         "org.opencontainers.image.ref.name": a.name.rsplit(":", 1)[-1]}
 index = {"schemaVersion": 2, "mediaType": "application/vnd.oci.image.index.v1+json", "manifests": [man_d]}
