@@ -59,13 +59,15 @@ LICENSE=$(sed -n '/^\[workspace.package\]/,/^\[/s/^license = "\(.*\)"/\1/p' Carg
 REVISION=$(git rev-parse HEAD)
 # A dirty tree is not the commit: say so in the label rather than claim the commit.
 git diff --quiet HEAD -- . 2>/dev/null || REVISION=$REVISION-dirty
-export SOURCE_DATE_EPOCH=${SOURCE_DATE_EPOCH:-$(git log -1 --format=%ct HEAD)}
-CREATED=$(date -u -d "@$SOURCE_DATE_EPOCH" +%Y-%m-%dT%H:%M:%SZ)
+EPOCH=${SOURCE_DATE_EPOCH:-$(git log -1 --format=%ct HEAD)}
+CREATED=$(date -u -d "@$EPOCH" +%Y-%m-%dT%H:%M:%SZ)
 CA_BUNDLE=/etc/ssl/certs/ca-certificates.crt
 
 if [ "$build" = 1 ]; then
   t0=$(date +%s)
-  cargo build --release --locked -p otpilot-operator -p otpilot-sidecar
+  # Without SOURCE_DATE_EPOCH: the cc crate's build scripts (ring, psm) rerun when it changes,
+  # and with it every crate above them, so a per-commit value would make every build cold.
+  env -u SOURCE_DATE_EPOCH cargo build --release --locked -p otpilot-operator -p otpilot-sidecar
   say "release build: $(( $(date +%s) - t0 ))s"
 fi
 for b in otpilot-operator otpilot-sidecar; do
@@ -79,7 +81,7 @@ ensure_debian_packages images ca-certificates
 build_image() {
   local c=$1 dir=$2
   mkdir -p "$dir"
-  IMAGE_USER=65532:65532 EXTRA=$CA_BUNDLE IMAGE_LABELS="org.opencontainers.image.title=otpilot-$c
+  SOURCE_DATE_EPOCH=$EPOCH IMAGE_USER=65532:65532 EXTRA=$CA_BUNDLE IMAGE_LABELS="org.opencontainers.image.title=otpilot-$c
 org.opencontainers.image.source=$SOURCE
 org.opencontainers.image.revision=$REVISION
 org.opencontainers.image.version=$VERSION
