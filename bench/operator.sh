@@ -25,7 +25,7 @@
 #   BENCH_VENDOR_LATENCY_MS (default 100) added to every vendor answer
 #   BENCH_TOTP_PERIOD       (default 30) the vendor's TOTP period, seconds
 #   BENCH_READY_TIMEOUT     (default 1800) seconds per N
-#   BENCH_SKIP_BUILD=1      use the release binaries already in target/release
+#   BENCH_SKIP_BUILD=1      use the release binaries already in ${CARGO_TARGET_DIR:-target}/release
 set -euo pipefail
 cd "$(dirname "$0")/.."
 ROOT=$PWD
@@ -36,7 +36,7 @@ PERIOD=${BENCH_TOTP_PERIOD:-30}
 READY_TIMEOUT=${BENCH_READY_TIMEOUT:-1800}
 PASSWORD=bench-Tr0ub4dor-pw
 API_KEY=bench-ak-9XqLmV2sPz7Kd
-T=target/release
+T=${CARGO_TARGET_DIR:-target}/release
 
 [ "${BENCH_SKIP_BUILD:-0}" = 1 ] || cargo build --release -q -p otpilot-operator -p otpilot-sim --bins
 BIN=$(scripts/build-control-plane.sh)

@@ -14,7 +14,10 @@
 # Installs wrk (Debian package) when it is missing. Loopback only. Environment:
 #   BENCH_DURATION (default 15s) length of each measured wrk run
 #   BENCH_TOTAL    (default 1000000) /token requests before the RSS reading
-#   BENCH_SKIP_BUILD=1 use the release binaries already in target/release
+#   BENCH_SKIP_BUILD=1 use the release binaries already in ${CARGO_TARGET_DIR:-target}/release
+#   BENCH_RSS_ONLY=1   only the binary size and the RSS idle and after BENCH_TOTAL /token
+#                      requests: builds the release sidecar alone (the vendor fixture in a
+#                      debug build: its speed does not change the sidecar's memory)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 source scripts/lib/debian-packages.sh
@@ -30,10 +33,18 @@ TOTAL=${BENCH_TOTAL:-1000000}
 API=127.0.0.1:18181
 PROXY=127.0.0.1:18182
 CONST=127.0.0.1:18180
-T=target/release
+T=${CARGO_TARGET_DIR:-target}/release
 
-[ "${BENCH_SKIP_BUILD:-0}" = 1 ] || cargo build --release -q -p otpilot-sidecar --bin otpilot-sidecar \
-  --example constant_server --example bench_vendor
+RSS_ONLY=${BENCH_RSS_ONLY:-0}
+VENDOR=$T/examples/bench_vendor
+if [ "$RSS_ONLY" = 1 ]; then
+  VENDOR=${CARGO_TARGET_DIR:-target}/debug/examples/bench_vendor
+  [ "${BENCH_SKIP_BUILD:-0}" = 1 ] || { cargo build --release -q -p otpilot-sidecar --bin otpilot-sidecar \
+    && cargo build -q -p otpilot-sidecar --example bench_vendor; }
+else
+  [ "${BENCH_SKIP_BUILD:-0}" = 1 ] || cargo build --release -q -p otpilot-sidecar --bin otpilot-sidecar \
+    --example constant_server --example bench_vendor
+fi
 
 WORK=$(mktemp -d)
 PIDS=()
@@ -75,7 +86,7 @@ wrk_summary() {
 echo "## machine: $(nproc) cores, $(uname -r), wrk $(wrk -v 2>&1 | head -1 | awk '{print $2}')"
 echo "binary_size_bytes=$(stat -c %s $T/otpilot-sidecar)"
 
-$T/examples/bench_vendor "$WORK" >"$WORK/vendor.out" 2>&1 &
+$VENDOR "$WORK" >"$WORK/vendor.out" 2>&1 &
 PIDS+=($!)
 for _ in $(seq 1 600); do grep -q '^READY' "$WORK/vendor.out" && break; sleep 0.1; done
 grep -q '^READY' "$WORK/vendor.out" || { cat "$WORK/vendor.out"; echo "vendor fixture did not start" >&2; exit 1; }
@@ -88,6 +99,17 @@ echo "start_to_ready_ms=$ttft_ms vendor_round_trips=$ttft_calls (loopback, no ad
 FIRST_LOGIN=$(date +%s)
 sleep 2
 echo "rss_idle_kib=$(rss_kib $SIDECAR)"
+
+if [ "$RSS_ONLY" = 1 ]; then
+  done_requests=0
+  while [ "$done_requests" -lt "$TOTAL" ]; do
+    wrk -t2 -c64 -d10s -H 'Otpilot-Request: true' "http://$API/token" >"$WORK/more.txt"
+    read -r _ _ _ n < <(wrk_summary "$WORK/more.txt")
+    done_requests=$((done_requests + n))
+  done
+  echo "rss_after_kib=$(rss_kib $SIDECAR) after $done_requests /token requests"
+  exit 0
+fi
 
 $T/examples/constant_server "$CONST" &
 CONST_PID=$!

@@ -39,6 +39,13 @@ BIN=$("$ROOT/scripts/build-control-plane.sh")
 PROMTOOL=$("$ROOT/scripts/build-promtool.sh")
 kubectl() { "$BIN/kubectl" --kubeconfig "$OTPILOT_TEST_KUBECONFIG" "$@"; }
 helm() { "$BIN/helm" --kubeconfig "$OTPILOT_TEST_KUBECONFIG" "$@"; }
+# The chart has no default images (none is published): every render names some, as users do
+# after scripts/images.sh --push. Check 2c shows what happens without.
+# A values file, so a later -f (ci/all-values.yaml's own images) still wins.
+IMAGES_FILE=$(mktemp)
+printf 'operator: {image: {repository: %s}}\nsidecar: {image: {repository: %s}}\n' \
+  registry.example/otpilot/otpilot-operator registry.example/otpilot/otpilot-sidecar >"$IMAGES_FILE"
+IMAGES=(-f "$IMAGES_FILE")
 
 VERSION=$(kubectl version -o json | python3 -c 'import json,sys; print(json.load(sys.stdin)["serverVersion"]["gitVersion"])')
 log "kube-apiserver $VERSION, helm $("$BIN/helm" version --short)"
@@ -91,6 +98,7 @@ cleanup() {
   kubectl delete clientca "$KEPT_CLIENT_CA" --ignore-not-found >/dev/null 2>&1 || true
   kubectl delete namespace "$NS" "$TEAM_A" "$TEAM_B" --ignore-not-found --wait=false >/dev/null 2>&1 || true
   kubectl delete crd -l otpilot.dev/chart-check=true --ignore-not-found >/dev/null 2>&1 || true
+  rm -f "$IMAGES_FILE"
   [ "$status" -eq 0 ] || log "FAILED (exit $status)"
   exit "$status"
 }
@@ -101,9 +109,9 @@ values_files=("$CHART"/ci/*-values.yaml)
 
 log "1. helm lint --strict and helm template, ${#values_files[@]} value sets"
 for values in "${values_files[@]}"; do
-  "$BIN/helm" lint --strict "$CHART" -f "$values" --kube-version "$VERSION" >/dev/null \
-    || { "$BIN/helm" lint --strict "$CHART" -f "$values" --kube-version "$VERSION"; die "helm lint $(basename "$values")"; }
-  "$BIN/helm" template "$RELEASE" "$CHART" -f "$values" --namespace "$NS" --kube-version "$VERSION" >/dev/null \
+  "$BIN/helm" lint --strict "$CHART" "${IMAGES[@]}" -f "$values" --kube-version "$VERSION" >/dev/null \
+    || { "$BIN/helm" lint --strict "$CHART" "${IMAGES[@]}" -f "$values" --kube-version "$VERSION"; die "helm lint $(basename "$values")"; }
+  "$BIN/helm" template "$RELEASE" "$CHART" "${IMAGES[@]}" -f "$values" --namespace "$NS" --kube-version "$VERSION" >/dev/null \
     || die "helm template $(basename "$values")"
   log "   lint + template ok: $(basename "$values")"
 done
@@ -112,7 +120,7 @@ log "2. values.schema.json rejects misspelt values"
 for typo in operator.replica=3 webhook.failurepolicy=Ignore webhook.certManager.enabeld=true \
             sidecar.resources.memoryLimits=1Gi metrics.serviceMonitor.intervall=1m rbac.secretNamespace=x \
             webhook.failurePolicy=Sometimes; do
-  if out=$("$BIN/helm" template "$RELEASE" "$CHART" --set "$typo" --kube-version "$VERSION" 2>&1); then
+  if out=$("$BIN/helm" template "$RELEASE" "$CHART" "${IMAGES[@]}" --set "$typo" --kube-version "$VERSION" 2>&1); then
     die "--set $typo was accepted"
   fi
   grep -q "schema" <<<"$out" || die "--set $typo failed, but not on the schema: $out"
@@ -121,17 +129,44 @@ done
 
 log "2b. settings that cannot work are refused with a message"
 for bad in "operator.replicas=1" "podDisruptionBudget.minAvailable=3"; do
-  if out=$("$BIN/helm" template "$RELEASE" "$CHART" --set "$bad" --kube-version "$VERSION" 2>&1); then
+  if out=$("$BIN/helm" template "$RELEASE" "$CHART" "${IMAGES[@]}" --set "$bad" --kube-version "$VERSION" 2>&1); then
     die "--set $bad was accepted: a PodDisruptionBudget that blocks every drain"
   fi
   grep -q "node drains block" <<<"$out" || die "--set $bad failed without saying why: $out"
   log "   refused: $bad"
 done
-if out=$("$BIN/helm" template "$RELEASE" "$CHART" --set webhook.networkPolicy.enabled=true --kube-version "$VERSION" 2>&1); then
+if out=$("$BIN/helm" template "$RELEASE" "$CHART" "${IMAGES[@]}" --set webhook.networkPolicy.enabled=true --kube-version "$VERSION" 2>&1); then
   die "a NetworkPolicy without the API server's sources was accepted: it would cut the webhook off"
 fi
 grep -q "apiServerCIDRs or apiServerPeers" <<<"$out" || die "the source-less NetworkPolicy failed without saying why: $out"
 log "   refused: webhook.networkPolicy.enabled=true without apiServerCIDRs or apiServerPeers"
+
+log "2c. without images the render fails, in one line saying how to build and push them"
+# (and so does helm install: nothing is created that would end in ImagePullBackOff)
+for missing in "sidecar.image.repository=registry.example/s" "operator.image.repository=registry.example/o" ""; do
+  if out=$("$BIN/helm" template "$RELEASE" "$CHART" ${missing:+--set "$missing"} --kube-version "$VERSION" 2>&1); then
+    die "rendered without an image (${missing:-no image set})"
+  fi
+  # Helm adds "Use --debug flag ..." below; the error itself is one line that says it all.
+  line=$(grep '^Error: ' <<<"$out") || die "no error line: $out"
+  grep -q "image.repository is not set: .*scripts/images.sh --push REGISTRY/PREFIX.*docs/images.md" <<<"$line" \
+    || die "the missing-image error does not say how to build and push: $out"
+done
+log "   refused: $line"
+
+log "2d. securityContexts: hardened by default; UIDs can be left to the platform (OpenShift)"
+deployment=$("$BIN/helm" template "$RELEASE" "$CHART" "${IMAGES[@]}" --show-only templates/deployment.yaml --kube-version "$VERSION")
+for want in "runAsNonRoot: true" "runAsUser: 65532" "fsGroup: 65532" "readOnlyRootFilesystem: true" \
+            "allowPrivilegeEscalation: false" "type: RuntimeDefault" "- ALL"; do
+  grep -qF -- "$want" <<<"$deployment" || die "the default Deployment lacks $want"
+done
+deployment=$("$BIN/helm" template "$RELEASE" "$CHART" "${IMAGES[@]}" --show-only templates/deployment.yaml \
+  --set operator.podSecurityContext.runAsUser=null --set operator.podSecurityContext.runAsGroup=null \
+  --set operator.podSecurityContext.fsGroup=null --set operator.securityContext.runAsUser=null \
+  --set operator.securityContext.runAsGroup=null --kube-version "$VERSION")
+! grep -qE "runAsUser|runAsGroup|fsGroup" <<<"$deployment" || die "null UIDs still rendered"
+grep -q "runAsNonRoot: true" <<<"$deployment" || die "runAsNonRoot went with the UIDs"
+log "   ok"
 
 log "3. server-side dry-run of every rendered object"
 # The chart's CRDs for real (a dry-run CRD would not serve its resources),
@@ -145,7 +180,7 @@ kubectl create namespace "$NS" >/dev/null
 kubectl create namespace "$TEAM_A" >/dev/null
 kubectl create namespace "$TEAM_B" >/dev/null
 for values in "${values_files[@]}"; do
-  rendered=$("$BIN/helm" template "$RELEASE" "$CHART" -f "$values" --namespace "$NS" \
+  rendered=$("$BIN/helm" template "$RELEASE" "$CHART" "${IMAGES[@]}" -f "$values" --namespace "$NS" \
     --kube-version "$VERSION" --include-crds)
   count=$(grep -c '^kind: ' <<<"$rendered")
   kubectl apply --dry-run=server --server-side --field-manager=chart-check -f - <<<"$rendered" >/dev/null \
@@ -161,8 +196,15 @@ release_objects() {
     -o custom-columns='K:.kind,N:.metadata.name' --no-headers 2>/dev/null | awk '{print $1"/"$2}' | sort
 }
 
-log "4. helm install (defaults)"
-helm install "$RELEASE" "$CHART" --namespace "$NS" >/dev/null
+log "4. helm install (defaults but the images)"
+if out=$(helm install "$RELEASE" "$CHART" --namespace "$NS" 2>&1); then die "helm install without images succeeded"; fi
+grep -q "scripts/images.sh --push" <<<"$out" || die "helm install without images failed without saying how: $out"
+notes=$(helm install "$RELEASE" "$CHART" "${IMAGES[@]}" --namespace "$NS")
+# NOTES.txt: the images in use and the next step.
+for want in "operator: registry.example/otpilot/otpilot-operator:" "sidecar:  registry.example/otpilot/otpilot-sidecar:" \
+            "Next: wait for the operator" "rollout status deployment/$FULLNAME" "Private registries"; do
+  grep -qF "$want" <<<"$notes" || die "NOTES.txt lacks '$want': $notes"
+done
 for object in "deployment/$FULLNAME" "serviceaccount/$FULLNAME" "service/$FULLNAME-webhook" \
               "service/$FULLNAME-metrics" "poddisruptionbudget/$FULLNAME" "configmap/$FULLNAME-inject" \
               "role/$FULLNAME" "rolebinding/$FULLNAME"; do
@@ -275,7 +317,7 @@ deny  impersonate core serviceaccounts $TEAM_A default
 TABLE
 
 log "4b. helm upgrade to every feature on (ci/all-values.yaml)"
-helm upgrade "$RELEASE" "$CHART" --namespace "$NS" -f "$CHART/ci/all-values.yaml" >/dev/null
+helm upgrade "$RELEASE" "$CHART" --namespace "$NS" "${IMAGES[@]}" -f "$CHART/ci/all-values.yaml" >/dev/null
 for object in "certificate/$FULLNAME-webhook" "issuer/$FULLNAME-selfsigned" "servicemonitor/$FULLNAME" \
               "prometheusrule/$FULLNAME" "podmonitor/$FULLNAME-sidecars" "rolebinding/$FULLNAME-secrets" "networkpolicy/$FULLNAME"; do
   kubectl -n "$NS" get "$object" >/dev/null || die "$object missing after upgrade"

@@ -1,6 +1,8 @@
 #!/usr/bin/env bash
 # The end-to-end phase on a real node, as scripts/test.sh runs it (also usable alone):
-#   snapshot the host -> scripts/node.sh up -> images from target/debug -> the node_e2e tests
+#   the shipped images (scripts/images.sh --check: release binaries, reproducible, pushed to and
+#   pulled from a loopback registry) -> snapshot the host -> scripts/node.sh up -> those images
+#   imported -> the node_e2e tests
 #   -> scripts/node.sh down -> the host must match the snapshot.
 # Needs root. Fails, never skips, when the node cannot start. On failure the node's logs
 # (kubelet, containerd, API server...) are kept in $OTPILOT_NODE_DIR.
@@ -21,6 +23,17 @@ if [ "${OTPILOT_E2E_EXTERNAL:-0}" = 1 ]; then
   cd "$ROOT"
   run_e2e_tests "$@"
   exit
+fi
+# The images users ship, not debug builds: every test below runs the release artefact.
+# Built and checked before taking the host-wide node lock: the release build takes minutes
+# and needs no node, so another run can use the node meanwhile.
+if [ -z "${OTPILOT_IMAGES_BUILT:-}" ]; then
+  "$ROOT/scripts/images.sh" --check
+  # One case kills a sidecar task through a failpoint, which only debug builds have: it
+  # runs a debug build of the same source (scripts/node/images.sh makes
+  # localhost/otpilot/sidecar-failpoints:dev of it); every other case, the release image.
+  (cd "$ROOT" && cargo build --quiet --locked -p otpilot-sidecar)
+  export OTPILOT_IMAGES_BUILT=1
 fi
 # shellcheck source=lib/node-lock.sh
 . "$ROOT/scripts/lib/node-lock.sh"
@@ -57,7 +70,6 @@ node_env=$(scripts/node.sh up)
 eval "$node_env"
 export OTPILOT_NODE_KUBECONFIG
 say "node up in $(( $(date +%s) - started ))s"
-cargo build --quiet --locked -p otpilot-operator -p otpilot-sidecar
 scripts/node/images.sh
 run_e2e_tests "$@"
 say "end-to-end tests passed in $(( $(date +%s) - started ))s"

@@ -125,8 +125,8 @@ if [ "$NODE" = 1 ]; then
   node_env=$(scripts/node.sh up)
   eval "$node_env"
   KUBECONFIG_FILE=$OTPILOT_NODE_KUBECONFIG
-  say "images from the cargo binaries (no registry): localhost/otpilot/{operator,sidecar,app}:dev"
-  scripts/node/images.sh
+  say "images from the debug binaries (scripts/images.sh --bin; no registry): localhost/otpilot/{operator,sidecar,app}:dev"
+  scripts/node/images.sh "$ROOT/target/debug"
   SIM_BIND=$BRIDGE_ADDRESS
 else
   say "starting a control plane (etcd, kube-apiserver; logs in $OTPILOT_CP_DIR)"

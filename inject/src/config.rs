@@ -4,7 +4,7 @@
 
 use serde::{Deserialize, Serialize};
 
-/// Where the sidecar binary sits in its image (see sidecar/Dockerfile).
+/// Where the sidecar binary sits in its image (see scripts/images.sh).
 pub const DEFAULT_SIDECAR_BINARY: &str = "/usr/local/bin/otpilot-sidecar";
 
 /// Injection settings of one installation.
@@ -31,6 +31,12 @@ pub struct InjectConfig {
     /// Requests and limits of the sidecar container.
     #[serde(default)]
     pub resources: SidecarResources,
+    /// Pull Secrets added to every injected Pod (those it does not name
+    /// already), so its node can pull the sidecar image from a private
+    /// registry. Each must exist in the Pod's namespace: a Pod can only
+    /// name its own namespace's Secrets.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub image_pull_secrets: Vec<String>,
 }
 
 fn default_sidecar_binary() -> String {
@@ -127,6 +133,7 @@ impl InjectConfig {
             allow_image_override: false,
             when_not_ready: WhenNotReady::default(),
             resources: SidecarResources::default(),
+            image_pull_secrets: Vec::new(),
         }
     }
 }

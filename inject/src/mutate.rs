@@ -3,7 +3,7 @@
 
 use std::collections::BTreeMap;
 
-use k8s_openapi::api::core::v1::{Container, Pod, PodSpec};
+use k8s_openapi::api::core::v1::{Container, LocalObjectReference, Pod, PodSpec};
 use otpilot_api::ApiCredential;
 use otpilot_api::conditions::READY;
 use otpilot_api::labels::{INJECTED_LABEL, INJECTED_LABEL_VALUE, recovery_secret_name};
@@ -337,6 +337,12 @@ fn patch(
         "volume",
         &sidecar::volumes(refs, request),
     )?;
+    patch.append(
+        &["spec", "imagePullSecrets"],
+        spec.image_pull_secrets.is_some(),
+        "image pull secret",
+        &missing_pull_secrets(spec, config),
+    )?;
     let env = sidecar::app_env(request);
     let token_mount = sidecar::app_token_mount(request);
     for (index, container) in spec.containers.iter().enumerate() {
@@ -360,6 +366,22 @@ fn patch(
         )?;
     }
     Ok(patch.finish())
+}
+
+/// The installation's pull Secrets (for the sidecar image) the Pod does not name yet.
+fn missing_pull_secrets(spec: &PodSpec, config: &InjectConfig) -> Vec<LocalObjectReference> {
+    let named = |name: &str| {
+        spec.image_pull_secrets
+            .iter()
+            .flatten()
+            .any(|own| own.name == name)
+    };
+    config
+        .image_pull_secrets
+        .iter()
+        .filter(|name| !named(name))
+        .map(|name| LocalObjectReference { name: name.clone() })
+        .collect()
 }
 
 /// A variable the user set themselves stays as they set it (noted in a warning).

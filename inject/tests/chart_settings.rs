@@ -61,7 +61,7 @@ fn the_defaults_render_the_documented_settings() {
     assert_eq!(
         rendered_config(&ci_values("default-values.yaml")),
         InjectConfig {
-            sidecar_image: "ghcr.io/otpilot/otpilot-sidecar:0.1.0".to_owned(),
+            sidecar_image: "registry.example/otpilot/otpilot-sidecar:0.1.0".to_owned(),
             image_pull_policy: Some("IfNotPresent".to_owned()),
             ..InjectConfig::new("")
         }
@@ -84,6 +84,7 @@ fn every_injection_value_reaches_the_settings() {
                 cpu_limit: Some("500m".to_owned()),
                 memory_limit: "96Mi".to_owned(),
             },
+            image_pull_secrets: vec!["sidecar-registry".to_owned()],
         }
     );
 }

@@ -514,3 +514,46 @@ fn pod_with(annotation: &str, value: &str) -> Pod {
         .containers(vec![container("app"), container("other-app")])
         .build()
 }
+
+#[test]
+fn the_installations_pull_secrets_reach_the_pod_without_repeating_its_own() {
+    let names = |pod: &Pod| -> Option<Vec<String>> {
+        let secrets = pod
+            .spec
+            .as_ref()
+            .expect("spec")
+            .image_pull_secrets
+            .as_ref()?;
+        Some(secrets.iter().map(|s| s.name.clone()).collect())
+    };
+    let with_secrets = InjectConfig {
+        image_pull_secrets: vec!["registry".to_owned(), "own".to_owned()],
+        ..config()
+    };
+    let mut own = pod().injecting().build();
+    own.spec.as_mut().expect("spec").image_pull_secrets =
+        Some(vec![k8s_openapi::api::core::v1::LocalObjectReference {
+            name: "own".to_owned(),
+        }]);
+    // (pod, installation's settings, the Pod's pull Secrets after injection)
+    let cases: [(Pod, &InjectConfig, Option<Vec<&str>>); 4] = [
+        (
+            pod().injecting().build(),
+            &with_secrets,
+            Some(vec!["registry", "own"]),
+        ),
+        (own.clone(), &with_secrets, Some(vec!["own", "registry"])),
+        (pod().injecting().build(), &config(), None),
+        (own, &config(), Some(vec!["own"])),
+    ];
+    for (pod, settings, expected) in cases {
+        let (patched, _) = injected(&pod, &credential().build(), settings);
+        let expected = expected.map(|v| v.into_iter().map(str::to_owned).collect::<Vec<_>>());
+        assert_eq!(
+            names(&patched),
+            expected,
+            "settings {:?}",
+            settings.image_pull_secrets
+        );
+    }
+}

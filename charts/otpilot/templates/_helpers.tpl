@@ -42,13 +42,17 @@ app.kubernetes.io/managed-by: {{ .Release.Service }}
 {{- end }}
 {{- end }}
 
-{{/* repository[:tag][@digest]; the tag defaults to the chart's appVersion. */}}
+{{/*
+repository[:tag][@digest]; the tag defaults to the chart's appVersion. No
+image is published: an unset repository fails the render with how to make one.
+*/}}
 {{- define "otpilot.image" -}}
+{{- $repository := required (printf "%s.image.repository is not set: no otpilot images are published; build and push them with scripts/images.sh --push REGISTRY/PREFIX, then set operator.image.repository and sidecar.image.repository (docs/images.md)" .component) .image.repository -}}
 {{- $tag := .image.tag | default .root.Chart.AppVersion -}}
 {{- if .image.digest -}}
-{{- printf "%s:%s@%s" .image.repository $tag .image.digest -}}
+{{- printf "%s:%s@%s" $repository $tag .image.digest -}}
 {{- else -}}
-{{- printf "%s:%s" .image.repository $tag -}}
+{{- printf "%s:%s" $repository $tag -}}
 {{- end -}}
 {{- end }}
 
@@ -72,7 +76,8 @@ app.kubernetes.io/managed-by: {{ .Release.Service }}
 {{- define "otpilot.injectConfig" -}}
 {{- $resources := dict "cpuRequest" (toString .Values.sidecar.resources.cpuRequest) "memoryRequest" (toString .Values.sidecar.resources.memoryRequest) "memoryLimit" (toString .Values.sidecar.resources.memoryLimit) -}}
 {{- if .Values.sidecar.resources.cpuLimit }}{{- $_ := set $resources "cpuLimit" (toString .Values.sidecar.resources.cpuLimit) -}}{{- end -}}
-{{- $config := dict "sidecarImage" (include "otpilot.image" (dict "image" .Values.sidecar.image "root" .)) "sidecarBinary" .Values.sidecar.binaryPath "allowImageOverride" .Values.webhook.allowSidecarImageOverride "whenNotReady" .Values.webhook.whenNotReady "resources" $resources -}}
+{{- $config := dict "sidecarImage" (include "otpilot.image" (dict "image" .Values.sidecar.image "root" . "component" "sidecar")) "sidecarBinary" .Values.sidecar.binaryPath "allowImageOverride" .Values.webhook.allowSidecarImageOverride "whenNotReady" .Values.webhook.whenNotReady "resources" $resources -}}
 {{- if .Values.sidecar.image.pullPolicy }}{{- $_ := set $config "imagePullPolicy" .Values.sidecar.image.pullPolicy -}}{{- end -}}
+{{- with .Values.sidecar.imagePullSecrets }}{{- $_ := set $config "imagePullSecrets" . -}}{{- end -}}
 {{- toPrettyJson $config -}}
 {{- end }}

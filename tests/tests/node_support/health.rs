@@ -106,6 +106,9 @@ pub fn sidecar_restarts(pod: &Pod) -> i32 {
 
 /// A copy of an injected Pod's spec under a new name, with `env` added to the sidecar: the Pod
 /// carries the webhook's marker, so the webhook leaves it as it is.
+/// The sidecar image with failpoints (a debug build), loaded by scripts/node/images.sh.
+const FAILPOINT_SIDECAR_IMAGE: &str = "localhost/otpilot/sidecar-failpoints:dev";
+
 pub fn copy_with_sidecar_env(injected: &Pod, name: &str, env: &[(&str, &str)]) -> Pod {
     let mut spec = injected.spec.clone().expect("spec");
     spec.node_name = None;
@@ -115,6 +118,10 @@ pub fn copy_with_sidecar_env(injected: &Pod, name: &str, env: &[(&str, &str)]) -
         .flatten()
         .find(|c| c.name == SIDECAR)
         .expect("the sidecar");
+    // The failpoint exists only in debug builds: the debug build of the same source
+    // (scripts/node/images.sh), for this copy alone.
+    sidecar.image = Some(FAILPOINT_SIDECAR_IMAGE.to_owned());
+    sidecar.image_pull_policy = Some("Never".to_owned());
     let vars = sidecar.env.get_or_insert_with(Vec::new);
     for (k, v) in env {
         vars.push(EnvVar {
