@@ -164,6 +164,21 @@ pub fn family_of(sample: &str) -> &str {
     sample
 }
 
+/// The leaves of the chart's values: paths whose value is not a map with
+/// keys (a scalar, a list, or an empty map a user fills).
+pub fn chart_value_leaves() -> BTreeSet<String> {
+    let paths = chart_value_paths();
+    paths
+        .iter()
+        .filter(|p| {
+            !paths
+                .iter()
+                .any(|q| q.len() > p.len() && q.starts_with(&format!("{p}.")))
+        })
+        .cloned()
+        .collect()
+}
+
 /// Every key path of the chart's values (`a.b.c`), maps only.
 pub fn chart_value_paths() -> BTreeSet<String> {
     let text = std::fs::read_to_string(repo().join("charts/otpilot/values.yaml")).expect("values");
