@@ -37,6 +37,14 @@ pub struct InjectConfig {
     /// name its own namespace's Secrets.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub image_pull_secrets: Vec<String>,
+    /// An HTTP(S) proxy for every vendor call of the injected sidecars
+    /// (`--egress-proxy`); unset: direct. No credentials in it: the chart
+    /// has no way to give sidecars a proxy password.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub egress_proxy: Option<String>,
+    /// Hosts those sidecars reach directly (`--egress-no-proxy`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub egress_no_proxy: Option<String>,
 }
 
 fn default_sidecar_binary() -> String {
@@ -103,6 +111,16 @@ impl InjectConfig {
                 "Always, IfNotPresent or Never",
             ));
         }
+        if let Some(proxy) = &self.egress_proxy
+            && !is_plain_proxy_url(proxy)
+        {
+            // Never echo the value: it might carry a password.
+            return Err(invalid(
+                "egressProxy",
+                "(not shown)",
+                "http://host:port or https://host:port, without credentials",
+            ));
+        }
         let r = &self.resources;
         let quantities = [
             ("resources.cpuRequest", Some(&r.cpu_request)),
@@ -134,8 +152,22 @@ impl InjectConfig {
             when_not_ready: WhenNotReady::default(),
             resources: SidecarResources::default(),
             image_pull_secrets: Vec::new(),
+            egress_proxy: None,
+            egress_no_proxy: None,
         }
     }
+}
+
+/// `http(s)://host[:port][/]`, with no user or password in it.
+fn is_plain_proxy_url(text: &str) -> bool {
+    let Some(rest) = text
+        .strip_prefix("http://")
+        .or_else(|| text.strip_prefix("https://"))
+    else {
+        return false;
+    };
+    let authority = rest.split('/').next().unwrap_or_default();
+    !authority.is_empty() && !authority.contains('@') && !text.chars().any(char::is_whitespace)
 }
 
 /// What to do with a Pod whose ApiCredential is not Ready.
@@ -261,10 +293,19 @@ mod tests {
                 r#"{"sidecarImage":"i","resources":{"cpuLimit":"."}}"#,
                 "resources.cpuLimit",
             ),
+            (
+                r#"{"sidecarImage":"i","egressProxy":"proxy:3128"}"#,
+                "egressProxy",
+            ),
+            (
+                r#"{"sidecarImage":"i","egressProxy":"http://u:hunter2@proxy:3128"}"#,
+                "egressProxy",
+            ),
         ];
         for (json, field) in cases {
             let error = InjectConfig::from_json(json).expect_err(json);
             assert!(error.to_string().contains(field), "{json}: {error}");
+            assert!(!error.to_string().contains("hunter2"), "{json}: {error}");
         }
     }
 

@@ -122,6 +122,12 @@ pub fn container(
     if request.proxy_require_header {
         args.push("--proxy-require-header".to_owned());
     }
+    if let Some(proxy) = &config.egress_proxy {
+        args.extend(["--egress-proxy".to_owned(), proxy.clone()]);
+        if let Some(list) = &config.egress_no_proxy {
+            args.extend(["--egress-no-proxy".to_owned(), list.clone()]);
+        }
+    }
     if let Some(lead) = refresh_before {
         args.extend([
             "--refresh-before".to_owned(),

@@ -85,6 +85,8 @@ fn every_injection_value_reaches_the_settings() {
                 memory_limit: "96Mi".to_owned(),
             },
             image_pull_secrets: vec!["sidecar-registry".to_owned()],
+            egress_proxy: Some("http://proxy.chart-check.invalid:3128".to_owned()),
+            egress_no_proxy: Some("10.0.0.0/8,.svc".to_owned()),
         }
     );
 }

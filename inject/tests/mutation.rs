@@ -202,6 +202,32 @@ fn the_credentials_refresh_before_reaches_the_sidecar() {
 }
 
 #[test]
+fn the_installations_egress_proxy_reaches_the_sidecar() {
+    let flag = |args: &[String], name: &str| {
+        args.iter()
+            .position(|a| a == name)
+            .map(|i| args[i + 1].clone())
+    };
+    let direct = injected(&pod().injecting().build(), &credential().build(), &config()).0;
+    let args = sidecar(&direct).args.clone().unwrap_or_default();
+    assert_eq!(flag(&args, "--egress-proxy"), None, "direct by default");
+
+    let mut through = config();
+    through.egress_proxy = Some("http://proxy.corp:3128".into());
+    through.egress_no_proxy = Some("10.0.0.0/8,.svc".into());
+    let patched = injected(&pod().injecting().build(), &credential().build(), &through).0;
+    let args = sidecar(&patched).args.clone().unwrap_or_default();
+    assert_eq!(
+        flag(&args, "--egress-proxy").as_deref(),
+        Some("http://proxy.corp:3128")
+    );
+    assert_eq!(
+        flag(&args, "--egress-no-proxy").as_deref(),
+        Some("10.0.0.0/8,.svc")
+    );
+}
+
+#[test]
 fn the_api_key_is_mounted_alone_from_its_secret_and_passed_to_the_sidecar() {
     let cred = credential().api_key("vendor-login", "api-key").build();
     let (patched, _) = injected(&pod().injecting().build(), &cred, &config());

@@ -79,5 +79,7 @@ image is published: an unset repository fails the render with how to make one.
 {{- $config := dict "sidecarImage" (include "otpilot.image" (dict "image" .Values.sidecar.image "root" . "component" "sidecar")) "sidecarBinary" .Values.sidecar.binaryPath "allowImageOverride" .Values.webhook.allowSidecarImageOverride "whenNotReady" .Values.webhook.whenNotReady "resources" $resources -}}
 {{- if .Values.sidecar.image.pullPolicy }}{{- $_ := set $config "imagePullPolicy" .Values.sidecar.image.pullPolicy -}}{{- end -}}
 {{- with .Values.sidecar.imagePullSecrets }}{{- $_ := set $config "imagePullSecrets" . -}}{{- end -}}
+{{- with .Values.egress.proxy }}{{- $_ := set $config "egressProxy" . -}}{{- end -}}
+{{- with .Values.egress.noProxy }}{{- $_ := set $config "egressNoProxy" . -}}{{- end -}}
 {{- toPrettyJson $config -}}
 {{- end }}
