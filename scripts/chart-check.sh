@@ -370,7 +370,7 @@ log "6. the PrometheusRule with $("$PROMTOOL" --version 2>&1 | awk 'NR == 1')"
 RULES_DIR=$(mktemp -d)
 # The PrometheusRule's spec is a Prometheus rule file (`groups:`).
 rule_file() { # helm args...: prints the rule file of the rendered PrometheusRule
-  "$BIN/helm" template "$RELEASE" "$CHART" --namespace "$NS" --kube-version "$VERSION" \
+  "$BIN/helm" template "$RELEASE" "$CHART" "${IMAGES[@]}" --namespace "$NS" --kube-version "$VERSION" \
     --show-only templates/prometheusrule.yaml "$@" \
     | awk '/^spec:$/ {on=1; next} on {sub(/^  /, ""); print}'
 }
@@ -412,11 +412,11 @@ log "   the operator's own alerts follow its job (ServiceMonitor or operatorSele
 # The operator's and sidecars' own labels (the credential's namespace) must
 # win over the target's, or the alerts name the operator's namespace.
 for monitor in servicemonitor podmonitor; do
-  monitor_yaml=$("$BIN/helm" template "$RELEASE" "$CHART" --namespace "$NS" --kube-version "$VERSION" \
+  monitor_yaml=$("$BIN/helm" template "$RELEASE" "$CHART" "${IMAGES[@]}" --namespace "$NS" --kube-version "$VERSION" \
     -f "$CHART/ci/all-values.yaml" --show-only "templates/$monitor.yaml")
   grep -q 'honorLabels: true' <<<"$monitor_yaml" || die "the $monitor does not set honorLabels: true"
 done
-services_yaml=$("$BIN/helm" template "$RELEASE" "$CHART" --namespace "$NS" --kube-version "$VERSION" \
+services_yaml=$("$BIN/helm" template "$RELEASE" "$CHART" "${IMAGES[@]}" --namespace "$NS" --kube-version "$VERSION" \
   --show-only templates/services.yaml)
 metrics_service=$(grep -A8 'otpilot.dev/service: metrics' <<<"$services_yaml")
 grep -q 'publishNotReadyAddresses: true' <<<"$metrics_service" \

@@ -204,3 +204,61 @@ async fn missing_server_ca_config_map_is_reported_and_recovers_once_created() {
     create_server_ca(&ns, &sim).await;
     wait_for_ready(&ns, "bot", &operator).await;
 }
+
+#[tokio::test]
+async fn an_unreadable_enrollment_checkpoint_is_reported_and_kept() {
+    let cluster = TestCluster::with_crds().await.expect("test control plane");
+    let ns = cluster
+        .namespace("bad-checkpoint")
+        .await
+        .expect("namespace");
+    let sim = vendor(Vendor::Conduit).await;
+    create_login_secret(&ns).await;
+    create_server_ca(&ns, &sim).await;
+    // An enrollment stopped after its first checkpoint (the operator killed there).
+    let mut first = Operator::start_with(
+        ns.name(),
+        "otpilot-operator",
+        &[("OTPILOT_FAILPOINT", "enroll-before-step-0")],
+    )
+    .await;
+    create_credential(
+        &ns,
+        &credential("bot", "conduit", &sim.base_url(), "Retain"),
+    )
+    .await;
+    let deadline = std::time::Instant::now() + Duration::from_secs(60);
+    while !first
+        .log_text()
+        .contains("\"failpoint\":\"enroll-before-step-0\"")
+    {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "failpoint not reached"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    first.kill();
+    // Someone edits the checkpoint by hand.
+    let garbage =
+        serde_json::json!({ "stringData": { "enrollment-checkpoint": "{not a checkpoint" } });
+    ns.api::<Secret>()
+        .patch(
+            "bot-recovery",
+            &PatchParams::default(),
+            &Patch::Merge(&garbage),
+        )
+        .await
+        .expect("corrupt the checkpoint");
+
+    let operator = Operator::start(ns.name()).await;
+    let c = wait_for_reason(&ns, &operator, "Enrolled", "CheckpointUnreadable").await;
+    let msg = message(&c, "Enrolled");
+    assert!(msg.contains("checkpoint"), "says what is unreadable: {msg}");
+    let kept = secret_data(&ns, "bot-recovery").await;
+    assert_eq!(
+        kept.get("enrollment-checkpoint").map(Vec::as_slice),
+        Some(b"{not a checkpoint".as_slice()),
+        "nothing is thrown away: a person decides"
+    );
+}

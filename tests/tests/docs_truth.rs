@@ -263,7 +263,6 @@ const REASONS_NOT_YET_ASSERTED: &[&str] = &[
     "Renewing",
     "IssueFailed",
     "EnrollmentInterrupted",
-    "CheckpointUnreadable",
     "KubernetesError",
 ];
 
