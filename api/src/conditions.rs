@@ -22,8 +22,6 @@ pub mod reasons {
     // Certificates and CAs.
     /// The client certificate is issued and valid.
     pub const ISSUED: &str = "Issued";
-    /// The client certificate is being renewed.
-    pub const RENEWING: &str = "Renewing";
     /// Issuing or signing a certificate failed.
     pub const ISSUE_FAILED: &str = "IssueFailed";
     /// The ClientCA the credential names does not exist.
@@ -71,13 +69,8 @@ pub mod reasons {
     pub const PROFILE_CHANGED: &str = "ProfileChanged";
 
     // Enrollment and the vendor.
-    /// TOTP enrollment at the vendor has not finished yet.
-    pub const ENROLLMENT_PENDING: &str = "EnrollmentPending";
     /// TOTP is enrolled at the vendor and the seed is stored.
     pub const ENROLLMENT_COMPLETE: &str = "EnrollmentComplete";
-    /// An enrollment stopped part-way (e.g. the operator restarted) and is
-    /// being resumed from its checkpoint.
-    pub const ENROLLMENT_INTERRUPTED: &str = "EnrollmentInterrupted";
     /// The vendor needs a new enrollment (e.g. after a recovery code).
     pub const REENROLL_REQUIRED: &str = "ReenrollRequired";
     /// The vendor refused the username or password.
@@ -157,7 +150,6 @@ pub mod reasons {
     /// Every reason, for tests and bounded metric labels.
     pub const ALL: &[&str] = &[
         ISSUED,
-        RENEWING,
         ISSUE_FAILED,
         CA_NOT_FOUND,
         CA_NOT_READY,
@@ -178,9 +170,7 @@ pub mod reasons {
         PROFILE_INVALID,
         PROFILE_ACCEPTED,
         PROFILE_CHANGED,
-        ENROLLMENT_PENDING,
         ENROLLMENT_COMPLETE,
-        ENROLLMENT_INTERRUPTED,
         REENROLL_REQUIRED,
         WRONG_PASSWORD,
         API_KEY_REJECTED,

@@ -386,6 +386,25 @@ async fn the_operator_works_with_secrets_granted_in_listed_namespaces_only() {
             .is_some_and(|n| n.ends_with("-secrets"))),
         "no cluster-wide Secret binding in this mode"
     );
+    // A credential in a namespace the list leaves out: the permission error on its status.
+    let unlisted = world
+        .cluster
+        .namespace("rbac-unlisted")
+        .await
+        .expect("namespace");
+    create_credential(
+        &unlisted,
+        "elsewhere",
+        &world.sim.base_url(),
+        Vendor::Conduit,
+        &LONG_LIVED,
+    )
+    .await;
+    let refused = wait_for_condition(&unlisted, "elsewhere", "False").await;
+    let (_, reason, message) = ready_condition(&refused).expect("Ready");
+    println!("  credential in an unlisted namespace: {reason}: {message}");
+    assert_eq!(reason, "KubernetesError", "{message}");
+    assert!(message.contains("forbidden"), "{message}");
     world
         .ns
         .api::<Deployment>()
@@ -428,9 +447,13 @@ async fn the_operator_works_with_secrets_granted_in_listed_namespaces_only() {
             )
             .await
             .expect("operator log");
+        // Refused requests about this case's namespace, or cluster-wide (the Secret watch
+        // before --secret-namespaces). Credentials in unlisted namespaces (the other cases'
+        // and the one below) are refused by design: their status says so.
         let refused: Vec<&str> = log
             .lines()
             .filter(|l| l.contains("forbidden") || l.contains("Forbidden"))
+            .filter(|l| l.contains(world.ns.name()) || l.contains("at the cluster scope"))
             .collect();
         assert!(
             refused.is_empty(),

@@ -79,9 +79,6 @@ pub fn next_step(reason: &str) -> &'static str {
         reasons::DISABLE_FAILED => {
             "turning MFA off at the vendor failed: fix the cause, or set deletionPolicy Retain"
         }
-        reasons::ENROLLMENT_PENDING | reasons::ENROLLMENT_INTERRUPTED | reasons::RENEWING => {
-            "wait: the operator is working on it"
-        }
         _ => "read the message below and the recent Events",
     }
 }
